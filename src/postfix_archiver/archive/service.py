@@ -1,0 +1,356 @@
+"""The archive: one ingest path for every way in, and the read side.
+
+Ingest order is what makes a crash harmless: the blobs (parts, then the message) are written
+and fsync'd first; only then is the catalog row committed, together with its full-text entry
+and its chain event. A crash before the commit leaves at most an unreferenced blob, which a
+retry rewrites; never a row without a blob, never a searchable message without its index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import zstandard
+
+from ..catalog import (
+    AddResult,
+    AttachmentRow,
+    Catalog,
+    EnvelopeRow,
+    MessageRow,
+    NewArrival,
+    SearchPage,
+    Stats,
+    StoredPart,
+    open_catalog,
+)
+from ..catalog.writer import CatalogWriter
+from ..config import Config
+from ..envelope import Envelope
+from ..errors import IntegrityError, NotFoundError
+from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
+from ..search import Node, parse_query
+from ..store import BlobStore, open_store
+from . import skeleton
+
+log = logging.getLogger("postfix_archiver.archive")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    id: int
+    sha256: str
+    new_message: bool  # False: the same bytes were already archived (deduplicated)
+    new_envelope: bool  # False: this very arrival was recorded before (a retry)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """Everything the CLI and web show about one archived message."""
+
+    row: MessageRow
+    envelopes: list[EnvelopeRow]
+    attachments: list[AttachmentRow]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Archive:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: BlobStore | None = None,
+        catalog: Catalog | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store or open_store(config.archive.store_url)
+        self.catalog = catalog or open_catalog(config.archive.catalog_url)
+        self._threshold = config.archive.attachment_threshold
+        self._level = config.archive.compression_level
+        self._local = threading.local()
+        self._writer: CatalogWriter | None = None
+        self._writer_lock = threading.Lock()
+        self._workers = workers or min(8, (os.cpu_count() or 2) * 2)
+        self._pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def open(cls, config: Config) -> Archive:
+        return cls(config)
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.catalog.close()
+        self.store.close()
+
+    @property
+    def writer(self) -> CatalogWriter:
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = CatalogWriter(self.catalog)
+            return self._writer
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._writer_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
+            return self._pool
+
+    # -- compression, per thread (zstd contexts are not thread-safe) -------------------------
+
+    def _compress(self, data: bytes) -> bytes:
+        c = getattr(self._local, "c", None)
+        if c is None:
+            c = self._local.c = zstandard.ZstdCompressor(level=self._level)
+        result: bytes = c.compress(data)
+        return result
+
+    def _decompress(self, data: bytes, what: str) -> bytes:
+        d = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        try:
+            result: bytes = d.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{what}: stored blob is damaged ({exc})") from exc
+        return result
+
+    # -- write side --------------------------------------------------------------------------
+
+    def prepare(
+        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
+    ) -> NewArrival:
+        """Hash, parse, split, compress and durably store the blobs of one arrival.
+
+        Returns the arrival for the catalog writer. Safe to call from many threads.
+        """
+        sha = sha256_hex(raw)
+        if self.catalog.find_sha(sha) is not None:
+            # known bytes: nothing to store, only the envelope is new (or a retry)
+            parsed = parsed or ParsedMessage(size=len(raw), headers=[])
+            return self._arrival(sha, raw, parsed, envelope, 0, [])
+        if parsed is None:
+            parsed = parse_message(raw)
+        split = skeleton.split_message(raw, self._threshold, sha256_hex)
+        parts: list[StoredPart] = []
+        for part_sha, content in split.parts.items():
+            key = f"p/{part_sha}"
+            if self.store.exists(key):
+                parts.append(StoredPart(part_sha, self.store.size(key)))
+                continue
+            blob = self._compress(content)
+            self.store.put(key, blob)
+            parts.append(StoredPart(part_sha, len(blob)))
+        manifest = self._compress(skeleton.encode_manifest(split, raw))
+        self.store.put(f"m/{sha}", manifest)
+        return self._arrival(sha, raw, parsed, envelope, len(manifest), parts)
+
+    @staticmethod
+    def _arrival(
+        sha: str,
+        raw: bytes,
+        parsed: ParsedMessage,
+        envelope: Envelope,
+        stored_size: int,
+        parts: list[StoredPart],
+    ) -> NewArrival:
+        return NewArrival(
+            sha256=sha,
+            size=len(raw),
+            stored_size=stored_size,
+            date=parsed.date or envelope.received,
+            subject=parsed.subject,
+            message_id=parsed.message_id,
+            from_=parsed.from_,
+            to=parsed.to,
+            cc=parsed.cc,
+            attachments=parsed.attachments,
+            defects=parsed.defects,
+            body_text=parsed.index_text(),
+            parts=parts,
+            envelope=envelope,
+        )
+
+    def ingest(
+        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
+    ) -> IngestResult:
+        """Archive one arrival durably; returns once blob and catalog row are on disk."""
+        arrival = self.prepare(raw, envelope, parsed)
+        added = self.writer.add(arrival)
+        return IngestResult(added.id, arrival.sha256, added.new_message, added.new_envelope)
+
+    async def ingest_async(
+        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
+    ) -> IngestResult:
+        """``ingest`` without blocking the event loop (work runs in the ingest threads)."""
+        loop = asyncio.get_running_loop()
+        arrival = await loop.run_in_executor(self.pool, self.prepare, raw, envelope, parsed)
+        added = await asyncio.wrap_future(self.writer.submit(arrival))
+        return IngestResult(added.id, arrival.sha256, added.new_message, added.new_envelope)
+
+    def ingest_many(
+        self, items: Iterable[tuple[bytes, Envelope]], *, window: int = 512
+    ) -> Iterator[IngestResult]:
+        """Archive many arrivals with the work spread over threads; results in input order.
+
+        Parsing, compression and blob writes run in parallel; the catalog writer commits
+        whatever is waiting as one transaction.
+        """
+
+        def work(raw: bytes, env: Envelope) -> tuple[str, Future[AddResult]]:
+            arrival = self.prepare(raw, env)
+            return arrival.sha256, self.writer.submit(arrival)
+
+        pending: deque[Future[tuple[str, Future[AddResult]]]] = deque()
+
+        def finish() -> IngestResult:
+            sha, committed = pending.popleft().result()
+            added = committed.result()
+            return IngestResult(added.id, sha, added.new_message, added.new_envelope)
+
+        for raw, env in items:
+            pending.append(self.pool.submit(work, raw, env))
+            while len(pending) > window:
+                yield finish()
+        while pending:
+            yield finish()
+
+    # -- read side ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | Node,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "-date",
+        visible_to: Sequence[str] | None = None,
+    ) -> SearchPage:
+        node = parse_query(query) if isinstance(query, str) else query
+        return self.catalog.search(
+            node, limit=limit, offset=offset, order=order, visible_to=visible_to
+        )
+
+    def iter_search(
+        self, query: str | Node, *, batch: int = 500, visible_to: Sequence[str] | None = None
+    ) -> Iterator[MessageRow]:
+        """Every match of ``query``, oldest first, fetched page by page."""
+        node = parse_query(query) if isinstance(query, str) else query
+        offset = 0
+        while True:
+            page = self.catalog.search(
+                node, limit=batch, offset=offset, order="date", visible_to=visible_to
+            )
+            yield from page.results
+            if len(page.results) < batch:
+                return
+            offset += batch
+
+    def get(self, message: int) -> MessageRow:
+        row = self.catalog.get(message)
+        if row is None:
+            raise NotFoundError(f"no archived message with id {message}")
+        return row
+
+    def view(self, message: int) -> MessageView:
+        row = self.get(message)
+        return MessageView(row, self.catalog.envelopes(message), self.catalog.attachments(message))
+
+    def resolve(self, ident: str) -> int:
+        """An archive id from ``42`` or a SHA-256 (prefix of at least 12 hex digits)."""
+        ident = ident.strip()
+        if ident.isdigit():
+            return int(ident)
+        if len(ident) == 64:
+            found = self.catalog.find_sha(ident.lower())
+            if found is not None:
+                return found
+        raise NotFoundError(
+            f"no archived message with id {ident!r} "
+            "(give the number shown by search, or the full SHA-256)"
+        )
+
+    def raw(self, message: int) -> bytes:
+        """The original bytes, rebuilt and checked against their SHA-256."""
+        return self.read_blob(self.get(message).sha256)
+
+    def read_blob(self, sha: str) -> bytes:
+        try:
+            stored = self.store.get(f"m/{sha}")
+        except KeyError:
+            raise IntegrityError(
+                f"message blob m/{sha} is missing from the store {self.store.url}"
+            ) from None
+        data = self._decompress(stored, f"message blob m/{sha}")
+        try:
+            segments = skeleton.decode_manifest(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"message blob m/{sha}: manifest is damaged ({exc})") from exc
+        raw = skeleton.rebuild(segments, self._read_part)
+        if sha256_hex(raw) != sha:
+            raise IntegrityError(
+                f"message blob m/{sha}: bytes do not match their SHA-256; "
+                "the stored copy was altered or damaged"
+            )
+        return raw
+
+    def _read_part(self, sha: str) -> bytes:
+        try:
+            stored = self.store.get(f"p/{sha}")
+        except KeyError:
+            raise IntegrityError(
+                f"part blob p/{sha} is missing from the store {self.store.url}"
+            ) from None
+        content = self._decompress(stored, f"part blob p/{sha}")
+        if sha256_hex(content) != sha:
+            raise IntegrityError(
+                f"part blob p/{sha}: bytes do not match their SHA-256; "
+                "the stored copy was altered or damaged"
+            )
+        return content
+
+    def attachment(self, message: int, index: int) -> tuple[Attachment, bytes]:
+        try:
+            return attachment_payload(self.raw(message), index)
+        except KeyError:
+            raise NotFoundError(f"message {message} has no part {index}") from None
+
+    def stats(self) -> Stats:
+        return self.catalog.stats()
+
+    def map_parallel(
+        self, fn: Callable[[MessageRow], T], rows: Iterable[MessageRow]
+    ) -> Iterator[T]:
+        """``fn`` over rows on the ingest threads, results in order (for verify, export)."""
+        pending: deque[Future[T]] = deque()
+        for row in rows:
+            pending.append(self.pool.submit(fn, row))
+            while len(pending) > 64:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

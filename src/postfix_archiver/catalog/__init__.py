@@ -1,0 +1,108 @@
+"""Metadata and full-text index behind one interface, chosen by URL.
+
+``sqlite:///path/catalog.sqlite`` (default; PostgreSQL is the next backend). Each backend
+compiles the search AST (``postfix_archiver.search``) to its own SQL, always with bound
+parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from ..errors import CatalogError
+from ..search import Node
+from .records import (
+    AddResult,
+    AttachmentRow,
+    ChainLink,
+    EnvelopeRow,
+    MessageRow,
+    NewArrival,
+    SearchPage,
+    Stats,
+    StoredPart,
+)
+
+ORDERS = ("-date", "date", "-size", "size", "subject", "-subject", "from", "-from")
+
+
+class Catalog(Protocol):
+    """The archive's catalog. Contract tested for every backend in ``tests/unit/catalog``.
+
+    - ``add_batch`` records arrivals in ONE transaction: for each, the message row (unless
+      its SHA-256 is known), its addresses, attachments, parts and full-text entry, the
+      envelope (unless the same ``Envelope.key`` is recorded for that message) and a chain
+      event for the new envelope. Either all of a batch commits or none of it. It is called
+      from one writer thread only (``CatalogWriter``).
+    - Reads may run on any thread, concurrently with the writer.
+    - ``search`` applies ``order`` (one of ``ORDERS``), then ``offset``/``limit``; when
+      ``visible_to`` is given, only messages where one of those addresses is the envelope
+      sender or recipient or in From/To/Cc are seen.
+    """
+
+    url: str
+
+    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]: ...
+
+    def find_sha(self, sha256: str) -> int | None: ...
+
+    def search(
+        self,
+        query: Node,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "-date",
+        visible_to: Sequence[str] | None = None,
+    ) -> SearchPage: ...
+
+    def get(self, message: int) -> MessageRow | None: ...
+
+    def envelopes(self, message: int) -> list[EnvelopeRow]: ...
+
+    def attachments(self, message: int) -> list[AttachmentRow]: ...
+
+    def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...
+
+    def part_shas(self) -> Iterator[str]: ...
+
+    def messages(self) -> Iterator[MessageRow]: ...
+
+    def chain(self) -> Iterator[ChainLink]: ...
+
+    def orphans(self) -> tuple[list[int], list[int]]:
+        """Ids of messages and of envelopes that have no chain event."""
+        ...
+
+    def stats(self) -> Stats: ...
+
+    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]: ...
+
+    def close(self) -> None: ...
+
+
+def open_catalog(url: str) -> Catalog:
+    """The catalog for ``url``; creates and migrates the schema as needed."""
+    if url.startswith("sqlite://"):
+        from .sqlite import SqliteCatalog
+
+        return SqliteCatalog(url.removeprefix("sqlite://"))
+    raise CatalogError(f"unsupported catalog URL {url!r}: use sqlite:///path/catalog.sqlite")
+
+
+__all__ = [
+    "ORDERS",
+    "AddResult",
+    "AttachmentRow",
+    "Catalog",
+    "ChainLink",
+    "EnvelopeRow",
+    "MessageRow",
+    "NewArrival",
+    "SearchPage",
+    "Stats",
+    "StoredPart",
+    "open_catalog",
+]

@@ -1,0 +1,158 @@
+"""Compiling the search AST to a SQL condition on ``messages m``, with bound parameters only.
+
+The SQL shape is shared by the backends; what differs (the full-text match, the parameter
+marker, case-insensitive LIKE) comes from a small ``Dialect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..search import (
+    All,
+    And,
+    DateBound,
+    Field,
+    HasAttachment,
+    IdIs,
+    Node,
+    Not,
+    Or,
+    SizeBound,
+    Text,
+)
+
+# which address kinds each address field looks at; "sender"/"rcpt" are the envelope's
+ADDRESS_KINDS: dict[str, tuple[str, ...]] = {
+    "from": ("from", "sender"),
+    "to": ("to", "cc", "rcpt"),
+    "cc": ("cc",),
+}
+VISIBLE_KINDS = ("from", "to", "cc", "sender", "rcpt")
+
+
+class Dialect(Protocol):
+    param: str  # "?" or "%s"
+    like: str  # case-insensitive LIKE operator
+
+    def fulltext(self, terms: Sequence[Text | Field], params: list[object]) -> str:
+        """A condition on ``m.id`` matching all ``terms`` (free text or subject:)."""
+        ...
+
+
+@dataclass
+class Compiled:
+    where: str
+    params: list[object] = field(default_factory=list)
+
+
+def like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def glob_to_like(value: str) -> str:
+    return like_escape(value).replace("*", "%")
+
+
+def normalize_msgid(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+class Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
+
+    def compile(self, node: Node) -> Compiled:
+        params: list[object] = []
+        return Compiled(self._node(node, params), params)
+
+    def visible(self, addresses: Sequence[str], params: list[object]) -> str:
+        p = self.d.param
+        marks = ", ".join(p for _ in addresses) or "NULL"
+        kinds = ", ".join(f"'{k}'" for k in VISIBLE_KINDS)
+        params.extend(a.lower() for a in addresses)
+        return (
+            f"m.id IN (SELECT message FROM addresses WHERE kind IN ({kinds}) "
+            f"AND address IN ({marks}))"
+        )
+
+    def _node(self, node: Node, params: list[object]) -> str:
+        p = self.d.param
+        match node:
+            case All():
+                return "1=1"
+            case Text() | Field(name="subject"):
+                return self.d.fulltext([node], params)
+            case Field(name="from" | "to" | "cc" as name, value=value):
+                return self._address(ADDRESS_KINDS[name], value, params)
+            case Field(name="filename", value=value):
+                params.append(glob_to_like(value))
+                return (
+                    f"m.id IN (SELECT message FROM attachments "
+                    f"WHERE filename {self.d.like} {p} ESCAPE '\\')"
+                )
+            case Field(name="msgid", value=value):
+                if "*" in value:
+                    params.append(glob_to_like(normalize_msgid(value)))
+                    return f"m.message_id {self.d.like} {p} ESCAPE '\\'"
+                params.append(normalize_msgid(value))
+                return f"m.message_id = {p}"
+            case Field(name=name):
+                raise ValueError(f"unknown field {name!r}")
+            case DateBound(name="after", value=value):
+                params.append(int(value.timestamp()))
+                return f"m.date >= {p}"
+            case DateBound(name="before", value=value):
+                params.append(int(value.timestamp()))
+                return f"m.date < {p}"
+            case SizeBound(name="larger", value=value):
+                params.append(value)
+                return f"m.size > {p}"
+            case SizeBound(name="smaller", value=value):
+                params.append(value)
+                return f"m.size < {p}"
+            case HasAttachment():
+                return "m.attachment_count > 0"
+            case IdIs(value=value):
+                params.append(value)
+                return f"m.id = {p}"
+            case Not(child=child):
+                return f"NOT ({self._node(child, params)})"
+            case And(children=children):
+                return self._and(children, params)
+            case Or(children=children):
+                return "(" + " OR ".join(self._node(c, params) for c in children) + ")"
+        raise ValueError(f"cannot compile {node!r}")
+
+    def _and(self, children: Sequence[Node], params: list[object]) -> str:
+        # all full-text terms of a conjunction go to the index as one match: one lookup
+        text_terms: list[Text | Field] = [
+            c
+            for c in children
+            if isinstance(c, Text) or (isinstance(c, Field) and c.name == "subject")
+        ]
+        parts: list[str] = []
+        if text_terms:
+            parts.append(self.d.fulltext(text_terms, params))
+        parts.extend(self._node(c, params) for c in children if c not in text_terms)
+        return "(" + " AND ".join(parts) + ")"
+
+    def _address(self, kinds: tuple[str, ...], value: str, params: list[object]) -> str:
+        p = self.d.param
+        kind_list = ", ".join(f"'{k}'" for k in kinds)
+        v = value.lower()
+        if "*" in v:
+            cond = f"address {self.d.like} {p} ESCAPE '\\'"
+            params.append(glob_to_like(v))
+        elif v.startswith("@"):
+            cond = f"address {self.d.like} {p} ESCAPE '\\'"
+            params.append("%" + like_escape(v))
+        elif "@" in v:
+            cond = f"address = {p}"
+            params.append(v)
+        else:
+            cond = f"(address {self.d.like} {p} ESCAPE '\\' OR name {self.d.like} {p} ESCAPE '\\')"
+            params.extend(["%" + like_escape(v) + "%"] * 2)
+        return f"m.id IN (SELECT message FROM addresses WHERE kind IN ({kind_list}) AND {cond})"

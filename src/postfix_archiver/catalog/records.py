@@ -1,0 +1,144 @@
+"""Plain records passed between the archive and a catalog backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..envelope import Envelope
+from ..message import Address, Attachment
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    sha256: str
+    stored_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewArrival:
+    """One arrival to record: the message (if new) and its envelope."""
+
+    sha256: str
+    size: int
+    stored_size: int  # of the message blob (skeleton or whole), compressed
+    date: datetime
+    subject: str
+    message_id: str
+    from_: list[Address]
+    to: list[Address]
+    cc: list[Address]
+    attachments: list[Attachment]
+    defects: list[str]
+    body_text: str
+    parts: list[StoredPart]
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    id: int  # archive id of the message
+    new_message: bool  # False: these bytes were archived before (deduplicated)
+    new_envelope: bool  # False: this arrival (same queue id and envelope) was recorded before
+    event_seq: int | None  # chain event of the new envelope
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    sha256: str
+    size: int
+    stored_size: int
+    date: datetime
+    received: datetime
+    subject: str
+    message_id: str
+    from_: str
+    to: str
+    cc: str
+    attachment_count: int
+    defects: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        """The stable JSON form used by ``search --json`` and the REST API."""
+        return {
+            "id": self.id,
+            "date": self.date.isoformat(),
+            "from": self.from_,
+            "to": self.to,
+            "cc": self.cc,
+            "subject": self.subject,
+            "size": self.size,
+            "attachments": self.attachment_count,
+            "message_id": self.message_id,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRow:
+    id: int
+    message: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRow:
+    message: int
+    index: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    total: int
+    results: list[MessageRow]
+
+    def to_json(self) -> dict[str, object]:
+        return {"total": self.total, "results": [r.summary() for r in self.results]}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """An event with the catalog rows its hash covers, as they are now."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    message: int
+    envelope_id: int
+    message_sha256: str | None  # None: the message row is gone
+    size: int | None
+    envelope: Envelope | None  # None: the envelope row is gone
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    messages: int
+    envelopes: int
+    raw_bytes: int
+    stored_bytes: int  # message blobs + distinct parts, compressed
+    parts: int
+    catalog_bytes: int
+    first_date: datetime | None
+    last_date: datetime | None
+
+    @property
+    def ratio(self) -> float:
+        return self.stored_bytes / self.raw_bytes if self.raw_bytes else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "messages": self.messages,
+            "envelopes": self.envelopes,
+            "raw_bytes": self.raw_bytes,
+            "stored_bytes": self.stored_bytes,
+            "ratio": round(self.ratio, 4),
+            "parts": self.parts,
+            "catalog_bytes": self.catalog_bytes,
+            "first_date": self.first_date.isoformat() if self.first_date else None,
+            "last_date": self.last_date.isoformat() if self.last_date else None,
+        }

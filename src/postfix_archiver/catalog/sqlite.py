@@ -1,0 +1,558 @@
+"""The default catalog: SQLite in WAL mode with an FTS5 full-text index. See ``Catalog``.
+
+One connection writes (used only by the ``CatalogWriter`` thread); every reading thread gets
+its own connection, so searches never wait for a commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import chain
+from ..envelope import Envelope
+from ..errors import CatalogError
+from ..search import Field, Node, Text
+from .compile import Compiler, like_escape
+from .records import (
+    AddResult,
+    AttachmentRow,
+    ChainLink,
+    EnvelopeRow,
+    MessageRow,
+    NewArrival,
+    SearchPage,
+    Stats,
+)
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        stored_size INTEGER NOT NULL,
+        date INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        from_text TEXT NOT NULL,
+        to_text TEXT NOT NULL,
+        cc_text TEXT NOT NULL,
+        attachment_count INTEGER NOT NULL,
+        defects TEXT NOT NULL
+    );
+    CREATE INDEX messages_date ON messages(date DESC, id DESC);
+    CREATE INDEX messages_message_id ON messages(message_id);
+    CREATE INDEX messages_size ON messages(size);
+    CREATE TABLE addresses (
+        message INTEGER NOT NULL REFERENCES messages(id),
+        kind TEXT NOT NULL,
+        address TEXT NOT NULL,
+        name TEXT NOT NULL,
+        UNIQUE (message, kind, address)
+    );
+    CREATE INDEX addresses_address ON addresses(address, kind);
+    CREATE TABLE envelopes (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES messages(id),
+        env_key TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        queue_id TEXT,
+        client_address TEXT,
+        client_name TEXT,
+        helo TEXT,
+        received TEXT NOT NULL,
+        source TEXT NOT NULL,
+        UNIQUE (message, env_key)
+    );
+    CREATE TABLE envelope_recipients (
+        envelope INTEGER NOT NULL REFERENCES envelopes(id),
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (envelope, position)
+    );
+    CREATE TABLE attachments (
+        message INTEGER NOT NULL REFERENCES messages(id),
+        position INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (message, position)
+    );
+    CREATE INDEX attachments_filename ON attachments(filename);
+    CREATE TABLE parts (
+        sha256 TEXT PRIMARY KEY,
+        stored_size INTEGER NOT NULL
+    );
+    CREATE TABLE message_parts (
+        message INTEGER NOT NULL REFERENCES messages(id),
+        sha256 TEXT NOT NULL REFERENCES parts(sha256),
+        PRIMARY KEY (message, sha256)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL,
+        envelope INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE fts USING fts5(
+        subject, body, names, addrs, tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
+]
+
+_MESSAGE_COLUMNS = (
+    "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
+    "m.message_id, m.from_text, m.to_text, m.cc_text, m.attachment_count, "
+    "m.defects"
+)
+_ORDER_SQL = {
+    "-date": "m.date DESC, m.id DESC",
+    "date": "m.date ASC, m.id ASC",
+    "-size": "m.size DESC, m.id DESC",
+    "size": "m.size ASC, m.id ASC",
+    "subject": "m.subject COLLATE NOCASE ASC, m.id ASC",
+    "-subject": "m.subject COLLATE NOCASE DESC, m.id DESC",
+    "from": "m.from_text COLLATE NOCASE ASC, m.id ASC",
+    "-from": "m.from_text COLLATE NOCASE DESC, m.id DESC",
+}
+
+
+def fts_string(value: str) -> str:
+    """An FTS5 string literal: the value's tokens, matched in order, never as syntax."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def fts_term(node: Text | Field) -> str:
+    value = node.value
+    prefix = not node.phrase and value.endswith("*") and len(value.rstrip("*")) > 0
+    literal = fts_string(value.rstrip("*") if prefix else value)
+    term = literal + ("*" if prefix else "")
+    if isinstance(node, Field):
+        return "{subject} : " + term
+    return term
+
+
+class SqliteDialect:
+    param = "?"
+    like = "LIKE"
+
+    def fulltext(self, terms: Sequence[Text | Field], params: list[object]) -> str:
+        params.append(" AND ".join(fts_term(t) for t in terms))
+        return "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+
+
+def _ts(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _dt(value: int) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class SqliteCatalog:
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite://{self.path}"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._compiler = Compiler(SqliteDialect())
+        self._all_readers: list[sqlite3.Connection] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot create catalog directory {self.path.parent}: {exc.strerror}"
+            ) from exc
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when it returns; the promise to Postfix needs that
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._write_lock:
+                self._all_readers.append(conn)
+        return conn
+
+    def _write_conn(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
+
+    def _migrate(self) -> None:
+        conn = self._write_conn()
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise CatalogError(
+                    f"catalog {self.path} has schema version {version}, newer than this "
+                    f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot prepare catalog {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+        self._local = threading.local()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]:
+        with self._write_lock:
+            conn = self._write_conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    results = [self._add(conn, a) for a in arrivals]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from exc
+            return results
+
+    def _add(self, conn: sqlite3.Connection, a: NewArrival) -> AddResult:
+        row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (a.sha256,)).fetchone()
+        new_message = row is None
+        env = a.envelope
+        message = self._insert_message(conn, a) if row is None else row[0]
+        exists = conn.execute(
+            "SELECT id FROM envelopes WHERE message = ? AND env_key = ?", (message, env.key)
+        ).fetchone()
+        if exists is not None:
+            return AddResult(message, new_message, False, None)
+        cur = conn.execute(
+            "INSERT INTO envelopes (message, env_key, sender, queue_id, client_address, "
+            "client_name, helo, received, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message,
+                env.key,
+                env.sender,
+                env.queue_id,
+                env.client_address,
+                env.client_name,
+                env.helo,
+                env.canonical()["received"],
+                env.source,
+            ),
+        )
+        envelope_id = cur.lastrowid
+        assert envelope_id is not None
+        conn.executemany(
+            "INSERT INTO envelope_recipients (envelope, position, address) VALUES (?, ?, ?)",
+            [(envelope_id, i, r) for i, r in enumerate(env.recipients)],
+        )
+        addresses = [(message, "rcpt", r.lower(), "") for r in env.recipients]
+        if env.sender:
+            addresses.append((message, "sender", env.sender.lower(), ""))
+        conn.executemany(
+            "INSERT OR IGNORE INTO addresses (message, kind, address, name) VALUES (?, ?, ?, ?)",
+            addresses,
+        )
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, chain.GENESIS)
+        digest = chain.event_hash(prev, seq, a.sha256, a.size, env.canonical())
+        conn.execute(
+            "INSERT INTO events (seq, message, envelope, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
+            (seq, message, envelope_id, prev, digest),
+        )
+        return AddResult(message, new_message, True, seq)
+
+    def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
+        def show(addrs: Sequence[object]) -> str:
+            return ", ".join(str(x) for x in addrs)
+
+        cur = conn.execute(
+            "INSERT INTO messages (sha256, size, stored_size, date, received, message_id, "
+            "subject, from_text, to_text, cc_text, attachment_count, defects) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.sha256,
+                a.size,
+                a.stored_size,
+                _ts(a.date),
+                _ts(a.envelope.received),
+                a.message_id.strip().strip("<>").strip(),
+                a.subject,
+                show(a.from_),
+                show(a.to),
+                show(a.cc),
+                len(a.attachments),
+                json.dumps(a.defects),
+            ),
+        )
+        message = cur.lastrowid
+        assert message is not None
+        rows = [
+            (message, kind, addr.address.lower(), addr.name)
+            for kind, addrs in (("from", a.from_), ("to", a.to), ("cc", a.cc))
+            for addr in addrs
+            if addr.address
+        ]
+        conn.executemany(
+            "INSERT OR IGNORE INTO addresses (message, kind, address, name) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO attachments (message, position, filename, content_type, size, sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (message, x.index, x.filename, x.content_type, x.size, x.sha256)
+                for x in a.attachments
+            ],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO parts (sha256, stored_size) VALUES (?, ?)",
+            [(p.sha256, p.stored_size) for p in a.parts],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO message_parts (message, sha256) VALUES (?, ?)",
+            [(message, p.sha256) for p in a.parts],
+        )
+        names = " ".join(x.filename for x in a.attachments if x.filename)
+        addrs = " ".join(str(x) for x in (*a.from_, *a.to, *a.cc))
+        conn.execute(
+            "INSERT INTO fts (rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?)",
+            (message, a.subject, a.body_text, names, addrs),
+        )
+        return message
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+
+    @staticmethod
+    def _row(r: Sequence[Any]) -> MessageRow:
+        return MessageRow(
+            id=int(r[0]),
+            sha256=str(r[1]),
+            size=int(r[2]),
+            stored_size=int(r[3]),
+            date=_dt(int(r[4])),
+            received=_dt(int(r[5])),
+            subject=str(r[6]),
+            message_id=str(r[7]),
+            from_=str(r[8]),
+            to=str(r[9]),
+            cc=str(r[10]),
+            attachment_count=int(r[11]),
+            defects=json.loads(str(r[12])),
+        )
+
+    def find_sha(self, sha256: str) -> int | None:
+        rows = self._query("SELECT id FROM messages WHERE sha256 = ?", (sha256,))
+        return int(rows[0][0]) if rows else None
+
+    def search(
+        self,
+        query: Node,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "-date",
+        visible_to: Sequence[str] | None = None,
+    ) -> SearchPage:
+        compiled = self._compiler.compile(query)
+        where, params = compiled.where, compiled.params
+        if visible_to is not None:
+            where = f"({where}) AND {self._compiler.visible(visible_to, params)}"
+        order_sql = _ORDER_SQL.get(order)
+        if order_sql is None:
+            raise ValueError(f"unknown order {order!r}")
+        total = self._query(f"SELECT count(*) FROM messages m WHERE {where}", params)[0][0]
+        rows = self._query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE {where} "
+            f"ORDER BY {order_sql} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return SearchPage(int(total), [self._row(r) for r in rows])
+
+    def get(self, message: int) -> MessageRow | None:
+        rows = self._query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?",
+            (message,),
+        )
+        return self._row(rows[0]) if rows else None
+
+    def envelopes(self, message: int) -> list[EnvelopeRow]:
+        rows = self._query(
+            "SELECT id, message, sender, queue_id, client_address, client_name, helo, "
+            "received, source FROM envelopes WHERE message = ? ORDER BY id",
+            (message,),
+        )
+        return [EnvelopeRow(int(r[0]), int(r[1]), self._envelope(r[0], r[2:])) for r in rows]
+
+    def _envelope(self, envelope_id: object, r: Sequence[Any]) -> Envelope:
+        recipients = self._query(
+            "SELECT address FROM envelope_recipients WHERE envelope = ? ORDER BY position",
+            (envelope_id,),
+        )
+        return Envelope(
+            sender=str(r[0]),
+            recipients=tuple(str(x[0]) for x in recipients),
+            queue_id=_opt(r[1]),
+            client_address=_opt(r[2]),
+            client_name=_opt(r[3]),
+            helo=_opt(r[4]),
+            received=datetime.fromisoformat(str(r[5])),
+            source=str(r[6]),
+        )
+
+    def attachments(self, message: int) -> list[AttachmentRow]:
+        rows = self._query(
+            "SELECT message, position, filename, content_type, size, sha256 "
+            "FROM attachments WHERE message = ? ORDER BY position",
+            (message,),
+        )
+        return [
+            AttachmentRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]))
+            for r in rows
+        ]
+
+    def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
+        params: list[object] = [message]
+        cond = self._compiler.visible(addresses, params)
+        return bool(self._query(f"SELECT 1 FROM messages m WHERE m.id = ? AND {cond}", params))
+
+    def part_shas(self) -> Iterator[str]:
+        for r in self._query("SELECT sha256 FROM parts ORDER BY sha256"):
+            yield str(r[0])
+
+    def messages(self) -> Iterator[MessageRow]:
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id > ? "
+                "ORDER BY m.id LIMIT 1000",
+                (last,),
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield self._row(r)
+            last = int(rows[-1][0])
+
+    def chain(self) -> Iterator[ChainLink]:
+        last = 0
+        while True:
+            rows = self._query(
+                "SELECT e.seq, e.prev_hash, e.hash, e.message, e.envelope, m.sha256, m.size, "
+                "v.id, v.sender, v.queue_id, v.client_address, v.client_name, v.helo, "
+                "v.received, v.source FROM events e "
+                "LEFT JOIN messages m ON m.id = e.message "
+                "LEFT JOIN envelopes v ON v.id = e.envelope AND v.message = e.message "
+                "WHERE e.seq > ? ORDER BY e.seq LIMIT 1000",
+                (last,),
+            )
+            if not rows:
+                return
+            for r in rows:
+                env = None if r[7] is None else self._envelope(r[7], r[8:])
+                yield ChainLink(
+                    seq=int(r[0]),
+                    prev_hash=str(r[1]),
+                    hash=str(r[2]),
+                    message=int(r[3]),
+                    envelope_id=int(r[4]),
+                    message_sha256=_opt(r[5]),
+                    size=None if r[6] is None else int(r[6]),
+                    envelope=env,
+                )
+            last = int(rows[-1][0])
+
+    def orphans(self) -> tuple[list[int], list[int]]:
+        messages = self._query(
+            "SELECT m.id FROM messages m WHERE NOT EXISTS "
+            "(SELECT 1 FROM events e WHERE e.message = m.id) ORDER BY m.id"
+        )
+        envelopes = self._query(
+            "SELECT v.id FROM envelopes v WHERE NOT EXISTS "
+            "(SELECT 1 FROM events e WHERE e.envelope = v.id) ORDER BY v.id"
+        )
+        return [int(r[0]) for r in messages], [int(r[0]) for r in envelopes]
+
+    def stats(self) -> Stats:
+        m = self._query(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0),"
+            " min(date), max(date) FROM messages"
+        )[0]
+        p = self._query("SELECT count(*), coalesce(sum(stored_size), 0) FROM parts")[0]
+        e = self._query("SELECT count(*) FROM envelopes")[0]
+        size = sum(
+            f.stat().st_size for f in self.path.parent.glob(self.path.name + "*") if f.is_file()
+        )
+        return Stats(
+            messages=int(m[0]),
+            envelopes=int(e[0]),
+            raw_bytes=int(m[1]),
+            stored_bytes=int(m[2]) + int(p[1]),
+            parts=int(p[0]),
+            catalog_bytes=size,
+            first_date=None if m[3] is None else _dt(int(m[3])),
+            last_date=None if m[4] is None else _dt(int(m[4])),
+        )
+
+    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
+        rows = self._query(
+            "SELECT date(date, 'unixepoch') AS day, count(*), sum(size) FROM messages "
+            "WHERE date >= ? GROUP BY day ORDER BY day",
+            (_ts(since) if since else 0,),
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+__all__ = ["SqliteCatalog", "like_escape"]

@@ -1,0 +1,85 @@
+"""The single catalog writer: a queue drained by one thread, committing what waits as one.
+
+SQLite has one writer. Concurrent SMTP sessions and import workers hand their arrivals to
+this thread; it commits everything waiting in one transaction (group commit), so many
+sessions share one fsync, and each caller's future resolves only once its batch is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+from . import Catalog
+from .records import AddResult, NewArrival
+
+log = logging.getLogger("postfix_archiver.catalog")
+
+_STOP = object()
+
+
+class CatalogWriter:
+    def __init__(self, catalog: Catalog, max_batch: int = 256) -> None:
+        self._catalog = catalog
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="catalog-writer", daemon=True)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread.start()
+
+    def submit(self, arrival: NewArrival) -> Future[AddResult]:
+        future: Future[AddResult] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("catalog writer is closed")
+            self._queue.put((arrival, future))
+        return future
+
+    def add(self, arrival: NewArrival) -> AddResult:
+        return self.submit(arrival).result()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[tuple[NewArrival, Future[AddResult]]] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[tuple[NewArrival, Future[AddResult]]]) -> None:
+        try:
+            results = self._catalog.add_batch([a for a, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            # one bad arrival must not fail its neighbours: retry them one by one
+            log.warning("group commit of %d arrivals failed (%s); retrying singly", len(batch), exc)
+            for pair in batch:
+                self._commit([pair])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

@@ -1,0 +1,326 @@
+"""The ``postfix-archiver`` command: a thin layer over the library, no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .archive import Archive, verify
+from .config import Config, load_config
+from .errors import ArchiverError, ConfigError
+from .export import FORMATS, export
+from .importers import open_source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class Cli(click.Group):
+    """Turns the archiver's own errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            err.print(f"[red]config error:[/] {exc}", markup=True)
+            sys.exit(78)  # EX_CONFIG
+        except ArchiverError as exc:
+            err.print(f"[red]error:[/] {exc}", markup=True)
+            sys.exit(1)
+        except BrokenPipeError:
+            sys.exit(0)  # `... | head` is not an error
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="TOML config file (default: $POSTFIX_ARCHIVER_CONFIG, else built-in defaults).",
+    )(fn)
+
+
+def _config(path: str | None) -> Config:
+    return load_config(path)
+
+
+@contextmanager
+def _progress(total: int | None, unit: str, description: str) -> Iterator[Callable[[int], None]]:
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    columns += [TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="postfix-archiver")
+def main() -> None:
+    """Selective, tamper-evident mail archive for Postfix."""
+
+
+@main.command("import")
+@config_option
+@click.argument("source")
+def import_(config_path: str | None, source: str) -> None:
+    """Import an mbox, a Maildir, an .eml file or a folder of .eml files."""
+    config = _config(config_path)
+    src = open_source(source)
+    new = dup = retried = 0
+    with Archive(config) as archive, _progress(src.total, src.unit, "importing") as advance:
+        advances: list[int] = []
+
+        def items() -> Iterator[tuple[bytes, Any]]:
+            for item in src:
+                advances.append(item.advance)
+                yield item.raw, item.envelope
+
+        for result in archive.ingest_many(items()):
+            advance(advances.pop(0))
+            if result.new_message:
+                new += 1
+            elif result.new_envelope:
+                dup += 1
+            else:
+                retried += 1
+    total = new + dup + retried
+    err.print(
+        f"{src.description}: {total} messages read, {new} new, "
+        f"{dup} already archived (new arrival recorded), "
+        f"{retried} already imported (nothing added)"
+    )
+
+
+@main.command()
+@config_option
+@click.argument("query", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option(
+    "--order",
+    default="-date",
+    show_default=True,
+    type=click.Choice(["-date", "date", "-size", "size", "subject", "-subject"]),
+)
+def search(
+    config_path: str | None,
+    query: tuple[str, ...],
+    as_json: bool,
+    limit: int,
+    offset: int,
+    order: str,
+) -> None:
+    """Search the archive (empty query: everything), newest first."""
+    config = _config(config_path)
+    with Archive(config) as archive:
+        page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
+    if as_json:
+        out.print_json(json.dumps(page.to_json()))
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for name in ("id", "date", "from", "to", "subject", "size", "att"):
+        table.add_column(
+            name,
+            overflow="ellipsis",
+            no_wrap=True,
+            justify="right" if name in ("id", "size", "att") else "left",
+        )
+    for r in page.results:
+        table.add_row(
+            str(r.id),
+            r.date.strftime("%Y-%m-%d %H:%M"),
+            r.from_[:40],
+            r.to[:40],
+            r.subject[:70],
+            _human(r.size),
+            str(r.attachment_count or ""),
+        )
+    out.print(table)
+    shown = f"{offset + 1}-{offset + len(page.results)}" if page.results else "0"
+    err.print(f"{shown} of {page.total} messages")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return str(n)
+
+
+@main.command()
+@config_option
+@click.argument("ident")
+@click.option("--raw", is_flag=True, help="Write the original message bytes to stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Metadata as one JSON document.")
+def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
+    """Show one archived message (ID from search, or its SHA-256)."""
+    config = _config(config_path)
+    with Archive(config) as archive:
+        message = archive.resolve(ident)
+        if raw:
+            data = archive.raw(message)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        view = archive.view(message)
+        from .message import parse_message
+
+        parsed = parse_message(archive.raw(message))
+    envelopes = [{"id": e.id, **e.envelope.canonical()} for e in view.envelopes]
+    attachments = [
+        {
+            "index": a.index,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+        }
+        for a in view.attachments
+    ]
+    if as_json:
+        doc = {
+            **view.row.summary(),
+            "envelopes": envelopes,
+            "attachments": attachments,
+            "defects": view.row.defects,
+            "headers": parsed.headers,
+            "body": parsed.body_text,
+        }
+        out.print_json(json.dumps(doc))
+        return
+    row = view.row
+    for name, value in (
+        ("Id", str(row.id)),
+        ("Date", row.date.isoformat()),
+        ("From", row.from_),
+        ("To", row.to),
+        ("Cc", row.cc),
+        ("Subject", row.subject),
+        ("Message-ID", row.message_id),
+        ("Size", f"{row.size} bytes"),
+        ("SHA-256", row.sha256),
+    ):
+        if value:
+            out.print(f"[bold]{name}:[/] {_safe(value)}", markup=True)
+    for e in view.envelopes:
+        env = e.envelope
+        out.print(
+            f"[bold]Envelope:[/] {env.source} {env.received.isoformat()} "
+            f"from <{_safe(env.sender)}> to "
+            f"{', '.join('<' + _safe(r) + '>' for r in env.recipients) or '(none)'}"
+            + (f" queue {env.queue_id}" if env.queue_id else ""),
+            markup=True,
+        )
+    for a in view.attachments:
+        out.print(
+            f"[bold]Attachment {a.index}:[/] {_safe(a.filename) or '(no name)'} "
+            f"{a.content_type} {_human(a.size)}",
+            markup=True,
+        )
+    if row.defects:
+        out.print(f"[bold]Defects:[/] {_safe('; '.join(row.defects))}", markup=True)
+    out.print()
+    out.print(_safe(parsed.body_text), markup=False)
+
+
+def _safe(text: str) -> str:
+    """Text from mail without rich markup or terminal control characters."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() or c in "\n\t" else "?" for c in text))
+
+
+@main.command("export")
+@config_option
+@click.argument("query", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def export_(
+    config_path: str | None, query: tuple[str, ...], fmt: str, output: Path, force: bool
+) -> None:
+    """Export the messages matching QUERY (empty: all), byte for byte."""
+    config = _config(config_path)
+    with Archive(config) as archive:
+        total = archive.search(" ".join(query), limit=1).total
+        rows = archive.iter_search(" ".join(query))
+        with _progress(total, "messages", "exporting") as advance:
+            count = export(archive, rows, fmt, output, force=force, progress=advance)
+    err.print(f"exported {count} messages to {output} ({fmt})")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def stats(config_path: str | None, as_json: bool) -> None:
+    """Messages, envelopes, raw and stored bytes."""
+    config = _config(config_path)
+    with Archive(config) as archive:
+        s = archive.stats()
+    if as_json:
+        out.print_json(json.dumps(s.to_json()))
+        return
+    out.print(f"messages:      {s.messages}")
+    out.print(f"envelopes:     {s.envelopes}")
+    out.print(f"raw bytes:     {s.raw_bytes} ({_human(s.raw_bytes)})")
+    out.print(
+        f"stored bytes:  {s.stored_bytes} ({_human(s.stored_bytes)}), "
+        f"ratio {s.ratio:.3f}, {s.parts} distinct attachments"
+    )
+    out.print(f"catalog bytes: {s.catalog_bytes} ({_human(s.catalog_bytes)})")
+    if s.first_date and s.last_date:
+        out.print(f"dates:         {s.first_date:%Y-%m-%d} .. {s.last_date:%Y-%m-%d}")
+
+
+@main.command("verify")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def verify_(config_path: str | None, as_json: bool) -> None:
+    """Re-read every blob and re-walk the integrity chain; exit 1 on any problem."""
+    config = _config(config_path)
+    with Archive(config) as archive:
+        s = archive.stats()
+        with _progress(s.messages + s.envelopes, "messages", "verifying") as advance:
+            report = verify(archive, advance)
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    elif report.ok:
+        out.print(
+            f"OK: {report.messages} messages, {report.events} chain events; "
+            f"chain head {report.head}"
+        )
+    else:
+        err.print(
+            f"[red]FAILED:[/] {len(report.problems)} problem(s); the first: {report.problems[0]}",
+            markup=True,
+        )
+        for p in report.problems[1:50]:
+            err.print(f"  {p}")
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

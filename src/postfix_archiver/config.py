@@ -1,0 +1,283 @@
+"""The TOML configuration: defaults, loading, validation with file- and line-precise errors.
+
+With no file, everything (SQLite catalog, blob files) lives under one data directory:
+``$POSTFIX_ARCHIVER_HOME``, default ``./archive-data``. A file named by ``--config`` or
+``$POSTFIX_ARCHIVER_CONFIG`` overrides the defaults. Every error names the file, the line
+and the key, so a broken config refuses to start with something to fix.
+
+``tomllib`` keeps no positions, so ``KeyLocator`` finds the line of a key path by reading
+the file's table headers and ``key =`` lines; it is only used to point at errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_CONFIG = "POSTFIX_ARCHIVER_CONFIG"
+ENV_HOME = "POSTFIX_ARCHIVER_HOME"
+DEFAULT_HOME = "./archive-data"
+
+KeyPath = tuple[str | int, ...]
+
+
+class KeyLocator:
+    """Maps a key path such as ``("rules", 2, "header")`` to its line in the TOML text."""
+
+    _TABLE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.\-" ]+?)\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[KeyPath, int] = {}
+        counts: dict[tuple[str, ...], int] = {}
+        current: KeyPath = ()
+        in_multiline = False
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            # skip the insides of multi-line strings, they hold no keys
+            if line.count('"""') % 2 == 1 or line.count("'''") % 2 == 1:
+                in_multiline = not in_multiline
+                if not in_multiline:
+                    continue
+            elif in_multiline:
+                continue
+            table = self._TABLE.match(line)
+            if table:
+                names = tuple(self._split(table.group(2)))
+                if table.group(1) == "[[":
+                    index = counts.get(names, 0)
+                    counts[names] = index + 1
+                    current = (*names, index)
+                else:
+                    current = names
+                self._lines.setdefault(current, lineno)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                path = (*current, *self._split(key.group(1)))
+                self._lines.setdefault(path, lineno)
+
+    @staticmethod
+    def _split(dotted: str) -> list[str]:
+        parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([^.\s"\']+)', dotted)
+        return [a or b or c for a, b, c in parts]
+
+    def line(self, path: Sequence[str | int]) -> int | None:
+        """Line of ``path``, or of its nearest enclosing table or key that has one."""
+        p = tuple(path)
+        while p:
+            if p in self._lines:
+                return self._lines[p]
+            p = p[:-1]
+        return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a config came from, to point errors at it."""
+
+    path: str | None
+    locator: KeyLocator | None
+
+    def error(self, path: Sequence[str | int], reason: str) -> ConfigError:
+        key = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
+        line = self.locator.line(path) if self.locator else None
+        return ConfigError(reason, path=self.path, line=line, key=key or None)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    home: Path
+    catalog_url: str
+    store_url: str
+    attachment_threshold: int = 4096
+    compression_level: int = 3
+    default_action: str = "archive"
+    local_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    listen: str = "127.0.0.1:10025"
+    reinject: str = "127.0.0.1:10026"
+    sink: bool = False
+    max_message_size: int = 50 * 1024 * 1024
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listen: str = "127.0.0.1:8025"
+    secure_cookies: bool = False
+    session_hours: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    archive: ArchiveSettings
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    rules: tuple[Mapping[str, Any], ...] = ()
+    source: Source = field(default_factory=lambda: Source(None, None))
+
+
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "archive": {
+        "home": str,
+        "catalog": str,
+        "store": str,
+        "attachment_threshold": int,
+        "compression_level": int,
+        "default": str,
+        "local_domains": list,
+    },
+    "smtp": {
+        "listen": str,
+        "reinject": str,
+        "sink": bool,
+        "max_message_size": int,
+        "timeout": (int, float),
+    },
+    "web": {"listen": str, "secure_cookies": bool, "session_hours": int},
+}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or DEFAULT_HOME)
+
+
+def default_config() -> Config:
+    return _build({}, Source(None, None), default_home())
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load ``path``, else ``$POSTFIX_ARCHIVER_CONFIG``, else the defaults."""
+    chosen = path if path is not None else os.environ.get(ENV_CONFIG)
+    if not chosen:
+        return default_config()
+    return load_config_file(Path(chosen))
+
+
+def load_config_file(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file (give an existing --config file)", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, path: str | None = None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            f"not valid TOML: {exc}", path=path, line=int(match.group(1)) if match else None
+        ) from None
+    source = Source(path, KeyLocator(text))
+    home_value = (
+        data.get("archive", {}).get("home") if isinstance(data.get("archive"), dict) else None
+    )
+    base = Path(path).parent if path else Path.cwd()
+    home = default_home() if home_value is None else _resolve(base, str(home_value))
+    return _build(data, source, home)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else base / p
+
+
+def _check_types(data: Mapping[str, Any], source: Source) -> None:
+    for section, value in data.items():
+        if section == "rules":
+            if not isinstance(value, list):
+                raise source.error((section,), "must be a list of [[rules]] tables")
+            continue
+        if section not in _SCHEMA:
+            known = ", ".join(sorted([*_SCHEMA, "rules"]))
+            raise source.error((section,), f"unknown section (known: {known})")
+        if not isinstance(value, dict):
+            raise source.error((section,), "must be a table")
+        for key, item in value.items():
+            expected = _SCHEMA[section].get(key)
+            if expected is None:
+                known = ", ".join(sorted(_SCHEMA[section]))
+                raise source.error((section, key), f"unknown key (known: {known})")
+            if not isinstance(item, expected) or (isinstance(item, bool) and expected is int):
+                names = expected.__name__ if isinstance(expected, type) else "number"
+                raise source.error((section, key), f"must be a {names}, not {item!r}")
+
+
+def _url_for(home: Path, value: str | None, scheme: str, default_name: str) -> str:
+    if value is None:
+        return f"{scheme}://{(home / default_name).absolute()}"
+    return value
+
+
+def _listen(source: Source, section: str, key: str, value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise source.error((section, key), f"must be HOST:PORT, not {value!r}")
+    return value
+
+
+def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
+    _check_types(data, source)
+    a = data.get("archive", {})
+    s = data.get("smtp", {})
+    w = data.get("web", {})
+    default_action = a.get("default", "archive")
+    if default_action not in ("archive", "skip"):
+        raise source.error(("archive", "default"), 'must be "archive" or "skip"')
+    threshold = a.get("attachment_threshold", 4096)
+    if threshold < 256:
+        raise source.error(("archive", "attachment_threshold"), "must be at least 256 bytes")
+    level = a.get("compression_level", 3)
+    if not 1 <= level <= 19:
+        raise source.error(("archive", "compression_level"), "must be between 1 and 19")
+    domains = a.get("local_domains", [])
+    if not all(isinstance(d, str) for d in domains):
+        raise source.error(("archive", "local_domains"), "must be a list of domain names")
+    for key in ("catalog", "store"):
+        value = a.get(key)
+        if value is not None and "://" not in value:
+            raise source.error(
+                ("archive", key),
+                f"must be a URL such as "
+                f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs'}",
+            )
+    archive = ArchiveSettings(
+        home=home,
+        catalog_url=_url_for(home, a.get("catalog"), "sqlite", "catalog.sqlite"),
+        store_url=_url_for(home, a.get("store"), "file", "blobs"),
+        attachment_threshold=threshold,
+        compression_level=level,
+        default_action=default_action,
+        local_domains=tuple(d.lower().lstrip("@") for d in domains),
+    )
+    smtp = SmtpSettings(
+        listen=_listen(source, "smtp", "listen", s.get("listen", SmtpSettings.listen)),
+        reinject=_listen(source, "smtp", "reinject", s.get("reinject", SmtpSettings.reinject)),
+        sink=s.get("sink", False),
+        max_message_size=s.get("max_message_size", SmtpSettings.max_message_size),
+        timeout=float(s.get("timeout", SmtpSettings.timeout)),
+    )
+    web = WebSettings(
+        listen=_listen(source, "web", "listen", w.get("listen", WebSettings.listen)),
+        secure_cookies=w.get("secure_cookies", False),
+        session_hours=w.get("session_hours", 8),
+    )
+    rules = data.get("rules", [])
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            raise source.error(("rules", i), "each rule must be a [[rules]] table")
+    return Config(archive=archive, smtp=smtp, web=web, rules=tuple(rules), source=source)

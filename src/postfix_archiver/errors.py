@@ -1,0 +1,90 @@
+"""One exception hierarchy for the whole archiver.
+
+Every error carries a message a mail administrator can act on. Capture code maps these to
+SMTP replies and exit codes in one place (``capture.replies``)::
+
+    ArchiverError
+    ├── ConfigError            bad config file: names file, line and key; refuses to start
+    ├── QueryError             bad search query: names the position in the query
+    ├── NotFoundError          no message with that id (or not visible to this user)
+    ├── SourceError            an import source or export target that cannot be used
+    ├── StoreError             the blob store failed (disk full, permissions, S3 down)
+    │   └── IntegrityError     a blob's bytes no longer match their SHA-256
+    ├── CatalogError           the catalog failed (locked, migration, connection)
+    ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
+    └── PermanentFailure       a permanent reject passed on from the reinjection listener
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Base of every error the archiver raises on purpose."""
+
+
+class ConfigError(ArchiverError):
+    """The configuration cannot be used. ``str()`` reads ``file:line: key: reason``."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.path = path
+        self.line = line
+        self.key = key
+        where = path or "<config>"
+        if line is not None:
+            where += f":{line}"
+        text = f"{where}: {key}: {reason}" if key else f"{where}: {reason}"
+        super().__init__(text)
+
+
+class QueryError(ArchiverError):
+    """A search query that cannot be parsed; ``position`` is the 0-based character offset."""
+
+    def __init__(self, reason: str, position: int, query: str = "") -> None:
+        self.reason = reason
+        self.position = position
+        self.query = query
+        super().__init__(f"bad query at position {position + 1}: {reason}")
+
+
+class NotFoundError(ArchiverError):
+    """No such message (or it is not visible to the caller)."""
+
+
+class SourceError(ArchiverError):
+    """An import source or export destination that cannot be read or written."""
+
+
+class StoreError(ArchiverError):
+    """The blob store could not read or write."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes do not hash to the SHA-256 they were stored under."""
+
+
+class CatalogError(ArchiverError):
+    """The catalog could not be read or written."""
+
+
+class TemporaryFailure(ArchiverError):
+    """Postfix should keep the message queued and retry (451 4.3.0 / exit 75)."""
+
+
+class PermanentFailure(ArchiverError):
+    """A permanent rejection passed through from the reinjection listener.
+
+    ``code`` and ``text`` are the listener's own reply; we never invent a permanent failure.
+    """
+
+    def __init__(self, code: int, text: str) -> None:
+        self.code = code
+        self.text = text
+        super().__init__(f"{code} {text}")

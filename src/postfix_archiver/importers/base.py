@@ -1,0 +1,68 @@
+"""What every importer yields, and the envelope an imported message gets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import Protocol
+
+from ..envelope import Envelope
+
+_HEADERS = BytesHeaderParser(policy=policy.compat32)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    raw: bytes
+    envelope: Envelope
+    advance: int  # progress units this item completes (bytes of an mbox, 1 for a file)
+    origin: str  # where it came from, for error messages
+
+
+class ImportSource(Protocol):
+    description: str
+    total: int  # progress units in all
+    unit: str  # "bytes" or "messages"
+
+    def __iter__(self) -> Iterator[ImportItem]: ...
+
+
+def _header_block(raw: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end != -1:
+            return raw[: end + len(sep)]
+    return raw
+
+
+def import_envelope(
+    raw: bytes, *, sender: str | None = None, received: datetime | None = None
+) -> Envelope:
+    """Envelope for an imported message, from what the mailbox recorded of it.
+
+    The sender comes from the mbox From_ line or Return-Path, the recipients from the
+    Delivered-To / X-Original-To / X-Envelope-To headers a delivery agent added, the time
+    from the From_ line or the Date header. Everything is taken from the bytes, so the same
+    message imported twice has the same envelope and is recorded once.
+    """
+    headers = _HEADERS.parsebytes(_header_block(raw))
+    if sender is None:
+        return_path = str(headers.get("Return-Path", "")).strip()
+        sender = return_path.strip("<>").strip() if return_path else ""
+    recipients: list[str] = []
+    for name in ("X-Original-To", "Delivered-To", "X-Envelope-To"):
+        for _, addr in getaddresses([str(v) for v in headers.get_all(name, [])]):
+            if addr and addr.lower() not in (r.lower() for r in recipients):
+                recipients.append(addr)
+    if received is None:
+        try:
+            received = parsedate_to_datetime(str(headers.get("Date", "")))
+        except (TypeError, ValueError, IndexError):
+            received = None
+    if received is None:
+        received = datetime(1970, 1, 1, tzinfo=UTC)
+    return Envelope(sender=sender, recipients=tuple(recipients), received=received, source="import")

@@ -1,0 +1,418 @@
+"""The query language: text in, an abstract syntax tree out. No SQL here.
+
+Grammar (whitespace separates terms; AND is implicit; OR binds tighter than AND, as in
+Gmail and most mail search, so ``from:alice invoice OR bill -draft`` means
+``from:alice (invoice OR bill) -draft``)::
+
+    query   := andexpr?
+    andexpr := orexpr+
+    orexpr  := unary ( "OR" unary )*
+    unary   := ("-" | "NOT") unary | "(" andexpr ")" | term
+    term    := FIELD ":" value | value
+    value   := WORD | '"' phrase '"'
+
+Fields: from to cc subject filename msgid id after before larger smaller has.
+Each catalog backend compiles the tree to its own SQL with bound parameters.
+
+Lexical rules:
+
+* Whitespace, ``(``, ``)`` and ``"`` end a bare word; to search for a parenthesis, quote it.
+* ``OR`` and ``NOT`` are operators only in upper case and as whole words; ``or``, ``AND``
+  and ``Not`` are ordinary words.
+* ``-`` at the start of a token negates the term directly after it (``-draft``,
+  ``-"q3 report"``, ``-(a OR b)``); a ``-`` followed by whitespace or the end is an error.
+  Inside a word (``e-mail``) it is just a character.
+* A word is ``field:value`` only when the text before its first ``:`` is a known field name
+  (any case); otherwise the whole word is free text, so ``http://x`` and ``12:30`` stay
+  searchable. A field value may be quoted: ``subject:"q3 report"``.
+* Inside quotes ``\\"`` is a literal ``"`` and ``\\\\`` a literal backslash; any other
+  backslash is kept as it is.
+* Parentheses and negations together may nest at most ``MAX_DEPTH`` levels.
+
+``parse_query`` raises ``QueryError`` (and nothing else) for any text it cannot parse;
+``position`` is the 0-based offset of the offending token (for a ``field:value`` term, the
+start of the field name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from .errors import QueryError
+
+# fields whose value is matched as text against addresses, subject, file names, Message-ID
+STRING_FIELDS = ("from", "to", "cc", "subject", "filename", "msgid")
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    """The empty query: every message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Free text: a word, or a phrase when ``phrase``; matched against the full-text index."""
+
+    value: str
+    phrase: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """``name:value`` for a string field (``STRING_FIELDS``); ``value`` may contain ``*``."""
+
+    name: str
+    value: str
+    phrase: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DateBound:
+    """``after:`` (date >= value) or ``before:`` (date < value); value is aware UTC."""
+
+    name: Literal["after", "before"]
+    value: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SizeBound:
+    """``larger:`` (size > value) or ``smaller:`` (size < value), in bytes."""
+
+    name: Literal["larger", "smaller"]
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class HasAttachment:
+    """``has:attachment``."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdIs:
+    """``id:N``: the archive id."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+Node = All | Text | Field | DateBound | SizeBound | HasAttachment | IdIs | Not | And | Or
+
+
+# every field name the parser knows, in the order error messages list them
+FIELDS = (*STRING_FIELDS, "id", "after", "before", "larger", "smaller", "has")
+
+# how deeply parentheses and negations may nest (keeps the tree, and every recursive
+# compiler of it, far away from Python's recursion limit)
+MAX_DEPTH = 32
+
+# the largest id or size a catalog can store (signed 64-bit)
+_MAX_INT = 2**63 - 1
+
+_EXAMPLES = {
+    "from": "from:alice@example.com",
+    "to": "to:bob",
+    "cc": "cc:carol",
+    "subject": 'subject:"q3 report"',
+    "filename": "filename:*.pdf",
+    "msgid": "msgid:1234@example.com",
+    "id": "id:42",
+    "after": "after:2024-01-31",
+    "before": "before:2024-01-31",
+    "larger": "larger:1M",
+    "smaller": "smaller:500K",
+    "has": "has:attachment",
+}
+
+_DATE_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?",
+    re.IGNORECASE | re.ASCII,
+)
+_SIZE_RE = re.compile(r"([0-9]+)([KMG]?)B?", re.IGNORECASE | re.ASCII)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+
+# characters that end a bare word (besides whitespace)
+_WORD_ENDS = frozenset('()"')
+
+_TokenKind = Literal["term", "or", "not", "minus", "lparen", "rparen"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: _TokenKind
+    pos: int
+    value: str = ""  # term text, without the field prefix or the quotes
+    field: str | None = None  # lower-cased field name for ``field:value`` terms
+    phrase: bool = False  # the value was quoted
+
+
+def parse_query(text: str) -> Node:
+    """Parse a search query into a tree; raise ``QueryError`` if it is malformed."""
+    return _Parser(text, _tokenize(text)).parse()
+
+
+# --- tokenizer -----------------------------------------------------------------------------
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "(":
+            tokens.append(_Token("lparen", i))
+            i += 1
+        elif ch == ")":
+            tokens.append(_Token("rparen", i))
+            i += 1
+        elif ch == '"':
+            value, end = _read_quoted(text, i)
+            tokens.append(_Token("term", i, value, phrase=True))
+            i = end
+        elif ch == "-":
+            if i + 1 == len(text) or text[i + 1].isspace():
+                raise QueryError(
+                    "'-' must be followed directly by the term to exclude, like -draft", i, text
+                )
+            tokens.append(_Token("minus", i))
+            i += 1
+        else:
+            token, i = _read_word(text, i)
+            tokens.append(token)
+    return tokens
+
+
+def _read_word(text: str, start: int) -> tuple[_Token, int]:
+    """Read a bare word (an operator, ``field:value`` or free text); return it and its end."""
+    end = start
+    while end < len(text) and not text[end].isspace() and text[end] not in _WORD_ENDS:
+        end += 1
+    word = text[start:end]
+    if word == "OR":
+        return _Token("or", start), end
+    if word == "NOT":
+        return _Token("not", start), end
+    prefix, colon, rest = word.partition(":")
+    name = prefix.lower()
+    if not colon or not prefix.isascii() or name not in FIELDS:
+        return _Token("term", start, word), end
+    if not rest and end < len(text) and text[end] == '"':
+        value, end = _read_quoted(text, end)
+        return _Token("term", start, value, field=name, phrase=True), end
+    return _Token("term", start, rest, field=name), end
+
+
+def _read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read the quoted string whose opening quote is at ``start``; return it and its end."""
+    chars: list[str] = []
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
+            chars.append(text[i + 1])
+            i += 2
+        elif ch == '"':
+            return "".join(chars), i + 1
+        else:
+            chars.append(ch)
+            i += 1
+    raise QueryError("unterminated quote: add a closing '\"'", start, text)
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def _starts_term(token: _Token | None) -> bool:
+    return token is not None and token.kind in ("term", "minus", "not", "lparen")
+
+
+class _Parser:
+    def __init__(self, text: str, tokens: list[_Token]) -> None:
+        self.text = text
+        self.tokens = tokens
+        self.index = 0
+        self.depth = 0
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            return All()
+        node = self.and_expr()
+        leftover = self.peek()
+        if leftover is not None:  # or_expr stops only at the end or at a ')'
+            raise self.error("unmatched ')'", leftover.pos)
+        return node
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def error(self, reason: str, position: int) -> QueryError:
+        return QueryError(reason, position, self.text)
+
+    def and_expr(self) -> Node:
+        token = self.peek()
+        if token is None:
+            raise self.error("expected a search term", len(self.text))
+        if token.kind == "or":
+            raise self.error("OR must come between two terms", token.pos)
+        if token.kind == "rparen":
+            raise self.error("unmatched ')'", token.pos)
+        children: list[Node] = []
+        while _starts_term(self.peek()):
+            children.append(self.or_expr())
+        return _and(children)
+
+    def or_expr(self) -> Node:
+        children = [self.unary()]
+        while (token := self.peek()) is not None and token.kind == "or":
+            self.index += 1
+            if not _starts_term(self.peek()):
+                raise self.error("OR must be followed by a term", token.pos)
+            children.append(self.unary())
+        return _or(children)
+
+    def unary(self) -> Node:
+        token = self.tokens[self.index]
+        self.index += 1
+        if token.kind in ("minus", "not"):
+            self.enter(token)
+            if not _starts_term(self.peek()):
+                operator = "'-'" if token.kind == "minus" else "NOT"
+                raise self.error(f"{operator} must be followed by the term to exclude", token.pos)
+            child = self.unary()
+            self.depth -= 1
+            return Not(child)
+        if token.kind == "lparen":
+            self.enter(token)
+            inner = self.peek()
+            if inner is not None and inner.kind == "rparen":
+                raise self.error("empty parentheses", token.pos)
+            if inner is None:
+                raise self.error("unclosed '(': add a ')'", token.pos)
+            node = self.and_expr()
+            closing = self.peek()
+            if closing is None or closing.kind != "rparen":
+                raise self.error("unclosed '(': add a ')'", token.pos)
+            self.index += 1
+            self.depth -= 1
+            return node
+        return _term(token, self.text)
+
+    def enter(self, token: _Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(
+                f"too deeply nested: at most {MAX_DEPTH} levels of parentheses and negations",
+                token.pos,
+            )
+
+
+def _and(children: list[Node]) -> Node:
+    flat: list[Node] = []
+    for child in children:
+        flat.extend(child.children if isinstance(child, And) else (child,))
+    return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def _or(children: list[Node]) -> Node:
+    flat: list[Node] = []
+    for child in children:
+        flat.extend(child.children if isinstance(child, Or) else (child,))
+    return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+
+# --- terms ---------------------------------------------------------------------------------
+
+
+def _term(token: _Token, text: str) -> Node:
+    """Turn a ``term`` token into its node, checking the value of a ``field:value``."""
+    name, value = token.field, token.value
+    if name is None:
+        if not value.strip():
+            raise QueryError("empty phrase: put words between the quotes", token.pos, text)
+        return Text(value, phrase=token.phrase)
+    if not value.strip():
+        raise QueryError(f"{name}: needs a value, like {_EXAMPLES[name]}", token.pos, text)
+    if name in STRING_FIELDS:
+        return Field(name, value, phrase=token.phrase)
+    if name in ("after", "before"):
+        when = _parse_date(value)
+        if when is None:
+            raise QueryError(
+                f"{name}: needs a date like 2024-01-31 or 2024-01-31T10:00, got {value!r}",
+                token.pos,
+                text,
+            )
+        return DateBound("after", when) if name == "after" else DateBound("before", when)
+    if name in ("larger", "smaller"):
+        size = _parse_size(value)
+        if size is None:
+            raise QueryError(
+                f"{name}: needs a size in bytes like 500K, 10M or 1G, got {value!r}",
+                token.pos,
+                text,
+            )
+        return SizeBound("larger", size) if name == "larger" else SizeBound("smaller", size)
+    if name == "has":
+        if value.lower() not in ("attachment", "attachments"):
+            raise QueryError(
+                f"has: only has:attachment is supported, got {value!r}", token.pos, text
+            )
+        return HasAttachment()
+    # name == "id": the last field left
+    number = _parse_int(value)
+    if number is None or number == 0:
+        raise QueryError(
+            f"id: needs a positive whole number like id:42, got {value!r}", token.pos, text
+        )
+    return IdIs(number)
+
+
+def _parse_date(value: str) -> datetime | None:
+    """ISO date or date-time (naive means UTC) as an aware UTC datetime; None if invalid."""
+    if _DATE_RE.fullmatch(value) is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.upper())
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # Feb 30, hour 24, offset 24:00, year 1 minus 1 h
+        return None
+
+
+def _parse_size(value: str) -> int | None:
+    """``123``, ``10K``, ``10kb``, ``1M``, ``2G``... in bytes (powers of 1024); None if invalid."""
+    match = _SIZE_RE.fullmatch(value)
+    if match is None:
+        return None
+    number = _parse_int(match.group(1))
+    if number is None:
+        return None
+    size = number * _SIZE_UNITS[match.group(2).upper()]
+    return size if size <= _MAX_INT else None
+
+
+def _parse_int(value: str) -> int | None:
+    """A non-negative ASCII-digit integer that fits a signed 64-bit column; None otherwise."""
+    if _DIGITS_RE.fullmatch(value) is None or len(value.lstrip("0")) > 19:
+        return None
+    number = int(value)
+    return number if number <= _MAX_INT else None

@@ -1,0 +1,58 @@
+"""Blob stores behind one interface, chosen by URL (``file:///path``; S3 is the next backend).
+
+A store keeps opaque byte strings under keys such as ``m/3f2a...`` and makes each one durable
+before ``put`` returns. It knows nothing of mail, hashing or compression: the archive hashes
+and compresses, the store only keeps bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from ..errors import StoreError
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Durable key -> bytes storage.
+
+    Contract (tested for every backend by ``tests/unit/store/test_contract.py``):
+
+    - ``put(key, data)``: when it returns, the bytes survive a crash or power loss; a
+      reader never sees a partial value (write to a temporary name, fsync, rename). Putting a
+      key that exists replaces it with the same bytes (content addressing makes that safe).
+    - ``get(key)``: the bytes, or ``KeyError`` if there is no such key.
+    - ``exists(key)``, ``delete(key)`` (no error if absent), ``keys(prefix)`` in any order,
+      ``size(key)`` in bytes as stored.
+    - Failures (disk full, permission, network) raise ``StoreError`` with a message naming
+      what to fix.
+    """
+
+    url: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def size(self, key: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> BlobStore:
+    """The store for ``url``: ``file:///abs/path``."""
+    if url.startswith("file://"):
+        from .fs import FileStore
+
+        return FileStore(url.removeprefix("file://"))
+    raise StoreError(f"unsupported store URL {url!r}: use file:///path/to/blobs")
+
+
+__all__ = ["BlobStore", "open_store"]

@@ -1,0 +1,137 @@
+"""The default blob store: one file per blob under a directory tree. See ``BlobStore``."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import StoreError
+
+
+class FileStore:
+    """Blobs as files ``ROOT/<kind>/<ab>/<cd>/<key>``, written atomically and fsync'd."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.url = f"file://{self.root}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create blob directory {self.root}: {exc.strerror}") from exc
+        # directories known to exist and to be durable in their parent
+        self._dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        kind, sep, name = key.partition("/")
+        if not sep or not name or "/" in name or name.startswith(".") or kind.startswith("."):
+            raise StoreError(f"invalid blob key {key!r}")
+        return self.root / kind / name[:2] / name[2:4] / name
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._dirs:
+            return
+        missing = []
+        d = directory
+        while not d.exists():
+            missing.append(d)
+            d = d.parent
+        for m in reversed(missing):
+            try:
+                m.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise _store_error("create directory", m, exc) from exc
+            # the new directory entry must be durable too, or a crash can lose the blob
+            _fsync_dir(m.parent)
+        with self._lock:
+            self._dirs.add(directory)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        self._ensure_dir(path.parent)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _store_error("write", path, exc) from exc
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise _store_error("read", path, exc) from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _store_error("delete", path, exc) from exc
+        _fsync_dir(path.parent)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        kinds = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
+        for kind_dir in kinds:
+            for dirpath, _dirs, files in os.walk(kind_dir):
+                for name in files:
+                    if name.startswith("."):
+                        continue  # temporary files of writes in flight
+                    key = f"{kind_dir.name}/{name}"
+                    if key.startswith(prefix):
+                        yield key
+                del dirpath
+
+    def close(self) -> None:
+        pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _store_error("open directory", directory, exc) from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise _store_error("fsync directory", directory, exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
+    hint = ""
+    if exc.errno == errno.ENOSPC:
+        hint = " (the disk is full: free space or move the store)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (check the owner and permissions of the store directory)"
+    return StoreError(f"cannot {action} {path}: {exc.strerror or exc}{hint}")
