@@ -250,6 +250,7 @@ def _safe(text: str) -> str:
     """Text from mail without rich markup or terminal control characters."""
     from rich.markup import escape
 
+    text = text.replace("\r\n", "\n")
     return escape("".join(c if c.isprintable() or c in "\n\t" else "?" for c in text))
 
 
@@ -322,5 +323,224 @@ def verify_(config_path: str | None, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
-if __name__ == "__main__":  # pragma: no cover
+# -- capture: serve, filter, Postfix configuration ------------------------------------------
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
+    )
+    # aiosmtpd logs every SMTP command at INFO: far too much for a mail server's log
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@main.command()
+@config_option
+@click.option("--sink", is_flag=True, help="Archive without reinjection (BCC/journal sink).")
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [smtp] listen.")
+@click.option("--reinject", default=None, metavar="HOST:PORT", help="Override [smtp] reinject.")
+@click.option("-v", "--verbose", is_flag=True)
+def serve(
+    config_path: str | None, sink: bool, listen: str | None, reinject: str | None, verbose: bool
+) -> None:
+    """Run the after-queue SMTP proxy (default 127.0.0.1:10025 -> 127.0.0.1:10026)."""
+    import asyncio
+
+    _setup_logging(verbose)
+    config = _config(config_path)
+    asyncio.run(_serve(config, config_path, sink=sink, listen=listen, reinject=reinject))
+
+
+async def _serve(
+    config: Config,
+    config_path: str | None,
+    *,
+    sink: bool,
+    listen: str | None,
+    reinject: str | None,
+    with_web: bool = False,
+) -> None:
+    import logging
+
+    from .capture.pipeline import CapturePipeline
+    from .capture.reinject import parse_hostport
+    from .capture.smtp import ProxyServer, run_proxy
+    from .rules import compile_policy
+
+    log = logging.getLogger("postfix_archiver.smtp")
+    policy = compile_policy(config)
+    sink = sink or config.smtp.sink
+    host, port = parse_hostport(listen or config.smtp.listen)
+    with Archive(config) as archive:
+        pipeline = CapturePipeline(
+            archive,
+            policy,
+            reinject=None if sink else (reinject or config.smtp.reinject),
+            timeout=config.smtp.timeout,
+        )
+        server = ProxyServer(
+            pipeline, host, port, max_size=config.smtp.max_message_size, timeout=config.smtp.timeout
+        )
+
+        def reload() -> None:
+            try:
+                fresh = load_config(config_path)
+                pipeline.set_policy(compile_policy(fresh))
+            except ArchiverError as exc:
+                log.error("reload refused, the rules in force stay: %s", exc)
+                return
+            log.info("reloaded rules from %s", config_path or "defaults")
+
+        try:
+            await run_proxy(server, on_reload=reload)
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (is another "
+                "archiver or Postfix service on that port?)"
+            ) from exc
+
+
+@main.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    }
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def filter(args: tuple[str, ...]) -> None:
+    """Pipe mode: [--config F] [--reinject HOST:PORT] -f SENDER -- RCPT... (message on stdin).
+
+    Exit codes per sysexits: 0, 75 for every temporary failure, 69 only when the
+    reinjection listener rejected permanently. Also accepts HOST PORT SENDER RCPT...
+    """
+    from .capture.pipe import main as pipe_main
+
+    sys.exit(pipe_main(args))
+
+
+@main.command("postfix-config")
+@config_option
+@click.option(
+    "--mode", type=click.Choice(["proxy", "pipe", "sink"]), default="proxy", show_default=True
+)
+@click.option("--amavis", is_flag=True, help="Chain behind amavisd-new.")
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Apply through postconf (backs up main.cf and master.cf first).",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/etc/postfix"),
+    show_default=True,
+)
+@click.option("--maxproc", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--user", default=None, help="Pipe mode: the user the filter runs as.")
+@click.option("--no-reload", is_flag=True, help="With --apply: do not reload Postfix.")
+def postfix_config(
+    config_path: str | None,
+    mode: str,
+    amavis: bool,
+    do_apply: bool,
+    config_dir: Path,
+    maxproc: int,
+    user: str | None,
+    no_reload: bool,
+) -> None:
+    """Print (or --apply) the main.cf and master.cf lines for the archiver."""
+    from . import postfix
+
+    config = _config(config_path)
+    cfg_file = str(Path(config_path).absolute()) if config_path else None
+    p = postfix.plan(
+        config,
+        mode,
+        amavis=amavis,
+        maxproc=maxproc,
+        config_file=cfg_file,
+        user=user,
+        executable=_executable(),
+    )
+    if not do_apply:
+        out.print(p.render(), markup=False, end="")
+        return
+    for line in postfix.apply(config_dir, p, reload=not no_reload):
+        out.print(line, markup=False)
+
+
+def _executable() -> str:
+    """This very command, so the pipe entry runs the same installation."""
+    import shutil
+
+    candidate = Path(sys.argv[0])
+    if candidate.name == "postfix-archiver" and candidate.exists():
+        return str(candidate.absolute())
+    return shutil.which("postfix-archiver") or "postfix-archiver"
+
+
+@main.command()
+@config_option
+@click.option(
+    "--mode",
+    type=click.Choice(["proxy", "pipe", "sink"]),
+    default=None,
+    help="The mode to check for (default: what main.cf shows).",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/etc/postfix"),
+    show_default=True,
+)
+def doctor(config_path: str | None, mode: str | None, config_dir: Path) -> None:
+    """Check that Postfix and the archiver are set up to work together; say what to fix."""
+    from .doctor import run_checks
+
+    config = _config(config_path)
+    ok = True
+    for check in run_checks(config, config_dir, mode):
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        out.print(f"{mark} {check.what}", markup=True)
+        if not check.ok:
+            ok = False
+            out.print(f"      fix: {check.fix}", markup=False)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@config_option
+def run(config_path: str | None) -> None:
+    """Start the archiver on its defaults and print the lines to paste into Postfix."""
+    import asyncio
+
+    from . import postfix
+
+    config = _config(config_path)
+    _setup_logging()
+    err.print(
+        "Paste into Postfix (or run: postfix-archiver postfix-config --apply):\n", markup=False
+    )
+    err.print(postfix.plan(config, "proxy").render(), markup=False)
+    err.print(f"Archive data: {config.archive.home.absolute()}", markup=False)
+    asyncio.run(_serve(config, config_path, sink=False, listen=None, reinject=None))
+
+
+def entry() -> None:
+    """The console script. ``filter`` bypasses click entirely: in pipe mode no usage error
+    may exit with click's code 2, which Postfix would turn into a bounce."""
+    if sys.argv[1:2] == ["filter"]:
+        from .capture.pipe import main as pipe_main
+
+        sys.exit(pipe_main(sys.argv[2:]))
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

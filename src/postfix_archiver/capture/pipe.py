@@ -1,0 +1,179 @@
+"""The pipe(8) filter: one message on stdin, archived and reinjected, exit code per sysexits.
+
+master.cf::
+
+    archiver unix - n n - 10 pipe flags=Rq user=archiver null_sender=
+      argv=/usr/local/bin/postfix-archiver filter --queue-id ${queue_id}
+      --client-address ${client_address} --client-name ${client_hostname}
+      --helo ${client_helo} -f ${sender} -- ${recipient}
+
+Postfix bounces a message when a pipe command exits with anything but 0 or EX_TEMPFAIL (75)
+(an uncaught Python exception exits 1, a click usage error 2, a config error 78): so
+``main`` catches everything and turns it into 75, keeping the mail queued, except for a
+permanent reject passed on from the reinjection listener.
+
+The old positional form ``HOST PORT SENDER RCPT...`` of the classic ``archiver.py`` is
+accepted too, so an existing master.cf line keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import replies
+
+log = logging.getLogger("postfix_archiver.pipe")
+
+
+@dataclass
+class PipeArgs:
+    sender: str
+    recipients: list[str]
+    reinject: str | None
+    config: str | None = None
+    queue_id: str | None = None
+    client_address: str | None = None
+    client_name: str | None = None
+    helo: str | None = None
+    sink: bool = False
+
+
+class UsageError(Exception):
+    pass
+
+
+_VALUE_OPTIONS = {
+    "-f": "sender",
+    "--sender": "sender",
+    "--config": "config",
+    "--reinject": "reinject",
+    "--queue-id": "queue_id",
+    "--client-address": "client_address",
+    "--client-name": "client_name",
+    "--helo": "helo",
+}
+
+
+def parse_args(argv: Sequence[str]) -> PipeArgs:
+    """Both forms: ``[options] -f SENDER -- RCPT...`` and ``HOST PORT SENDER RCPT...``.
+
+    Hand-parsed on purpose: Postfix may pass empty macro values (a null sender, an unknown
+    client), which option parsers tend to misread, and nothing here may exit with a usage
+    code Postfix would take as a bounce.
+    """
+    values: dict[str, str] = {}
+    positional: list[str] = []
+    sink = False
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            positional.extend(args[i + 1 :])
+            break
+        if arg == "--sink":
+            sink = True
+        elif arg in _VALUE_OPTIONS:
+            if i + 1 >= len(args):
+                raise UsageError(f"{arg} needs a value")
+            values[_VALUE_OPTIONS[arg]] = args[i + 1]
+            i += 1
+        elif "=" in arg and arg.split("=", 1)[0] in _VALUE_OPTIONS:
+            name, value = arg.split("=", 1)
+            values[_VALUE_OPTIONS[name]] = value
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown option {arg}")
+        else:
+            positional.append(arg)
+        i += 1
+    if "sender" not in values:
+        # the classic archiver.py form: HOST PORT SENDER RCPT...
+        if len(positional) >= 4 and positional[1].isdigit():
+            host, port, sender, *rcpts = positional
+            return PipeArgs(
+                sender=sender,
+                recipients=rcpts,
+                reinject=f"{host}:{port}",
+                config=values.get("config"),
+                sink=sink,
+            )
+        raise UsageError("give -f SENDER -- RECIPIENT... (or HOST PORT SENDER RECIPIENT...)")
+    if not positional:
+        raise UsageError("no recipients: give them after --")
+    return PipeArgs(
+        sender=values["sender"],
+        recipients=positional,
+        reinject=values.get("reinject"),
+        config=values.get("config"),
+        queue_id=values.get("queue_id") or None,
+        client_address=_known(values.get("client_address")),
+        client_name=_known(values.get("client_name")),
+        helo=values.get("helo") or None,
+        sink=sink,
+    )
+
+
+def _known(value: str | None) -> str | None:
+    return None if value in (None, "", "unknown") else value
+
+
+def run(args: PipeArgs, content: bytes) -> int:
+    from ..archive import Archive
+    from ..config import load_config
+    from ..rules import compile_policy
+    from .pipeline import CapturePipeline, Incoming
+
+    config = load_config(args.config)
+    policy = compile_policy(config)
+    reinject = None if args.sink else (args.reinject or config.smtp.reinject)
+    with Archive(config, workers=1) as archive:
+        pipeline = CapturePipeline(archive, policy, reinject=reinject, timeout=config.smtp.timeout)
+        incoming = Incoming(
+            content=content,
+            sender=args.sender,
+            recipients=args.recipients,
+            source="sink" if args.sink else "pipe",
+            queue_id=args.queue_id,
+            client_address=args.client_address,
+            client_name=args.client_name,
+            helo=args.helo,
+            xforward=_xforward(args),
+        )
+        return pipeline.run_once(incoming)
+
+
+def _xforward(args: PipeArgs) -> dict[str, str]:
+    from .reinject import xtext
+
+    attrs = {
+        "NAME": args.client_name,
+        "ADDR": args.client_address,
+        "HELO": args.helo,
+        "IDENT": args.queue_id,
+    }
+    return {k: xtext(v) for k, v in attrs.items() if v}
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point for ``postfix-archiver filter``; never raises, never exits 1 or 2."""
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="postfix-archiver: %(message)s"
+    )
+    try:
+        try:
+            args = parse_args(argv)
+        except UsageError as exc:
+            print(f"postfix-archiver filter: {exc}", file=sys.stderr)
+            return replies.EX_TEMPFAIL
+        content = sys.stdin.buffer.read()
+        return run(args, content)
+    except BaseException as exc:  # exit 1 would make Postfix bounce the mail
+        if isinstance(exc, SystemExit) and exc.code in (0, replies.EX_TEMPFAIL):
+            return int(exc.code or 0)
+        if isinstance(exc, KeyboardInterrupt):
+            return replies.EX_TEMPFAIL
+        print(f"postfix-archiver filter: temporary failure: {exc}", file=sys.stderr)
+        return replies.EX_TEMPFAIL
