@@ -8,6 +8,7 @@ envelope recipient to the next; the policy evaluates the others once per message
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .facts import Facts
@@ -18,7 +19,8 @@ _MAX_SHOWN = 60  # header values in reasons are cut to this length
 
 def _quote(text: str) -> str:
     shown = text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # only quotes are escaped: regexes stay as written in the config, backslashes and all
+    return '"' + shown.replace('"', '\\"') + '"'
 
 
 def _list(items: Sequence[str]) -> str:
@@ -77,23 +79,21 @@ class RecipientIs(Condition):
 class HeaderMatches(Condition):
     """Header ``name`` (lower case) has a value in which ``regex`` is found.
 
-    An empty pattern or ``.*`` only asks for the header to be present, which is tested
-    without a regex.
+    ``regex`` None only asks for the header to be present (the parser passes None for an
+    empty pattern or ``.*``, which saves a regex search).
     """
 
     __slots__ = ("name", "pattern", "regex", "shown_name")
 
-    def __init__(self, name: str, pattern: str) -> None:
-        import re
-
-        presence = pattern in ("", ".*")
-        description = f"header {name} present" if presence else \
-            f"header {name} ~ {_quote(pattern)}"
+    def __init__(self, name: str, pattern: str, regex: re.Pattern[str] | None) -> None:
+        description = (
+            f"header {name} present" if regex is None else f"header {name} ~ {_quote(pattern)}"
+        )
         super().__init__(description, per_recipient=False)
         self.shown_name = name
         self.name = name.lower()
         self.pattern = pattern
-        self.regex = None if presence else re.compile(pattern, re.IGNORECASE)
+        self.regex = regex
 
     def test(self, facts: Facts) -> str | None:
         values = facts.headers.get(self.name)
@@ -183,8 +183,10 @@ class AllOf(Condition):
     __slots__ = ("parts",)
 
     def __init__(self, parts: Sequence[Condition]) -> None:
-        super().__init__(" and ".join(p.description for p in parts),
-                         per_recipient=any(p.per_recipient for p in parts))
+        super().__init__(
+            " and ".join(p.description for p in parts),
+            per_recipient=any(p.per_recipient for p in parts),
+        )
         self.parts = tuple(parts)
 
     def test(self, facts: Facts) -> str | None:
@@ -198,38 +200,46 @@ class AllOf(Condition):
 
 
 class AnyOf(Condition):
-    """At least one alternative holds; ``labels`` name them in reasons (presets do)."""
+    """At least one alternative holds (a list of tables: ``any`` and ``not`` lists)."""
 
-    __slots__ = ("labels", "parts")
+    __slots__ = ("parts",)
 
-    def __init__(self, parts: Sequence[Condition], labels: Sequence[str | None] = (),
-                 description: str | None = None) -> None:
-        text = description or "any of (" + "; ".join(p.description for p in parts) + ")"
-        super().__init__(text, per_recipient=any(p.per_recipient for p in parts))
+    def __init__(self, parts: Sequence[Condition]) -> None:
+        super().__init__(
+            "any of (" + "; ".join(p.description for p in parts) + ")",
+            per_recipient=any(p.per_recipient for p in parts),
+        )
         self.parts = tuple(parts)
-        self.labels = tuple(labels) or (None,) * len(self.parts)
+
+    def test(self, facts: Facts) -> str | None:
+        for part in self.parts:
+            reason = part.test(facts)
+            if reason is not None:
+                return reason
+        return None
+
+
+class Preset(Condition):
+    """A shipped, named set of alternatives; the reason names the preset and the branch.
+
+    Each alternative has a label (``cron output``, ``logwatch report``) so that
+    ``rules test`` can say *why* a message counts as system mail.
+    """
+
+    __slots__ = ("labels", "name", "parts")
+
+    def __init__(self, name: str, parts: Sequence[Condition], labels: Sequence[str]) -> None:
+        super().__init__(f"preset {name}", per_recipient=any(p.per_recipient for p in parts))
+        self.name = name
+        self.parts = tuple(parts)
+        self.labels = tuple(labels)
 
     def test(self, facts: Facts) -> str | None:
         for part, label in zip(self.parts, self.labels, strict=True):
             reason = part.test(facts)
             if reason is not None:
-                return f"({label}) {reason}" if label else reason
+                return f"preset {self.name} ({label}): {reason}"
         return None
-
-
-class Preset(Condition):
-    """A shipped, named condition; the reason says which preset and which branch."""
-
-    __slots__ = ("inner", "name")
-
-    def __init__(self, name: str, inner: Condition) -> None:
-        super().__init__(f"preset {name}", per_recipient=inner.per_recipient)
-        self.name = name
-        self.inner = inner
-
-    def test(self, facts: Facts) -> str | None:
-        reason = self.inner.test(facts)
-        return None if reason is None else f"preset {self.name} {reason}"
 
 
 class Not(Condition):
