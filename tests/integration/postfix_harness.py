@@ -39,7 +39,6 @@ import stat
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import policy
@@ -98,22 +97,30 @@ def free_port() -> int:
     raise HarnessError("could not find a free TCP port on 127.0.0.1")
 
 
-def is_listening(port: int, host: str = LOCALHOST) -> bool:
-    """Whether some process has a TCP socket in LISTEN state on host:port (IPv4).
+def listeners(port: int, host: str = LOCALHOST) -> int:
+    """How many TCP sockets are in LISTEN state on host:port (or the IPv4 wildcard).
 
     Reads /proc/net/tcp instead of connecting, so that probing does not show up in Postfix's
-    log as a client that connected and went away.
+    log as a client that connected and went away. More than one means a port clash: Postfix's
+    master sets SO_REUSEPORT, so a second instance (or any root process doing the same) binds
+    the same port without an error and the kernel splits the connections between them.
     """
     wanted = {f"{_proc_net_addr(host)}:{port:04X}", f"00000000:{port:04X}"}
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     except OSError:
-        return _can_connect(host, port)
+        return int(_can_connect(host, port))
+    count = 0
     for line in lines:
         fields = line.split()
         if len(fields) > 3 and fields[1] in wanted and fields[3] == "0A":  # 0A = TCP_LISTEN
-            return True
-    return False
+            count += 1
+    return count
+
+
+def is_listening(port: int, host: str = LOCALHOST) -> bool:
+    """Whether some process listens on host:port (IPv4); see `listeners`."""
+    return listeners(port, host) > 0
 
 
 def _proc_net_addr(host: str) -> str:
@@ -201,8 +208,10 @@ def _keep_requested() -> bool:
 
 
 # Anything still running when the interpreter exits (a test run aborted with ^C, a crashed
-# fixture) is stopped here, so repeated runs do not pile up masters and sinks.
-_live: weakref.WeakSet[SmtpSink | PostfixInstance] = weakref.WeakSet()
+# fixture, a test that forgot cleanup()) is stopped here, so repeated runs do not pile up
+# masters and sinks. Strong references on purpose: an object garbage-collected while running
+# would leave a daemonized master behind with nobody to stop it.
+_live: set[SmtpSink | PostfixInstance] = set()
 
 
 @atexit.register
@@ -349,6 +358,11 @@ class SmtpSink:
         """Start listening; returns once the port accepts connections."""
         if self.running:
             return
+        if is_listening(self.port):
+            raise HarnessError(
+                f"cannot start smtp-sink: {LOCALHOST}:{self.port} is already in use by another "
+                "process"
+            )
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         argv = [SMTP_SINK, "-4", "-h", self.hostname]
         if os.geteuid() == 0:
@@ -357,7 +371,12 @@ class SmtpSink:
             argv += ["-u", "root"]
         # `-d TEMPLATE`: one file per transaction, named by strftime(TEMPLATE) plus a random
         # hex suffix. (-D would append every message to one shared file.)
-        argv += [*self.extra_args, "-d", f"{self.mail_dir}/%Y%m%d%H%M%S.", f"{LOCALHOST}:{self.port}"]
+        argv += [
+            *self.extra_args,
+            "-d",
+            f"{self.mail_dir}/%Y%m%d%H%M%S.",
+            f"{LOCALHOST}:{self.port}",
+        ]
         argv.append("64")  # listen backlog
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -365,9 +384,8 @@ class SmtpSink:
             )
         _live.add(self)
         process = self._process
-        if not wait_until(
-            lambda: process.poll() is not None or is_listening(self.port), timeout
-        ) or process.poll() is not None:
+        wait_until(lambda: process.poll() is not None or is_listening(self.port), timeout)
+        if process.poll() is not None or not is_listening(self.port):
             self.stop()
             raise HarnessError(
                 f"smtp-sink did not start listening on {LOCALHOST}:{self.port}: "
@@ -443,8 +461,7 @@ class SmtpSink:
         if not wait_until(enough, timeout):
             raise TimeoutError(
                 f"smtp-sink on port {self.port} received {len(found)} message(s) within "
-                f"{timeout}s, expected {count}: "
-                + repr([(d.sender, d.recipients) for d in found])
+                f"{timeout}s, expected {count}: " + repr([(d.sender, d.recipients) for d in found])
             )
         return found
 
@@ -475,11 +492,14 @@ class SmtpSink:
 
 # master.cf of the instance. Every service has chroot=n: a chroot would need copies of
 # /etc/hosts, /etc/services, resolver and NSS libraries inside each temporary queue directory
-# (Debian's init script does that for the system instance; we have no init script). Services
-# that need nothing outside the queue directory would work chrooted, but there is no gain here.
+# (Debian's init script copies them for the system instance; there is no init script here).
+# Written out explicitly although "-" also means n since Postfix 3.0, so entries that tests
+# add later with "-" (e.g. from postfix-archiver postfix-config) behave the same.
 # The postlog service is what makes `maillog_file` work: daemons send their log records to
-# postlogd over public/postlog, and postlogd (unprivileged=n, so root) appends to the file.
+# postlogd over public/postlog, and postlogd (unprivileged=n, so root) appends to the file;
+# `postfix check` refuses to start without it when maillog_file is set.
 # No local/virtual/lmtp/pipe delivery and no tlsmgr: all mail leaves by SMTP to the relayhost.
+# Tests add what they need (a content filter, a pipe service) with postconf_master().
 _MASTER_CF = """\
 # Generated by tests/integration/postfix_harness.py for a throw-away test instance.
 # service type  private unpriv  chroot  wakeup  maxproc command + args
@@ -556,7 +576,11 @@ class PostfixInstance:
         self.log_path = self.base_dir / "maillog"
         self._config_dir = self.base_dir / "etc"
         self._removed = False
-        self._write_config(retry_delay, dict(main_cf or {}))
+        try:
+            self._write_config(retry_delay, dict(main_cf or {}))
+        except BaseException:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            raise
 
     # ---- layout and configuration
 
@@ -638,6 +662,20 @@ class PostfixInstance:
         (self._config_dir / "master.cf").write_text(
             _MASTER_CF.format(listen=f"{LOCALHOST}:{self.smtpd_port}")
         )
+        self.settle_config()
+
+    def settle_config(self) -> None:
+        """Backdate main.cf and master.cf so Postfix reads them without pausing.
+
+        Postfix treats a configuration file modified within the last second or so as "hot"
+        (possibly half-written) and re-reads it every 0.3s until it has cooled down, which
+        makes every command after an edit take ~1.5s. The harness calls this after its own
+        edits and before start() and reload(); call it after editing the files another way.
+        """
+        past = time.time() - 60
+        for name in ("main.cf", "master.cf"):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.config_dir / name, (past, past))
 
     def postconf(self, *settings: str) -> None:
         """Set main.cf parameters: postconf("name=value", ...). Call reload() if running."""
@@ -671,7 +709,9 @@ class PostfixInstance:
         return self._postconf("-M")
 
     def _postconf(self, *args: str) -> str:
-        return _run([POSTCONF, "-c", str(self.config_dir), *args], "postconf", log=self.log_path)
+        output = _run([POSTCONF, "-c", str(self.config_dir), *args], "postconf", log=self.log_path)
+        self.settle_config()
+        return output
 
     def postfix(self, *args: str) -> str:
         """Run `postfix -c CONFIG_DIR ARGS...`; raise HarnessError with the log tail on failure."""
@@ -683,14 +723,25 @@ class PostfixInstance:
 
     # ---- lifecycle
 
-    @property
-    def master_pid(self) -> int | None:
-        """PID of the running master process, if any."""
+    def _recorded_master_pid(self) -> int | None:
         try:
-            pid = int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
+            return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _pid_alive(pid) else None
+
+    @property
+    def master_pid(self) -> int | None:
+        """PID of this instance's running master process, if any."""
+        pid = self._recorded_master_pid()
+        if pid is None or not _pid_alive(pid):
+            return None
+        # Guard against a stale pid file whose PID now belongs to someone else: master runs
+        # with its working directory in queue_directory.
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return None
+        return pid if Path(cwd) == self.queue_dir.resolve() else None
 
     @property
     def running(self) -> bool:
@@ -702,6 +753,12 @@ class PostfixInstance:
             raise HarnessError(f"{self.base_dir} was removed; create a new PostfixInstance")
         if self.running:
             return
+        self.settle_config()
+        if is_listening(self.smtpd_port):
+            raise HarnessError(
+                f"cannot start Postfix in {self.config_dir}: {LOCALHOST}:{self.smtpd_port} is "
+                "already in use by another process"
+            )
         # `postfix check` also creates the queue subdirectories and data_directory with the
         # owners and modes listed in $meta_directory/postfix-files (post-install
         # create-missing), so `postfix set-permissions`, which would also chown the package's
@@ -722,6 +779,12 @@ class PostfixInstance:
                 + f" on {LOCALHOST}:{self.smtpd_port} after {timeout}s\n"
                 f"--- last lines of {self.log_path} ---\n{_tail(self.log_path)}"
             )
+        if listeners(self.smtpd_port) > 1:
+            self.stop()
+            raise HarnessError(
+                f"{LOCALHOST}:{self.smtpd_port} was taken by another process while Postfix in "
+                f"{self.config_dir} started (both bound it with SO_REUSEPORT); start again"
+            )
 
     def stop(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Stop master and every process it started; returns when they are all gone.
@@ -731,12 +794,19 @@ class PostfixInstance:
         daemon still alive after `timeout` is killed.
         """
         _live.discard(self)
-        pid = self.master_pid
+        # master calls setsid() at startup, so its process group (same id as its PID) holds
+        # it and every daemon it spawned. Sweeping the group also catches daemons that outlive
+        # a master that was killed some other way.
+        pid = self._recorded_master_pid()
         if pid is None:
             return
-        # master calls setsid() at startup, so its process group is exactly its children.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        if self.master_pid == pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        elif _pid_alive(pid):
+            # The recorded PID is alive but is not our master: PID reuse. Leave it alone.
+            (self.queue_dir / "pid" / "master.pid").unlink(missing_ok=True)
+            return
         if not wait_until(lambda: not _process_group_members(pid), timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
@@ -745,11 +815,14 @@ class PostfixInstance:
                     f"Postfix processes {_process_group_members(pid)} of {self.config_dir} "
                     "survived SIGKILL"
                 )
+        # A later start() writes a new one; a stale one could name someone else's process.
+        (self.queue_dir / "pid" / "master.pid").unlink(missing_ok=True)
 
     def reload(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """`postfix reload`, and wait until master logged that it re-read its configuration."""
         marker = "reload -- version"
         before = sum(marker in line for line in self.log_lines())
+        self.settle_config()
         self.postfix("reload")
         if not wait_until(
             lambda: sum(marker in line for line in self.log_lines()) > before, timeout
