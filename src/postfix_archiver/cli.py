@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,7 +32,8 @@ from .importers import open_source
 F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line however long its path (rich wraps at 80 columns)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Cli(click.Group):
@@ -41,13 +43,18 @@ class Cli(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            err.print(f"[red]config error:[/] {exc}", markup=True)
+            err.print(f"[red]config error:[/] {escape(str(exc))}", markup=True)
             sys.exit(78)  # EX_CONFIG
         except ArchiverError as exc:
-            err.print(f"[red]error:[/] {exc}", markup=True)
+            err.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
             sys.exit(1)
         except BrokenPipeError:
             sys.exit(0)  # `... | head` is not an error
+
+
+def _print_json(doc: object) -> None:
+    """One JSON document on stdout, never colored (FORCE_COLOR would break parsers)."""
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def config_option(fn: F) -> F:
@@ -137,7 +144,7 @@ def search(
     with Archive(config) as archive:
         page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
     if as_json:
-        out.print_json(json.dumps(page.to_json()))
+        _print_json(page.to_json())
         return
     table = Table(show_edge=False, pad_edge=False, box=None)
     for name in ("id", "date", "from", "to", "subject", "size", "att"):
@@ -209,7 +216,7 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             "headers": parsed.headers,
             "body": parsed.body_text,
         }
-        out.print_json(json.dumps(doc))
+        _print_json(doc)
         return
     row = view.row
     for name, value in (
@@ -248,8 +255,6 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
 
 def _safe(text: str) -> str:
     """Text from mail without rich markup or terminal control characters."""
-    from rich.markup import escape
-
     text = text.replace("\r\n", "\n")
     return escape("".join(c if c.isprintable() or c in "\n\t" else "?" for c in text))
 
@@ -282,7 +287,7 @@ def stats(config_path: str | None, as_json: bool) -> None:
     with Archive(config) as archive:
         s = archive.stats()
     if as_json:
-        out.print_json(json.dumps(s.to_json()))
+        _print_json(s.to_json())
         return
     out.print(f"messages:      {s.messages}")
     out.print(f"envelopes:     {s.envelopes}")
@@ -307,7 +312,7 @@ def verify_(config_path: str | None, as_json: bool) -> None:
         with _progress(s.messages + s.envelopes, "messages", "verifying") as advance:
             report = verify(archive, advance)
     if as_json:
-        out.print_json(json.dumps(report.to_json()))
+        _print_json(report.to_json())
     elif report.ok:
         out.print(
             f"OK: {report.messages} messages, {report.events} chain events; "
@@ -315,11 +320,12 @@ def verify_(config_path: str | None, as_json: bool) -> None:
         )
     else:
         err.print(
-            f"[red]FAILED:[/] {len(report.problems)} problem(s); the first: {report.problems[0]}",
+            f"[red]FAILED:[/] {len(report.problems)} problem(s); "
+            f"the first: {escape(str(report.problems[0]))}",
             markup=True,
         )
         for p in report.problems[1:50]:
-            err.print(f"  {p}")
+            err.print(f"  {p}", markup=False)
     sys.exit(0 if report.ok else 1)
 
 
@@ -444,6 +450,20 @@ def filter(args: tuple[str, ...]) -> None:
 @click.option("--maxproc", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--user", default=None, help="Pipe mode: the user the filter runs as.")
 @click.option("--no-reload", is_flag=True, help="With --apply: do not reload Postfix.")
+@click.option(
+    "--amavis-address",
+    default="127.0.0.1:10024",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where amavisd-new listens.",
+)
+@click.option(
+    "--amavis-return",
+    default="127.0.0.1:10025",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where amavisd-new hands mail back to Postfix.",
+)
 def postfix_config(
     config_path: str | None,
     mode: str,
@@ -453,6 +473,8 @@ def postfix_config(
     maxproc: int,
     user: str | None,
     no_reload: bool,
+    amavis_address: str,
+    amavis_return: str,
 ) -> None:
     """Print (or --apply) the main.cf and master.cf lines for the archiver."""
     from . import postfix
@@ -467,6 +489,8 @@ def postfix_config(
         config_file=cfg_file,
         user=user,
         executable=_executable(),
+        amavis_address=amavis_address,
+        amavis_return=amavis_return,
     )
     if not do_apply:
         out.print(p.render(), markup=False, end="")

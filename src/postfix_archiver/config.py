@@ -36,7 +36,9 @@ class KeyLocator:
 
     def __init__(self, text: str) -> None:
         self._lines: dict[KeyPath, int] = {}
-        counts: dict[tuple[str, ...], int] = {}
+        # last index of each array of tables, by its path with the indices of enclosing arrays:
+        # [rules.header] and [[rules.any]] belong to the latest [[rules]]
+        counts: dict[KeyPath, int] = {}
         current: KeyPath = ()
         in_multiline = False
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -49,19 +51,29 @@ class KeyLocator:
                 continue
             table = self._TABLE.match(line)
             if table:
-                names = tuple(self._split(table.group(2)))
+                names = self._split(table.group(2))
                 if table.group(1) == "[[":
-                    index = counts.get(names, 0)
-                    counts[names] = index + 1
-                    current = (*names, index)
+                    array = (*self._within(names[:-1], counts), *names[-1:])
+                    counts[array] = counts.get(array, -1) + 1
+                    current = (*array, counts[array])
                 else:
-                    current = names
+                    current = self._within(names, counts)
                 self._lines.setdefault(current, lineno)
                 continue
             key = self._KEY.match(line)
             if key:
                 path = (*current, *self._split(key.group(1)))
                 self._lines.setdefault(path, lineno)
+
+    @staticmethod
+    def _within(names: Sequence[str], counts: Mapping[KeyPath, int]) -> KeyPath:
+        """The key path of table ``names``, each array of tables on it at its latest element."""
+        path: KeyPath = ()
+        for name in names:
+            path = (*path, name)
+            if path in counts:
+                path = (*path, counts[path])
+        return path
 
     @staticmethod
     def _split(dotted: str) -> list[str]:

@@ -27,6 +27,8 @@ import nh3
 
 _PARSER = BytesParser(policy=policy.compat32)
 _WS = re.compile(r"\s+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +102,14 @@ def html_to_text(markup: str) -> str:
 
 def decode_text(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
     """Bytes to text in the declared charset; unknown charsets fall back, never fail."""
-    if charset:
-        cs = charset.strip().strip('"').lower()
-        if cs in ("unknown-8bit", "x-unknown"):
-            cs = "utf-8"
+    cs = charset.strip().strip('"').lower() if charset else ""
+    # unknown-8bit is raw 8-bit text of no declared charset: guess like for no charset
+    if cs and cs not in ("unknown-8bit", "x-unknown"):
         try:
-            return data.decode(cs, errors="replace")
-        except LookupError:
+            # codecs such as utf-7 or unicode_escape can produce lone surrogates, which
+            # no UTF-8 consumer (the catalog, JSON) accepts
+            return _SURROGATES.sub("\ufffd", data.decode(cs, errors="replace"))
+        except (LookupError, UnicodeError):  # idna, punycode: no errors="replace"
             if defects is not None:
                 defects.append(f"unknown charset {charset!r}")
     try:
@@ -119,6 +122,10 @@ def decode_header_value(value: str | Header | None) -> str:
     """RFC 2047 encoded words and raw 8-bit bytes to one clean string."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        # unfold first: decode_header strips the whitespace that starts a continuation
+        # line, which glues a folded word to the one before it
+        value = _FOLD.sub("", value)
     try:
         chunks = decode_header(value)
     except Exception:  # a malformed encoded word: show it as it is
@@ -134,8 +141,15 @@ def decode_header_value(value: str | Header | None) -> str:
     return _WS.sub(" ", text.replace("\x00", "")).strip()
 
 
-def _raw_header(msg: Message, name: str) -> list[str | Header]:
-    return list(msg.get_all(name, []))
+def _raw_header(msg: Message, name: str) -> list[str]:
+    """Undecoded values of header ``name``; raw 8-bit bytes (SMTPUTF8) become text."""
+    lname = name.lower()
+    values = []
+    for key, value in msg.raw_items():
+        if key.lower() == lname:
+            # the parser keeps 8-bit header bytes as surrogate escapes
+            values.append(decode_text(str(value).encode("utf-8", "surrogateescape"), None))
+    return values
 
 
 def parse_addresses(values: list[str]) -> list[Address]:
@@ -180,7 +194,8 @@ def attachment_filename(part: Message) -> str:
 
 
 def _is_attachment(part: Message, filename: str, ctype: str) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    # str(): a header with raw 8-bit bytes comes back as a Header object
+    disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
     if disposition == "attachment" or filename:
         return True
     return not ctype.startswith(("text/", "multipart/", "message/"))
@@ -217,10 +232,7 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
     parsed.message_id = decode_header_value(msg.get("Message-ID"))
     parsed.date = _parse_date(parsed.header("Date"), defects)
     for attr, name in (("from_", "From"), ("to", "To"), ("cc", "Cc")):
-        values = [str(v) for v in _raw_header(msg, name)]
-        setattr(parsed, attr, parse_addresses(values))
-    for part in msg.walk():
-        defects.extend(type(d).__name__ for d in part.defects)
+        setattr(parsed, attr, parse_addresses(_raw_header(msg, name)))
     plain: list[str] = []
     htmls: list[str] = []
     for index, part in enumerate(leaf_parts(msg)):
@@ -241,6 +253,9 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
             htmls.append(decode_text(payload, part.get_content_charset(), defects))
         elif ctype.startswith("text/"):
             plain.append(decode_text(payload, part.get_content_charset(), defects))
+    # after the bodies are decoded: decoding notes defects too (bad base64, padding)
+    for part in msg.walk():
+        defects.extend(type(d).__name__ for d in part.defects)
     parsed.text_plain = "\n".join(plain).replace("\x00", "")
     parsed.text_html = "\n".join(htmls).replace("\x00", "")
     # keep the list short and stable: the same defect on many parts is noted once

@@ -27,7 +27,7 @@ PIPE_TRANSPORT = "postfix-archiver-pipe"
 SINK_TRANSPORT = "postfix-archiver-sink"
 SINK_DOMAIN = "archive.invalid"
 SINK_ADDRESS = f"archive@{SINK_DOMAIN}"
-AMAVIS_TRANSPORT = "amavisfeed"
+AMAVIS_TRANSPORT = "smtp-amavis"  # the name Debian's amavisd-new documentation uses
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,7 @@ def plan(
     executable: str | None = None,
     config_file: str | None = None,
     user: str | None = None,
+    amavis_address: str = "127.0.0.1:10024",
     amavis_return: str = "127.0.0.1:10025",
 ) -> PostfixPlan:
     """What main.cf and master.cf need for ``mode`` (see the module docstring)."""
@@ -217,8 +218,9 @@ def plan(
                 'set [smtp] listen = "127.0.0.1:10027" in the archiver config'
             )
         r_host, r_port = _split(amavis_return)
+        a_host, a_port = _split(amavis_address)
         p.main += [
-            ("content_filter", f"{AMAVIS_TRANSPORT}:[127.0.0.1]:10024"),
+            ("content_filter", f"{AMAVIS_TRANSPORT}:[{a_host}]:{a_port}"),
             ("receive_override_options", "no_address_mappings"),
         ]
         p.services.append(
@@ -230,11 +232,12 @@ def plan(
                 "n",
                 "-",
                 "2",
-                "lmtp",
+                "smtp",
                 (
-                    ("lmtp_data_done_timeout", "1200"),
-                    ("lmtp_send_xforward_command", "yes"),
-                    ("disable_dns_lookups", "yes"),
+                    ("syslog_name", f"postfix/{AMAVIS_TRANSPORT}"),
+                    ("smtp_data_done_timeout", "1200s"),
+                    ("smtp_send_xforward_command", "yes"),
+                    ("disable_mime_output_conversion", "yes"),
                     ("max_use", "20"),
                 ),
             )

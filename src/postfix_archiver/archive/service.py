@@ -157,6 +157,10 @@ class Archive:
         if parsed is None:
             parsed = parse_message(raw)
         split = skeleton.split_message(raw, self._threshold, sha256_hex)
+        if not split.is_whole and skeleton.rebuild(split.segments, split.parts.__getitem__) != raw:
+            # a scanner surprise must cost compactness, never bytes: keep the message whole
+            log.warning("message %s: skeleton split did not rebuild exactly; stored whole", sha)
+            split = skeleton.Split([raw], {})
         parts: list[StoredPart] = []
         for part_sha, content in split.parts.items():
             key = f"p/{part_sha}"

@@ -27,6 +27,7 @@ _HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 _BLANK_LINE = re.compile(rb"\r?\n(\r?\n)")
 _MAGIC_SPLIT = b"S"
 _MAGIC_WHOLE = b"R"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_DEPTH = 20  # deeper nesting is stored as is: cheap insurance against hostile input
 
 
@@ -213,9 +214,18 @@ def decode_manifest(data: bytes) -> list[Segment]:
             pos += seg
         else:
             sha, enc, width, eol, tail = seg
-            segments.append(
-                PartRef(sha, enc, int(width), eol.encode("latin-1"), tail.encode("latin-1"))
-            )
+            # a damaged reference must fail here, not as a store key or in render()
+            if not (
+                isinstance(sha, str)
+                and _SHA256.fullmatch(sha)
+                and enc in ("raw", "b64")
+                and isinstance(width, int)
+                and (width > 0 or enc == "raw")
+                and isinstance(eol, str)
+                and isinstance(tail, str)
+            ):
+                raise ValueError(f"bad part reference {seg!r}")
+            segments.append(PartRef(sha, enc, width, eol.encode("latin-1"), tail.encode("latin-1")))
     return segments
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import chain
 from ..catalog import MessageRow
-from ..errors import IntegrityError
+from ..errors import StoreError
 from ..message import parse_message
 from .service import Archive
 
@@ -143,7 +143,7 @@ def _check_one(archive: Archive, row: MessageRow) -> list[Problem]:
     where = f"message {row.id}"
     try:
         raw = archive.read_blob(row.sha256)
-    except IntegrityError as exc:
+    except StoreError as exc:  # IntegrityError included; an unreadable file is a problem too
         return [Problem("blob", where, str(exc))]
     problems = []
     if len(raw) != row.size:
@@ -161,6 +161,28 @@ def _check_one(archive: Archive, row: MessageRow) -> list[Problem]:
                 "catalog",
                 where,
                 "catalog subject differs from the stored message: the row was edited",
+            )
+        )
+    for name, shown, addresses in (
+        ("From", row.from_, parsed.from_),
+        ("To", row.to, parsed.to),
+        ("Cc", row.cc, parsed.cc),
+    ):
+        if shown != ", ".join(str(a) for a in addresses):
+            problems.append(
+                Problem(
+                    "catalog",
+                    where,
+                    f"catalog {name} differs from the stored message: the row was edited",
+                )
+            )
+    if row.attachment_count != len(parsed.attachments):
+        problems.append(
+            Problem(
+                "catalog",
+                where,
+                f"catalog says {row.attachment_count} attachments, the stored message has "
+                f"{len(parsed.attachments)}: the row was edited",
             )
         )
     if parsed.message_id.strip().strip("<>").strip() != row.message_id:

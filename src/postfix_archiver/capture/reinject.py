@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import socket
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from ..errors import PermanentFailure, TemporaryFailure
 
 log = logging.getLogger("postfix_archiver.reinject")
 
+_CRLF = re.compile(rb"\r\n|\r|\n")
 XFORWARD_ATTRS = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 
 
@@ -53,9 +55,9 @@ def _fail(stage: str, code: int, text: str) -> Exception:
     return TemporaryFailure(f"reinjection listener answered {code} {text} to {stage}")
 
 
-def _refusal(refused: list[tuple[str, int, str]]) -> Exception:
+def _refusal(refused: list[tuple[str, int, str]], total: int) -> Exception:
     """All recipients refused permanently: pass it on. Any other mix: try again later."""
-    if all(500 <= code < 600 for _, code, _ in refused):
+    if len(refused) == total and all(500 <= code < 600 for _, code, _ in refused):
         _, code, text = refused[0]
         return PermanentFailure(code, text)
     detail = "; ".join(f"<{r}>: {c} {t}" for r, c, t in refused)
@@ -178,7 +180,7 @@ class Reinjector:
                     refused.append((rcpt, exc.code, exc.message))
             if refused:
                 await smtp.rset()
-                raise _refusal(refused)
+                raise _refusal(refused, len(msg.recipients))
             try:
                 resp = await smtp.data(msg.content)
             except aiosmtplib.SMTPDataError as exc:
@@ -232,8 +234,10 @@ def send_sync(address: str, msg: Outgoing, *, timeout: float = 120.0) -> str:
                 refused.append((rcpt, code, text.decode("utf-8", "replace")))
         if refused:
             smtp.rset()
-            raise _refusal(refused)
-        code, text = smtp.data(msg.content)
+            raise _refusal(refused, len(msg.recipients))
+        # pipe(8) hands over LF lines; SMTP wants CRLF (smtplib would send bare LFs and add
+        # an empty last line), as the asynchronous client does it
+        code, text = smtp.data(_CRLF.sub(b"\r\n", msg.content))
         if code != 250:
             raise _fail("DATA", code, text.decode("utf-8", "replace"))
         reply = f"{code} {text.decode('utf-8', 'replace')}"

@@ -104,7 +104,8 @@ class ArchiverHandler:
             xforward = envelope.xforward if isinstance(envelope, ArchiverEnvelope) else {}
             incoming = Incoming(
                 content=envelope.original_content or b"",
-                sender=envelope.mail_from or "",
+                # aiosmtpd keeps the null sender as "<>"; ours is ""
+                sender="" if envelope.mail_from in (None, "<>") else envelope.mail_from,
                 recipients=list(envelope.rcpt_tos),
                 source="sink" if self.pipeline.sink else "smtp",
                 mail_options=list(envelope.mail_options),

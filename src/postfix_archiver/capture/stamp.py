@@ -7,7 +7,8 @@ import re
 STATUS = b"X-Archive-Status"
 ARCHIVE_ID = b"X-Archive-Id"
 # an X-Archive-* field with its folded continuation lines
-_OURS = re.compile(rb"^X-Archive-[!-9;-~]*[ \t]*:.*(?:\r?\n[ \t].*)*\r?\n", re.I | re.M)
+# (the last field of a headers-only message may lack its line end)
+_OURS = re.compile(rb"^X-Archive-[!-9;-~]*[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|\Z)", re.I | re.M)
 
 
 def _header_end(raw: bytes) -> int:

@@ -129,7 +129,9 @@ _ORDER_SQL = {
 
 def fts_string(value: str) -> str:
     """An FTS5 string literal: the value's tokens, matched in order, never as syntax."""
-    return '"' + value.replace('"', '""') + '"'
+    # SQLite reads the MATCH text as a C string: a NUL would end it inside the quotes
+    # ("unterminated string"); it is no token character, so it separates like a space
+    return '"' + value.replace("\x00", " ").replace('"', '""') + '"'
 
 
 def fts_term(node: Text | Field) -> str:

@@ -67,7 +67,12 @@ class CatalogWriter:
                 except queue.Empty:
                     break
             if batch:
-                self._commit(batch)
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # the thread must outlive any failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
 
     def _commit(self, batch: list[tuple[NewArrival, Future[AddResult]]]) -> None:
         try:

@@ -35,6 +35,8 @@ def open_source(spec: str) -> ImportSource:
             f"{spec}: no messages found (expected a Maildir with cur/ and new/, "
             "or a folder of .eml files)"
         )
+    if not path.is_file():  # opening a FIFO would wait for a writer forever
+        raise SourceError(f"{spec}: not a regular file or a directory (a device, FIFO or socket)")
     try:
         with path.open("rb") as f:
             head = f.read(4096)

@@ -17,7 +17,7 @@ from ..errors import StoreError
 class BlobStore(Protocol):
     """Durable key -> bytes storage.
 
-    Contract (tested for every backend by ``tests/unit/store/test_contract.py``):
+    Contract (tested for every backend by ``tests/unit/store/test_store_contract.py``):
 
     - ``put(key, data)``: when it returns, the bytes survive a crash or power loss; a
       reader never sees a partial value (write to a temporary name, fsync, rename). Putting a

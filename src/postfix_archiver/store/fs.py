@@ -27,8 +27,15 @@ class FileStore:
         self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
-        kind, sep, name = key.partition("/")
-        if not sep or not name or "/" in name or name.startswith(".") or kind.startswith("."):
+        kind, _sep, name = key.partition("/")
+        if (
+            not kind
+            or not name
+            or "/" in name
+            or name.startswith(".")
+            or kind.startswith(".")
+            or "\x00" in key
+        ):
             raise StoreError(f"invalid blob key {key!r}")
         return self.root / kind / name[:2] / name[2:4] / name
 

@@ -1,0 +1,1 @@
+"""Capture-layer tests (a package, so its conftest does not clash with the top-level one)."""

@@ -1,0 +1,241 @@
+"""The single catalog writer: group commit, and a bad arrival failing alone."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from postfix_archiver.catalog import AddResult, NewArrival
+from postfix_archiver.catalog.sqlite import SqliteCatalog
+from postfix_archiver.catalog.writer import CatalogWriter
+from postfix_archiver.envelope import Envelope
+from postfix_archiver.errors import CatalogError
+from postfix_archiver.message import Address, Attachment
+
+WAIT = 10.0  # seconds; only reached when something hangs
+
+
+class GatedCatalog(SqliteCatalog):
+    """A real SQLite catalog that records each batch and can hold the first one back.
+
+    Holding the writer inside its first ``add_batch`` lets a test queue arrivals behind it
+    and know they are committed together in the next batch.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.batches: list[list[str]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self._first = True
+
+    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]:
+        self.batches.append([a.sha256 for a in arrivals])
+        if self._first:
+            self._first = False
+            self.entered.set()
+            assert self.gate.wait(WAIT), "test never opened the gate"
+        return super().add_batch(arrivals)
+
+
+def make_arrival(n: int, *, poison: bool = False, queue_id: str | None = None) -> NewArrival:
+    raw = f"From: a{n}@example.com\nSubject: arrival {n}\n\nbody {n}\n".encode()
+    attachments = []
+    if poison:
+        # two attachments at the same leaf index: the catalog's primary key refuses this
+        att = Attachment(0, "x.bin", "application/octet-stream", 1, "0" * 64)
+        attachments = [att, att]
+    return NewArrival(
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        stored_size=len(raw),
+        date=datetime(2024, 5, 1, 12, 0, n % 60, tzinfo=UTC),
+        subject=f"arrival {n}",
+        message_id=f"<{n}@example.com>",
+        from_=[Address("", f"a{n}@example.com")],
+        to=[Address("", "b@example.com")],
+        cc=[],
+        attachments=attachments,
+        defects=[],
+        body_text=f"body {n}",
+        parts=[],
+        envelope=Envelope(
+            "sender@example.com", ("b@example.com",), queue_id=queue_id or f"Q{n:05d}"
+        ),
+    )
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[GatedCatalog]:
+    c = GatedCatalog(str(tmp_path / "catalog.sqlite"))
+    yield c
+    c.gate.set()
+    c.close()
+
+
+@pytest.fixture
+def writer(catalog: GatedCatalog) -> Iterator[CatalogWriter]:
+    w = CatalogWriter(catalog)
+    yield w
+    catalog.gate.set()
+    w.close()
+
+
+def hold_writer(catalog: GatedCatalog, writer: CatalogWriter) -> Future[AddResult]:
+    """Park the writer thread inside a batch of one; returns that arrival's future."""
+    future = writer.submit(make_arrival(0))
+    assert catalog.entered.wait(WAIT)
+    return future
+
+
+def chain_seqs(catalog: SqliteCatalog) -> list[int]:
+    return [link.seq for link in catalog.chain()]
+
+
+def test_concurrent_submitters_all_get_their_results(
+    catalog: GatedCatalog, writer: CatalogWriter
+) -> None:
+    first = hold_writer(catalog, writer)
+    threads, per_thread = 8, 25
+    submitted = threading.Barrier(threads + 1)
+    results: dict[int, list[AddResult]] = {}
+    errors: list[BaseException] = []
+
+    def submitter(t: int) -> None:
+        try:
+            futures = [
+                writer.submit(make_arrival(1 + t * per_thread + i)) for i in range(per_thread)
+            ]
+            submitted.wait(WAIT)
+            results[t] = [f.result(WAIT) for f in futures]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=submitter, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    submitted.wait(WAIT)  # every arrival is queued behind the held batch
+    catalog.gate.set()
+    for thread in pool:
+        thread.join(WAIT)
+
+    assert errors == []
+    assert first.result(WAIT).new_message
+    everything = [r for rs in results.values() for r in rs]
+    assert len(everything) == threads * per_thread
+    assert all(r.new_message for r in everything)
+    assert all(r.new_envelope for r in everything)
+    ids = {r.id for r in everything} | {first.result().id}
+    assert len(ids) == threads * per_thread + 1
+    # each submitter got the row of its own arrival back
+    for t, rs in results.items():
+        for i, r in enumerate(rs):
+            row = catalog.get(r.id)
+            assert row is not None
+            assert row.subject == f"arrival {1 + t * per_thread + i}"
+    # group commit: the 200 queued arrivals went in as one transaction, not 200
+    assert [len(b) for b in catalog.batches] == [1, threads * per_thread]
+    seqs = sorted(r.event_seq for r in everything if r.event_seq is not None)
+    assert seqs == list(range(2, threads * per_thread + 2))
+    assert chain_seqs(catalog) == list(range(1, threads * per_thread + 2))
+
+
+def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+    catalog.gate.set()
+    results: list[AddResult] = []
+    lock = threading.Lock()
+
+    def adder(t: int) -> None:
+        for i in range(20):
+            r = writer.add(make_arrival(t * 20 + i))
+            with lock:
+                results.append(r)
+
+    pool = [threading.Thread(target=adder, args=(n,)) for n in range(10)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(WAIT)
+    assert len({r.id for r in results}) == 200
+    assert catalog.stats().messages == 200
+    assert chain_seqs(catalog) == list(range(1, 201))
+
+
+def test_failing_arrival_does_not_fail_its_neighbours(
+    catalog: GatedCatalog, writer: CatalogWriter
+) -> None:
+    first = hold_writer(catalog, writer)
+    good = [make_arrival(n) for n in range(1, 11)]
+    bad = make_arrival(99, poison=True)
+    futures = [writer.submit(a) for a in good[:5]]
+    bad_future = writer.submit(bad)
+    futures += [writer.submit(a) for a in good[5:]]
+    catalog.gate.set()
+
+    with pytest.raises(CatalogError, match="cannot write catalog"):
+        bad_future.result(WAIT)
+    results = [f.result(WAIT) for f in futures]
+    assert first.result(WAIT).new_message
+    assert all(r.new_message and r.new_envelope for r in results)
+    for arrival, result in zip(good, results, strict=True):
+        assert catalog.find_sha(arrival.sha256) == result.id
+    assert catalog.find_sha(bad.sha256) is None
+    # the batch of eleven failed as a whole and was retried one by one
+    assert len(catalog.batches[1]) == 11
+    assert bad.sha256 in catalog.batches[1]
+    assert [b for b in catalog.batches[2:] if len(b) != 1] == []
+    assert catalog.stats().messages == 11
+    # no event for the arrival that failed, and no gap where it would have been
+    assert chain_seqs(catalog) == list(range(1, 12))
+    assert catalog.orphans() == ([], [])
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    catalog = SqliteCatalog(str(tmp_path / "c.sqlite"))
+    try:
+        ok = make_arrival(1)
+        with pytest.raises(CatalogError):
+            catalog.add_batch([ok, make_arrival(2, poison=True)])
+        assert catalog.find_sha(ok.sha256) is None
+        assert list(catalog.chain()) == []
+        [result] = catalog.add_batch([ok])
+        assert result.event_seq == 1
+    finally:
+        catalog.close()
+
+
+def test_the_same_arrival_twice_in_one_batch(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+    """Postfix retrying while the first attempt waits for its commit."""
+    hold_writer(catalog, writer)
+    arrival = make_arrival(7)
+    other_envelope = make_arrival(7, queue_id="RETRY2")
+    f1, f2, f3 = (writer.submit(a) for a in (arrival, arrival, other_envelope))
+    catalog.gate.set()
+    r1, r2, r3 = f1.result(WAIT), f2.result(WAIT), f3.result(WAIT)
+    assert len(catalog.batches[1]) == 3
+    assert (r1.new_message, r1.new_envelope) == (True, True)
+    assert (r2.id, r2.new_message, r2.new_envelope, r2.event_seq) == (r1.id, False, False, None)
+    assert (r3.id, r3.new_message, r3.new_envelope) == (r1.id, False, True)
+    assert [e.envelope.queue_id for e in catalog.envelopes(r1.id)] == ["Q00007", "RETRY2"]
+
+
+def test_close_commits_what_is_queued(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+    first = hold_writer(catalog, writer)
+    futures = [writer.submit(make_arrival(n)) for n in range(1, 6)]
+    opener = threading.Timer(0.05, catalog.gate.set)
+    opener.start()
+    writer.close()
+    opener.join()
+    assert first.done()
+    assert all(f.done() for f in futures)
+    assert [f.result().new_message for f in futures] == [True] * 5
+    assert catalog.stats().messages == 6
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(make_arrival(6))
+    writer.close()  # a second close is harmless

@@ -1,0 +1,252 @@
+"""The ``BlobStore`` contract, run against every backend.
+
+Add a backend by adding a factory to ``BACKENDS`` (an S3 store would take its bucket from a
+moto server fixture); every test in ``TestContract`` then runs against it. Failure modes
+that only a particular backend can produce live in a class of their own below.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from postfix_archiver.errors import StoreError
+from postfix_archiver.store import BlobStore, open_store
+from postfix_archiver.store.fs import FileStore
+
+StoreFactory = Callable[[Path], BlobStore]
+
+BACKENDS: dict[str, StoreFactory] = {
+    "file": lambda tmp: FileStore(tmp / "blobs"),
+}
+
+SHA_A = "a1" * 32
+SHA_B = "b2" * 32
+SHA_C = "c3" * 32
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    s = BACKENDS[request.param](tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def temp_leftovers(root: Path) -> list[Path]:
+    """Files a write in flight would leave: the FileStore's dot-named temporaries."""
+    return [p for p in root.rglob("*") if p.is_file() and p.name.startswith(".")]
+
+
+class TestContract:
+    def test_is_a_blob_store_with_a_url(self, store: BlobStore) -> None:
+        assert isinstance(store, BlobStore)
+        assert "://" in store.url
+
+    def test_put_then_get_returns_the_same_bytes(self, store: BlobStore) -> None:
+        data = bytes(range(256)) * 17
+        store.put(f"m/{SHA_A}", data)
+        assert store.get(f"m/{SHA_A}") == data
+
+    def test_empty_and_large_values(self, store: BlobStore) -> None:
+        big = os.urandom(3 * 1024 * 1024 + 7)
+        store.put(f"m/{SHA_A}", b"")
+        store.put(f"p/{SHA_B}", big)
+        assert store.get(f"m/{SHA_A}") == b""
+        assert store.size(f"m/{SHA_A}") == 0
+        assert store.get(f"p/{SHA_B}") == big
+        assert store.size(f"p/{SHA_B}") == len(big)
+
+    def test_keys_are_independent(self, store: BlobStore) -> None:
+        store.put(f"m/{SHA_A}", b"message")
+        store.put(f"p/{SHA_A}", b"part")  # same name, other kind
+        store.put(f"m/{SHA_B}", b"other")
+        assert store.get(f"m/{SHA_A}") == b"message"
+        assert store.get(f"p/{SHA_A}") == b"part"
+        assert store.get(f"m/{SHA_B}") == b"other"
+
+    def test_exists(self, store: BlobStore) -> None:
+        assert not store.exists(f"m/{SHA_A}")
+        store.put(f"m/{SHA_A}", b"x")
+        assert store.exists(f"m/{SHA_A}")
+        assert not store.exists(f"p/{SHA_A}")
+        assert not store.exists(f"m/{SHA_B}")
+
+    def test_size_is_the_stored_length(self, store: BlobStore) -> None:
+        store.put(f"p/{SHA_A}", b"12345")
+        assert store.size(f"p/{SHA_A}") == 5
+
+    def test_missing_key_raises_key_error(self, store: BlobStore) -> None:
+        with pytest.raises(KeyError):
+            store.get(f"m/{SHA_A}")
+        with pytest.raises(KeyError):
+            store.size(f"m/{SHA_A}")
+
+    def test_overwrite_replaces_the_value(self, store: BlobStore) -> None:
+        store.put(f"m/{SHA_A}", b"first version, longer than the second")
+        store.put(f"m/{SHA_A}", b"second")
+        assert store.get(f"m/{SHA_A}") == b"second"
+        assert store.size(f"m/{SHA_A}") == 6
+        assert list(store.keys()) == [f"m/{SHA_A}"]
+
+    def test_delete(self, store: BlobStore) -> None:
+        store.put(f"m/{SHA_A}", b"x")
+        store.put(f"m/{SHA_B}", b"y")
+        store.delete(f"m/{SHA_A}")
+        assert not store.exists(f"m/{SHA_A}")
+        with pytest.raises(KeyError):
+            store.get(f"m/{SHA_A}")
+        assert store.get(f"m/{SHA_B}") == b"y"
+
+    def test_delete_of_absent_key_is_not_an_error(self, store: BlobStore) -> None:
+        store.delete(f"m/{SHA_A}")
+        store.put(f"m/{SHA_A}", b"x")
+        store.delete(f"m/{SHA_A}")
+        store.delete(f"m/{SHA_A}")
+        assert not store.exists(f"m/{SHA_A}")
+
+    def test_keys_lists_everything_and_filters_by_prefix(self, store: BlobStore) -> None:
+        assert list(store.keys()) == []
+        wanted = {f"m/{SHA_A}", f"m/{SHA_B}", f"p/{SHA_C}", "p/short"}
+        for key in wanted:
+            store.put(key, key.encode())
+        assert set(store.keys()) == wanted
+        assert set(store.keys("m/")) == {f"m/{SHA_A}", f"m/{SHA_B}"}
+        assert set(store.keys("p/")) == {f"p/{SHA_C}", "p/short"}
+        assert set(store.keys(f"m/{SHA_B[:6]}")) == {f"m/{SHA_B}"}
+        assert list(store.keys("x/")) == []
+
+    def test_keys_round_trip_through_get(self, store: BlobStore) -> None:
+        """A listed key is one that ``get`` accepts and returns the value put under it."""
+        for i in range(20):
+            store.put(f"p/{i:02d}{SHA_A[2:]}", str(i).encode())
+        for key in store.keys("p/"):
+            assert store.get(key) == str(int(key[2:4])).encode()
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "m/../x",
+            "../x",
+            "m/.hidden",
+            "m/..",
+            ".m/abcdef",
+            "m/a/b",
+            "m/",
+            "m",
+            "",
+            "/abcdef",
+            "m/ab\x00cd",
+        ],
+    )
+    def test_invalid_keys_are_rejected(self, store: BlobStore, key: str, tmp_path: Path) -> None:
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.put(key, b"data")
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.get(key)
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.exists(key)
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.delete(key)
+        # nothing was written anywhere, in the store or beside it
+        assert list(store.keys()) == []
+        assert not (tmp_path / "x").exists()
+
+    def test_concurrent_puts_of_one_key(self, store: BlobStore) -> None:
+        data = os.urandom(256 * 1024)
+        errors: list[BaseException] = []
+
+        def put() -> None:
+            try:
+                for _ in range(5):
+                    store.put(f"p/{SHA_A}", data)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=put) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.get(f"p/{SHA_A}") == data
+        assert list(store.keys()) == [f"p/{SHA_A}"]
+
+
+class TestOpenStore:
+    def test_file_url(self, tmp_path: Path) -> None:
+        s = open_store(f"file://{tmp_path / 'blobs'}")
+        try:
+            assert isinstance(s, FileStore)
+            s.put(f"m/{SHA_A}", b"x")
+            assert (tmp_path / "blobs").is_dir()
+            assert s.url == f"file://{tmp_path / 'blobs'}"
+        finally:
+            s.close()
+
+    def test_unknown_scheme(self) -> None:
+        with pytest.raises(StoreError, match="unsupported store URL 'ftp://x'"):
+            open_store("ftp://x")
+
+
+class TestFileStoreFailures:
+    """Failures of the filesystem itself. The tests run as root in CI, where permission bits
+    stop nothing, so the failures come from paths that cannot be directories instead."""
+
+    def test_root_below_a_regular_file(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_bytes(b"")
+        with pytest.raises(StoreError) as info:
+            FileStore(blocker / "blobs")
+        assert str(blocker / "blobs") in str(info.value)
+        assert "cannot create blob directory" in str(info.value)
+
+    def test_put_where_the_kind_directory_is_a_file(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        (root / "m").write_bytes(b"")  # squatting where the m/ tree belongs
+        with pytest.raises(StoreError) as info:
+            store.put(f"m/{SHA_A}", b"data")
+        assert str(root / "m") in str(info.value)
+        assert temp_leftovers(root) == []
+        assert not store.exists(f"p/{SHA_A}")
+
+    def test_failed_write_leaves_no_temporary_file(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        store.put(f"m/{SHA_B}", b"neighbour")
+        # a directory where the blob should go: the data is written to the temporary file,
+        # then the rename onto the final name fails
+        target = root / "m" / SHA_A[:2] / SHA_A[2:4] / SHA_A
+        target.mkdir(parents=True)
+        (target / "occupied").write_bytes(b"")
+        with pytest.raises(StoreError) as info:
+            store.put(f"m/{SHA_A}", b"data" * 1000)
+        assert f"cannot write {target}" in str(info.value)
+        assert temp_leftovers(root) == []
+        assert store.get(f"m/{SHA_B}") == b"neighbour"
+
+    def test_unreadable_blob_is_a_store_error_not_key_error(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        (root / "m" / SHA_A[:2] / SHA_A[2:4] / SHA_A).mkdir(parents=True)
+        with pytest.raises(StoreError, match=f"cannot read .*{SHA_A}"):
+            store.get(f"m/{SHA_A}")
+
+    def test_keys_skip_temporaries_of_writes_in_flight(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        store.put(f"m/{SHA_A}", b"x")
+        (root / "m" / SHA_A[:2] / SHA_A[2:4] / f".{SHA_A}.123.456.tmp").write_bytes(b"part")
+        assert list(store.keys()) == [f"m/{SHA_A}"]
+
+    def test_blob_files_live_in_a_fanned_out_tree(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        store.put(f"p/{SHA_C}", b"content")
+        assert (root / "p" / SHA_C[:2] / SHA_C[2:4] / SHA_C).read_bytes() == b"content"

@@ -1,0 +1,413 @@
+"""Parsing raw bytes into what the archive indexes and shows (``postfix_archiver.message``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from postfix_archiver.message import (
+    Address,
+    attachment_payload,
+    decode_header_value,
+    decode_text,
+    html_to_text,
+    parse_message,
+)
+
+
+def msg(headers: str, body: str = "body\n") -> bytes:
+    return (headers.strip("\n") + "\n\n" + body).encode()
+
+
+# -- RFC 2047 subjects -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("=?utf-8?q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=", "Grüße aus Köln"),
+        ("=?UTF-8?Q?caf=C3=A9?=", "café"),
+        ("=?utf-8?b?0J/RgNC40LLQtdGCINC80LjRgA==?=", "Привет мир"),
+        ("=?UTF-8?B?8J+Ygg==?=", "😂"),
+        ("=?iso-8859-1?q?r=E9sum=E9?=", "résumé"),
+        ("=?ISO-8859-1?B?Zvxy?=", "für"),
+        ("=?windows-1252?q?=80_100?=", "€ 100"),
+        # plain words around an encoded word keep their spaces
+        ("Re: =?utf-8?q?caf=C3=A9?= au lait", "Re: café au lait"),
+        ("Fwd: [list] =?iso-8859-1?q?Men=FC?= heute", "Fwd: [list] Menü heute"),
+        # whitespace between two encoded words is not part of the text (RFC 2047 6.2)
+        ("=?utf-8?q?Gr=C3=BC?= =?utf-8?q?=C3=9Fe?=", "Grüße"),
+        ("=?utf-8?q?one?=   =?iso-8859-1?q?_two?=", "one two"),
+        # an encoded space inside the word is kept
+        ("=?utf-8?q?hello_world?= again", "hello world again"),
+        ("plain ascii subject", "plain ascii subject"),
+        # not an encoded word at all: shown as it is
+        ("=?utf-8?q?never closed", "=?utf-8?q?never closed"),
+    ],
+)
+def test_rfc2047_subjects(subject: str, expected: str) -> None:
+    parsed = parse_message(msg(f"Subject: {subject}"))
+    assert parsed.subject == expected
+
+
+@pytest.mark.parametrize(
+    ("folded", "expected"),
+    [
+        (b"=?utf-8?q?first?=\r\n =?utf-8?q?_second?=\r\n\tplain tail", "first second plain tail"),
+        (
+            b"plain head\n =?utf-8?q?caf=C3=A9?=\n =?utf-8?q?_cr=C3=A8me?= end",
+            "plain head café crème end",
+        ),
+        (b"one\r\n two\r\n\tthree", "one two three"),
+    ],
+)
+def test_folded_subject_is_unfolded(folded: bytes, expected: str) -> None:
+    raw = b"Subject: " + folded + b"\r\n\r\nbody\r\n"
+    assert parse_message(raw).subject == expected
+
+
+def test_decode_header_value_collapses_whitespace_and_drops_nul() -> None:
+    assert decode_header_value("a \t  b\x00c") == "a bc"
+    assert decode_header_value(None) == ""
+
+
+def test_eight_bit_utf8_headers_are_read_as_utf8() -> None:
+    raw = "Subject: Grüße aus Köln\nFrom: Jörg <jörg@exämple.de>\n\nx\n".encode()
+    parsed = parse_message(raw)
+    assert parsed.subject == "Grüße aus Köln"
+    assert parsed.from_ == [Address("Jörg", "jörg@exämple.de")]
+
+
+def test_eight_bit_latin1_headers_fall_back_to_latin1() -> None:
+    raw = "Subject: Grüße\nFrom: J\xf6rg <j@example.de>\n\nx\n".encode("latin-1")
+    parsed = parse_message(raw)
+    assert parsed.subject == "Grüße"
+    assert parsed.from_ == [Address("Jörg", "j@example.de")]
+
+
+# -- addresses ---------------------------------------------------------------------------
+
+
+def test_addresses_with_encoded_display_names() -> None:
+    parsed = parse_message(
+        msg(
+            "From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.de>\n"
+            'To: "Doe, John" <john@example.com>, bob@example.com\n'
+            "Cc: =?utf-8?q?Doe=2C_Jane?= <jane@example.com>, =?iso-8859-1?q?Ren=E9?= "
+            "<rene@example.fr>"
+        )
+    )
+    assert parsed.from_ == [Address("Jörg Müller", "joerg@example.de")]
+    assert parsed.to == [
+        Address("Doe, John", "john@example.com"),
+        Address("", "bob@example.com"),
+    ]
+    # the comma inside the encoded word does not split the address list
+    assert parsed.cc == [
+        Address("Doe, Jane", "jane@example.com"),
+        Address("René", "rene@example.fr"),
+    ]
+    assert "Jörg Müller <joerg@example.de>" in parsed.addresses_text()
+    assert str(Address("", "x@y")) == "x@y"
+
+
+def test_several_to_headers_and_groups() -> None:
+    parsed = parse_message(
+        msg("To: a@example.com\nTo: Team: b@example.com, c@example.com;\nCc: undisclosed:;")
+    )
+    assert [a.address for a in parsed.to] == ["a@example.com", "b@example.com", "c@example.com"]
+    assert parsed.cc == []
+
+
+# -- dates -------------------------------------------------------------------------------
+
+
+def test_date_with_offset_is_aware() -> None:
+    parsed = parse_message(msg("Date: Tue, 01 Oct 2024 10:00:00 +0200"))
+    assert parsed.date == datetime(2024, 10, 1, 8, 0, tzinfo=UTC)
+    assert parsed.date is not None
+    assert parsed.date.utcoffset() == timedelta(hours=2)
+    assert parsed.defects == []
+
+
+def test_date_without_zone_is_taken_as_utc() -> None:
+    parsed = parse_message(msg("Date: Tue, 01 Oct 2024 10:00:00 -0000"))
+    assert parsed.date == datetime(2024, 10, 1, 10, 0, tzinfo=UTC)
+    assert parsed.date is not None
+    assert parsed.date.tzinfo is not None
+
+
+def test_obsolete_zone_names() -> None:
+    parsed = parse_message(msg("Date: 1 Oct 2024 10:00:00 EST"))
+    assert parsed.date == datetime(2024, 10, 1, 10, 0, tzinfo=timezone(timedelta(hours=-5)))
+
+
+@pytest.mark.parametrize(
+    "value", ["not a date", "Tue, 31 Feb 2024 10:00:00 +0000", "yesterday at noon", "2024"]
+)
+def test_bad_date_is_a_defect_and_none(value: str) -> None:
+    parsed = parse_message(msg(f"Date: {value}\nSubject: still parsed"))
+    assert parsed.date is None
+    assert any("Date" in d and value in d for d in parsed.defects), parsed.defects
+    assert parsed.subject == "still parsed"
+
+
+def test_missing_date_is_none_without_defect() -> None:
+    parsed = parse_message(msg("Subject: x"))
+    assert parsed.date is None
+    assert parsed.defects == []
+
+
+# -- bodies and attachments --------------------------------------------------------------
+
+
+def multipart(*parts: str, boundary: str = "BOUNDARY", ctype: str = "multipart/mixed") -> bytes:
+    body = "".join(f"--{boundary}\n{p.strip(chr(10))}\n" for p in parts) + f"--{boundary}--\n"
+    return msg(f'Subject: m\nContent-Type: {ctype}; boundary="{boundary}"', body)
+
+
+def test_rfc2231_filename_with_continuations_and_charset() -> None:
+    raw = multipart(
+        "Content-Type: text/plain\n\nsee attached",
+        "Content-Type: application/pdf\n"
+        "Content-Disposition: attachment;\n"
+        " filename*0*=utf-8''%E2%82%AC%20rates;\n"
+        " filename*1*=%20f%C3%BCr%20Q3.pdf\n"
+        "Content-Transfer-Encoding: base64\n\n"
+        "JVBERi0=",
+    )
+    parsed = parse_message(raw)
+    [att] = parsed.attachments
+    assert att.filename == "€ rates für Q3.pdf"
+    assert att.content_type == "application/pdf"
+    assert att.size == 5
+    assert att.sha256 == hashlib.sha256(b"%PDF-").hexdigest()
+    assert parsed.text_plain == "see attached"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("filename*=iso-8859-1''r%E9sum%E9.txt", "résumé.txt"),
+        ('filename*0="very long ";\n filename*1="name.txt"', "very long name.txt"),
+        ('filename="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="', "résumé.pdf"),  # RFC 2047, sadly common
+        ('filename="plain name.doc"', "plain name.doc"),
+    ],
+)
+def test_filename_forms(params: str, expected: str) -> None:
+    raw = multipart(
+        f"Content-Type: application/octet-stream\nContent-Disposition: attachment; {params}\n\nx"
+    )
+    [att] = parse_message(raw).attachments
+    assert att.filename == expected
+
+
+def test_filename_from_content_type_name() -> None:
+    raw = multipart('Content-Type: image/png; name="logo.png"\n\nPNG')
+    [att] = parse_message(raw).attachments
+    assert att.filename == "logo.png"
+
+
+def test_attachment_detection() -> None:
+    raw = multipart(
+        "Content-Type: text/plain\n\nthe body",
+        "Content-Type: text/plain\nContent-Disposition: attachment\n\nattached text",
+        "Content-Type: text/plain\nContent-Disposition: inline; filename=notes.txt\n\nnotes",
+        "Content-Type: image/png\nContent-Disposition: inline\n\n\x89PNG",
+        "Content-Type: text/html\n\n<p>the html</p>",
+    )
+    parsed = parse_message(raw)
+    assert [(a.index, a.filename, a.content_type) for a in parsed.attachments] == [
+        (1, "", "text/plain"),
+        (2, "notes.txt", "text/plain"),
+        (3, "", "image/png"),
+    ]
+    assert parsed.text_plain == "the body"
+    assert parsed.text_html == "<p>the html</p>"
+    assert "attached text" not in parsed.index_text()
+
+
+def test_alternative_text_and_html_are_bodies_not_attachments() -> None:
+    raw = multipart(
+        "Content-Type: text/plain; charset=utf-8\n\nHello plain",
+        "Content-Type: text/html; charset=utf-8\n\n<b>Hello</b> html",
+        ctype="multipart/alternative",
+    )
+    parsed = parse_message(raw)
+    assert parsed.attachments == []
+    assert parsed.text_plain == "Hello plain"
+    assert parsed.body_text == "Hello plain"
+    assert parsed.index_text() == "Hello plain\nHello html"
+
+
+def test_attachment_payload_returns_the_decoded_bytes() -> None:
+    data = bytes(range(256)) * 4
+    encoded = base64.encodebytes(data).decode()
+    raw = multipart(
+        "Content-Type: text/plain\n\nhi",
+        f'Content-Type: application/octet-stream; name="d.bin"\n'
+        f"Content-Transfer-Encoding: base64\n\n{encoded}",
+    )
+    [att] = parse_message(raw).attachments
+    meta, payload = attachment_payload(raw, att.index)
+    assert payload == data
+    assert meta == att
+    assert att.size == len(data)
+    with pytest.raises(KeyError):
+        attachment_payload(raw, 7)
+
+
+def test_nested_message_rfc822_is_descended() -> None:
+    inner = "From: inner@example.com\nSubject: inner\n\ninner body text"
+    raw = multipart(
+        "Content-Type: text/plain\n\nouter body",
+        f"Content-Type: message/rfc822\n\n{inner}",
+        "Content-Type: application/zip; name=z.zip\n\nPK",
+    )
+    parsed = parse_message(raw)
+    assert "inner body text" in parsed.text_plain
+    assert parsed.subject == "m"
+    assert [a.filename for a in parsed.attachments] == ["z.zip"]
+
+
+# -- HTML --------------------------------------------------------------------------------
+
+
+def test_html_is_stripped_of_tags_scripts_and_styles() -> None:
+    markup = (
+        "<html><head><style>p { color: red }</style><title>T</title></head>"
+        "<body><script>alert('x')</script><p>Tom &amp; Jerry</p>\n\n<p>&lt;b&gt; caf&eacute;"
+        " &#8364;5</p><!-- hidden comment --></body></html>"
+    )
+    text = html_to_text(markup)
+    assert "Tom & Jerry" in text
+    assert "<b> café €5" in text
+    for gone in ("alert", "color", "<p>", "hidden comment", "\n"):
+        assert gone not in text
+
+
+def test_html_only_message_body_text() -> None:
+    raw = b"Content-Type: text/html; charset=iso-8859-1\n\n<div>Gr\xfc\xdfe<script>steal()</script>"
+    parsed = parse_message(raw)
+    assert parsed.text_plain == ""
+    assert parsed.body_text == "Grüße"
+    assert "steal" not in parsed.index_text()
+
+
+# -- charsets and defects ----------------------------------------------------------------
+
+
+def test_declared_charset_is_used() -> None:
+    raw = b"Content-Type: text/plain; charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n"
+    assert parse_message(raw).text_plain == "Привет\n"
+
+
+def test_unknown_charset_is_a_defect_and_falls_back() -> None:
+    raw = "Content-Type: text/plain; charset=x-no-such-charset\n\ncafé\n".encode()
+    parsed = parse_message(raw)
+    assert parsed.text_plain == "café\n"
+    assert parsed.defects == ["unknown charset 'x-no-such-charset'"]
+
+
+def test_unknown_charset_falls_back_to_latin1_for_non_utf8() -> None:
+    defects: list[str] = []
+    assert decode_text(b"caf\xe9", "x-bogus", defects) == "café"
+    assert defects == ["unknown charset 'x-bogus'"]
+    assert decode_text(b"caf\xc3\xa9", None) == "café"
+    assert decode_text(b"caf\xe9", "unknown-8bit") == "café"
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode", "undefined"])
+def test_codecs_that_cannot_replace_are_defects_not_errors(charset: str) -> None:
+    raw = (
+        f"Subject: =?{charset}?q?=FF=FE_x?=\nContent-Type: text/plain; charset={charset}\n\n"
+        "\xff body\n"
+    ).encode("latin-1")
+    parsed = parse_message(raw)
+    assert parsed.text_plain == "ÿ body\n"
+    assert f"unknown charset '{charset}'" in parsed.defects
+    assert parsed.subject.endswith("x")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: =?utf-7?q?+2AA-?=\n\nx\n",
+        b"Subject: =?unicode_escape?q?\\ud800?=\n\nx\n",
+        b"Content-Type: text/plain; charset=utf-7\n\n+2AA- text\n",
+    ],
+)
+def test_no_lone_surrogates_reach_the_index(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    for text in (parsed.subject, parsed.text_plain, parsed.index_text()):
+        text.encode("utf-8")  # would raise on a lone surrogate
+
+
+def test_broken_base64_is_a_defect() -> None:
+    raw = multipart(
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!aGVsbG8=",
+        "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nQUJDRA=",
+    )
+    parsed = parse_message(raw)
+    assert "InvalidBase64CharactersDefect" in parsed.defects
+    assert "InvalidBase64PaddingDefect" in parsed.defects
+    assert parsed.text_plain == "hello"
+
+
+@pytest.mark.parametrize(
+    ("raw", "defect"),
+    [
+        (b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nno end\n", "CloseBoundaryNotFound"),
+        (b"Content-Type: multipart/mixed; boundary=b\n\nno parts\n", "StartBoundaryNotFound"),
+        (b"Content-Type: multipart/mixed\n\n--b\n\nx\n--b--\n", "NoBoundaryInMultipart"),
+        (b"not a header line\nSubject: x\n\nbody\n", "MissingHeaderBodySeparator"),
+    ],
+)
+def test_malformed_mime_is_noted(raw: bytes, defect: str) -> None:
+    parsed = parse_message(raw)
+    assert any(d.startswith(defect) for d in parsed.defects), parsed.defects
+    assert parsed.size == len(raw)
+
+
+def test_same_defect_on_many_parts_is_listed_once() -> None:
+    bad = "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!aGk="
+    parsed = parse_message(multipart(bad, bad, bad))
+    assert parsed.defects.count("InvalidBase64CharactersDefect") == 1
+
+
+def test_nul_bytes_are_dropped_from_text() -> None:
+    raw = b"Subject: he\x00llo\nFrom: a\x00b <a@example.com>\n\nbo\x00dy\n"
+    parsed = parse_message(raw)
+    assert parsed.subject == "hello"
+    assert parsed.text_plain == "body\n"
+    assert "\x00" not in parsed.index_text()
+
+
+def test_eight_bit_content_disposition_does_not_stop_the_parse() -> None:
+    raw = (
+        b"Subject: ok\nContent-Type: multipart/mixed; boundary=x\n\n"
+        b"--x\nContent-Type: text/plain\n\nvisible body\n"
+        b"--x\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+        b'filename="f\xc3\xbcr.bin"\n\nabc\n--x--\n'
+    )
+    parsed = parse_message(raw)
+    assert parsed.text_plain == "visible body"
+    assert len(parsed.attachments) == 1
+    assert parsed.attachments[0].filename.startswith("f")
+    assert not any("parse error" in d for d in parsed.defects), parsed.defects
+
+
+def test_header_lookup() -> None:
+    parsed = parse_message(msg("X-Tag: one\nx-tag: =?utf-8?q?zw=C3=B6lf?=\nSubject: s"))
+    assert parsed.header("X-TAG") == "one"
+    assert parsed.header_all("x-tag") == ["one", "zwölf"]
+    assert parsed.header("Missing") is None
+
+
+def test_empty_and_headerless_input_never_raise() -> None:
+    for raw in (b"", b"\n", b"Subject: no newline", b"\x00\xff\xfe" * 100):
+        parsed = parse_message(raw)
+        assert parsed.size == len(raw)
