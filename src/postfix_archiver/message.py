@@ -123,6 +123,9 @@ def decode_header_value(value: str | Header | None) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        if "=?" not in value and value.isascii():
+            # the common case: nothing encoded, nothing 8-bit (decode_header is slow)
+            return _WS.sub(" ", value.replace("\x00", "")).strip()
         # unfold first: decode_header strips the whitespace that starts a continuation
         # line, which glues a folded word to the one before it
         value = _FOLD.sub("", value)

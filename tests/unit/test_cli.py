@@ -317,7 +317,7 @@ def test_stats_json(loaded: Cli, sources: Sources) -> None:
 
 
 def _blob_path(home: Path, sha: str) -> Path:
-    return home / "blobs" / "m" / sha[:2] / sha[2:4] / sha
+    return home / "blobs" / "m" / sha[:2] / sha
 
 
 @pytest.mark.parametrize("tamper", ["blob", "catalog"])

@@ -18,12 +18,10 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesHeaderParser
+from email.message import Message
 
-_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 _BLANK_LINE = re.compile(rb"\r?\n(\r?\n)")
 _MAGIC_SPLIT = b"S"
 _MAGIC_WHOLE = b"R"
@@ -114,32 +112,87 @@ def _as_base64(body: bytes, digest: Callable[[bytes], str]) -> tuple[PartRef, by
     return ref, content
 
 
+_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_TRANSFER_ENCODING = re.compile(rb"^content-transfer-encoding[ \t]*:[ \t]*([^\s;]*)", re.I | re.M)
+_ATTACHMENT = re.compile(
+    rb"^content-disposition[ \t]*:[ \t]*attachment|filename\*?[ \t]*=", re.I | re.M
+)
+_FOLD = re.compile(rb"\r?\n[ \t]")
+
+
+def _content_type(block: bytes) -> tuple[str, str | None]:
+    """Media type and boundary from a header block, without a full header parse."""
+    m = _CONTENT_TYPE.search(block)
+    if m is None:
+        return "text/plain", None
+    value = _FOLD.sub(b" ", m.group(1)).decode("latin-1").strip()
+    media = value.split(";", 1)[0].strip().lower()
+    if not media.startswith("multipart/"):
+        return media, None
+    holder = Message()  # the stdlib's parameter parsing: quoting, RFC 2231, comments
+    holder["Content-Type"] = value
+    boundary = holder.get_param("boundary")
+    return media, boundary if isinstance(boundary, str) and boundary else None
+
+
 def _scan(
     raw: bytes, start: int, end: int, threshold: int, out: list[tuple[int, int, str]], depth: int
 ) -> None:
-    """Append (start, end, transfer-encoding) of large leaf bodies in raw[start:end]."""
+    """Append (start, end, transfer-encoding) of large attachment bodies in raw[start:end].
+
+    Inline text (a text part without a file name) is not cut: those are the message's own
+    words, not files shared between messages, and cutting them costs a blob write each.
+    """
     if depth > _MAX_DEPTH or end - start < threshold:
         return
-    blank = _BLANK_LINE.search(raw, start, end)
     if raw.startswith((b"\n", b"\r\n"), start):
         header_end, body_start = start, start + (1 if raw[start] == 0x0A else 2)
-    elif blank is None:
-        return
     else:
+        blank = _BLANK_LINE.search(raw, start, end)
+        if blank is None:
+            return
         header_end, body_start = blank.start(1), blank.end(1)
-    headers = _HEADER_PARSER.parsebytes(raw[start:header_end])
-    ctype = headers.get_content_type()
-    if ctype.startswith("multipart/"):
-        boundary = headers.get_param("boundary")
-        if isinstance(boundary, str) and boundary:
+    block = raw[start:header_end]
+    media, boundary = _content_type(block)
+    if media.startswith("multipart/"):
+        if boundary:
             _scan_multipart(raw, body_start, end, boundary, threshold, out, depth)
         return
-    if ctype == "message/rfc822":
+    if media == "message/rfc822":
         _scan(raw, body_start, end, threshold, out, depth + 1)
         return
-    if end - body_start >= threshold:
-        cte = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
-        out.append((body_start, end, cte))
+    if end - body_start < threshold:
+        return
+    if media.startswith("text/") and not _ATTACHMENT.search(block):
+        return
+    cte = _TRANSFER_ENCODING.search(block)
+    out.append((body_start, end, cte.group(1).decode("latin-1").lower() if cte else ""))
+
+
+def _delimiters(raw: bytes, start: int, end: int, marker: bytes) -> Iterator[tuple[int, int, bool]]:
+    """(line start, end of line, is close delimiter) of each ``--boundary`` line."""
+    pos = start
+    n = len(marker)
+    while True:
+        i = raw.find(marker, pos, end)
+        if i == -1:
+            return
+        pos = i + 1
+        if i != start and raw[i - 1] != 0x0A:
+            continue  # not at the start of a line
+        k = i + n
+        close = k + 2 <= end and raw[k : k + 2] == b"--"
+        if close:
+            k += 2
+        while k < end and raw[k] in (0x20, 0x09):
+            k += 1
+        if k == end:
+            yield i, end, close
+        elif raw[k] == 0x0A:
+            yield i, k + 1, close
+        elif raw[k] == 0x0D and k + 1 < end and raw[k + 1] == 0x0A:
+            yield i, k + 2, close
+        # else: a longer boundary that starts with ours; not a delimiter
 
 
 def _scan_multipart(
@@ -152,24 +205,23 @@ def _scan_multipart(
     depth: int,
 ) -> None:
     try:
-        b = boundary.encode("ascii")
+        marker = b"--" + boundary.encode("ascii")
     except UnicodeEncodeError:
         return
-    delimiter = re.compile(rb"^--" + re.escape(b) + rb"(--)?[ \t]*(\r?\n|\Z)", re.M)
     content_start: int | None = None
-    for m in delimiter.finditer(raw, start, end):
+    for line_start, line_end, close in _delimiters(raw, start, end, marker):
         if content_start is not None:
             # the line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1)
-            content_end = m.start()
+            content_end = line_start
             if raw[content_end - 2 : content_end] == b"\r\n":
                 content_end -= 2
             elif raw[content_end - 1 : content_end] == b"\n":
                 content_end -= 1
             if content_end > content_start:
                 _scan(raw, content_start, content_end, threshold, out, depth + 1)
-        if m.group(1):  # close delimiter: the rest is epilogue
+        if close:  # the rest is epilogue
             return
-        content_start = m.end()
+        content_start = line_end
     if content_start is not None and end > content_start:
         _scan(raw, content_start, end, threshold, out, depth + 1)
 

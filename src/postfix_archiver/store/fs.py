@@ -26,7 +26,8 @@ class FileStore:
         self._dirs: set[Path] = set()
         self._lock = threading.Lock()
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
+        """The file that holds ``key`` (one level of fan-out: 256 directories per kind)."""
         kind, _sep, name = key.partition("/")
         if (
             not kind
@@ -37,7 +38,7 @@ class FileStore:
             or "\x00" in key
         ):
             raise StoreError(f"invalid blob key {key!r}")
-        return self.root / kind / name[:2] / name[2:4] / name
+        return self.root / kind / name[:2] / name
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._dirs:
@@ -58,7 +59,7 @@ class FileStore:
             self._dirs.add(directory)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self.path(key)
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
@@ -79,7 +80,7 @@ class FileStore:
             raise _store_error("write", path, exc) from exc
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
+        path = self.path(key)
         try:
             return path.read_bytes()
         except FileNotFoundError:
@@ -88,16 +89,16 @@ class FileStore:
             raise _store_error("read", path, exc) from exc
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        return self.path(key).exists()
 
     def size(self, key: str) -> int:
         try:
-            return self._path(key).stat().st_size
+            return self.path(key).stat().st_size
         except FileNotFoundError:
             raise KeyError(key) from None
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = self.path(key)
         try:
             path.unlink()
         except FileNotFoundError:

@@ -222,7 +222,7 @@ class TestFileStoreFailures:
         store.put(f"m/{SHA_B}", b"neighbour")
         # a directory where the blob should go: the data is written to the temporary file,
         # then the rename onto the final name fails
-        target = root / "m" / SHA_A[:2] / SHA_A[2:4] / SHA_A
+        target = root / "m" / SHA_A[:2] / SHA_A
         target.mkdir(parents=True)
         (target / "occupied").write_bytes(b"")
         with pytest.raises(StoreError) as info:
@@ -234,7 +234,7 @@ class TestFileStoreFailures:
     def test_unreadable_blob_is_a_store_error_not_key_error(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
         store = FileStore(root)
-        (root / "m" / SHA_A[:2] / SHA_A[2:4] / SHA_A).mkdir(parents=True)
+        (root / "m" / SHA_A[:2] / SHA_A).mkdir(parents=True)
         with pytest.raises(StoreError, match=f"cannot read .*{SHA_A}"):
             store.get(f"m/{SHA_A}")
 
@@ -242,11 +242,11 @@ class TestFileStoreFailures:
         root = tmp_path / "blobs"
         store = FileStore(root)
         store.put(f"m/{SHA_A}", b"x")
-        (root / "m" / SHA_A[:2] / SHA_A[2:4] / f".{SHA_A}.123.456.tmp").write_bytes(b"part")
+        (root / "m" / SHA_A[:2] / f".{SHA_A}.123.456.tmp").write_bytes(b"part")
         assert list(store.keys()) == [f"m/{SHA_A}"]
 
     def test_blob_files_live_in_a_fanned_out_tree(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
         store = FileStore(root)
         store.put(f"p/{SHA_C}", b"content")
-        assert (root / "p" / SHA_C[:2] / SHA_C[2:4] / SHA_C).read_bytes() == b"content"
+        assert (root / "p" / SHA_C[:2] / SHA_C).read_bytes() == b"content"
