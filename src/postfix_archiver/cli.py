@@ -607,15 +607,5 @@ def rules_check(config_path: str | None, presets: bool) -> None:
         out.print(format_presets(), markup=False)
 
 
-def entry() -> None:
-    """The console script. ``filter`` bypasses click entirely: in pipe mode no usage error
-    may exit with click's code 2, which Postfix would turn into a bounce."""
-    if sys.argv[1:2] == ["filter"]:
-        from .capture.pipe import main as pipe_main
-
-        sys.exit(pipe_main(sys.argv[2:]))
-    main()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    entry()
+    main()

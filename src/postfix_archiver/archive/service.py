@@ -8,7 +8,6 @@ retry rewrites; never a row without a blob, never a searchable message without i
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -212,6 +211,8 @@ class Archive:
         self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
     ) -> IngestResult:
         """``ingest`` without blocking the event loop (work runs in the ingest threads)."""
+        import asyncio  # here, not at the top: the pipe filter starts a process per message
+
         loop = asyncio.get_running_loop()
         arrival = await loop.run_in_executor(self.pool, self.prepare, raw, envelope, parsed)
         added = await asyncio.wrap_future(self.writer.submit(arrival))

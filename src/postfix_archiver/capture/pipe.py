@@ -146,7 +146,7 @@ def run(args: PipeArgs, content: bytes) -> int:
 
 
 def _xforward(args: PipeArgs) -> dict[str, str]:
-    from .reinject import xtext
+    from .outgoing import xtext
 
     attrs = {
         "NAME": args.client_name,

@@ -7,11 +7,11 @@ success only if both the archive and the reinjection listener took the message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,8 +21,11 @@ from ..errors import ArchiverError
 from ..message import ParsedMessage, parse_message
 from ..rules import Policy, Verdict
 from . import replies
-from .reinject import Outgoing, Reinjector, send_sync
+from .outgoing import Outgoing, send_sync
 from .stamp import stamp
+
+if TYPE_CHECKING:  # the pipe filter never loads the asynchronous client
+    from .reinject import Reinjector
 
 log = logging.getLogger("postfix_archiver.smtp")
 
@@ -148,6 +151,8 @@ class CapturePipeline:
         return Decided(verdict.status_header(), result.id, verdict, envelope.queue_id)
 
     async def _decide_and_archive_async(self, incoming: Incoming) -> Decided:
+        import asyncio  # here, not at the top: the pipe filter never needs it
+
         loop = asyncio.get_running_loop()
         parsed, envelope, verdict = await loop.run_in_executor(
             self.archive.pool, self._decide, incoming
@@ -217,6 +222,8 @@ class CapturePipeline:
 
     def _reinjector_for(self) -> Reinjector:
         if self._reinjector is None:
+            from .reinject import Reinjector
+
             assert self.reinject_address is not None
             self._reinjector = Reinjector(self.reinject_address, timeout=self.timeout)
         return self._reinjector

@@ -1,0 +1,123 @@
+"""What reinjection sends, the rules it follows, and the one-shot sender of the pipe filter.
+
+Recipients are decided before DATA: if any recipient is refused, nothing is sent, so a retry
+never delivers twice. XFORWARD attributes are passed on so Postfix logs keep the real client.
+The pooled asynchronous client of the SMTP proxy is in ``reinject``; this module stays free
+of asyncio so the pipe filter (a process per message) starts fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import smtplib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import PermanentFailure, TemporaryFailure
+
+log = logging.getLogger("postfix_archiver.reinject")
+
+_CRLF = re.compile(rb"\r\n|\r|\n")
+XFORWARD_ATTRS = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
+
+
+def xtext(value: str) -> str:
+    """RFC 3461 xtext: what XFORWARD values are written in."""
+    return "".join(
+        c if 33 <= ord(c) <= 126 and c not in "+=" else "".join(f"+{b:02X}" for b in c.encode())
+        for c in value
+    )
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to reinject."""
+
+    sender: str
+    recipients: Sequence[str]
+    content: bytes
+    mail_options: Sequence[str] = ()
+    xforward: Mapping[str, str] = field(default_factory=dict)  # attribute -> xtext value
+
+
+def _fail(stage: str, code: int, text: str) -> Exception:
+    if 500 <= code < 600:
+        return PermanentFailure(code, text)
+    return TemporaryFailure(f"reinjection listener answered {code} {text} to {stage}")
+
+
+def _refusal(refused: list[tuple[str, int, str]], total: int) -> Exception:
+    """All recipients refused permanently: pass it on. Any other mix: try again later."""
+    if len(refused) == total and all(500 <= code < 600 for _, code, _ in refused):
+        _, code, text = refused[0]
+        return PermanentFailure(code, text)
+    detail = "; ".join(f"<{r}>: {c} {t}" for r, c, t in refused)
+    return TemporaryFailure(f"reinjection listener refused recipients: {detail}")
+
+
+def _xforward_lines(xforward: Mapping[str, str]) -> list[str]:
+    """XFORWARD commands, split so no line grows past Postfix's limit."""
+    lines: list[str] = []
+    current = ""
+    for name in XFORWARD_ATTRS:
+        if name not in xforward:
+            continue
+        item = f"{name}={xforward[name]}"
+        if current and len(current) + len(item) > 400:
+            lines.append(current)
+            current = ""
+        current = f"{current} {item}".strip()
+    if current:
+        lines.append(current)
+    return lines
+
+
+def send_sync(address: str, msg: Outgoing, *, timeout: float = 120.0) -> str:
+    """One reinjection over a new connection (the pipe filter: one message per process)."""
+    host, port = parse_hostport(address)
+    try:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    except OSError as exc:
+        raise TemporaryFailure(f"reinjection listener {host}:{port} unavailable: {exc}") from exc
+    try:
+        smtp.ehlo()
+        if smtp.has_extn("xforward") and msg.xforward:
+            for line in _xforward_lines(msg.xforward):
+                code, text = smtp.docmd("XFORWARD", line)
+                if code != 250:
+                    raise TemporaryFailure(f"XFORWARD refused: {code} {text!r}")
+        options = list(msg.mail_options)
+        non_ascii = not msg.sender.isascii() or any(not r.isascii() for r in msg.recipients)
+        if non_ascii and smtp.has_extn("smtputf8") and "SMTPUTF8" not in options:
+            options.append("SMTPUTF8")
+        code, text = smtp.mail(msg.sender, options)
+        if code != 250:
+            raise _fail("MAIL FROM", code, text.decode("utf-8", "replace"))
+        refused = []
+        for rcpt in msg.recipients:
+            code, text = smtp.rcpt(rcpt)
+            if code not in (250, 251):
+                refused.append((rcpt, code, text.decode("utf-8", "replace")))
+        if refused:
+            smtp.rset()
+            raise _refusal(refused, len(msg.recipients))
+        # pipe(8) hands over LF lines; SMTP wants CRLF (smtplib would send bare LFs and add
+        # an empty last line), as the asynchronous client does it
+        code, text = smtp.data(_CRLF.sub(b"\r\n", msg.content))
+        if code != 250:
+            raise _fail("DATA", code, text.decode("utf-8", "replace"))
+        reply = f"{code} {text.decode('utf-8', 'replace')}"
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            smtp.quit()  # the message is accepted; a lost QUIT changes nothing
+        return reply
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise TemporaryFailure(f"reinjection failed: {exc}") from exc
+    finally:
+        smtp.close()
