@@ -30,6 +30,8 @@ from .records import (
     Stats,
 )
 
+# The full-text table is contentless (content = ''): it keeps the token index only. The text
+# itself is in the blobs; keeping a copy here would make the catalog as large as the mail.
 MIGRATIONS: list[str] = [
     # 1: the initial schema
     """
@@ -105,7 +107,8 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL
     );
     CREATE VIRTUAL TABLE fts USING fts5(
-        subject, body, names, addrs, tokenize = 'unicode61 remove_diacritics 2'
+        subject, body, names, addrs, content = '',
+        tokenize = 'unicode61 remove_diacritics 2'
     );
     """,
 ]

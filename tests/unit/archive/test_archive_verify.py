@@ -400,7 +400,6 @@ def test_envelope_moved_to_another_message(populated: Populated) -> None:
 
 def test_removed_message_row(populated: Populated) -> None:
     m3 = populated.ids["m3"]
-    populated.sql("DELETE FROM fts WHERE rowid = ?", (m3,))
     populated.sql("DELETE FROM addresses WHERE message = ?", (m3,))
     populated.sql("DELETE FROM messages WHERE id = ?", (m3,))
     problem = only(verify(populated.archive))
