@@ -30,6 +30,8 @@ from .export import FORMATS, export
 from .importers import open_source
 
 F = TypeVar("F", bound=Callable[..., Any])
+# `search invoice -draft`: a word starting with "-" is a negated query term, not an option
+QUERY_ARGS = {"ignore_unknown_options": True}
 
 out = Console(highlight=False, soft_wrap=True)
 # soft_wrap: an error stays one line however long its path (rich wraps at 80 columns)
@@ -119,7 +121,7 @@ def import_(config_path: str | None, source: str) -> None:
     )
 
 
-@main.command()
+@main.command(context_settings=QUERY_ARGS)
 @config_option
 @click.argument("query", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
@@ -259,7 +261,7 @@ def _safe(text: str) -> str:
     return escape("".join(c if c.isprintable() or c in "\n\t" else "?" for c in text))
 
 
-@main.command("export")
+@main.command("export", context_settings=QUERY_ARGS)
 @config_option
 @click.argument("query", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
