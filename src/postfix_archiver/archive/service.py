@@ -83,7 +83,9 @@ class Archive:
         self._local = threading.local()
         self._writer: CatalogWriter | None = None
         self._writer_lock = threading.Lock()
-        self._workers = workers or min(8, (os.cpu_count() or 2) * 2)
+        self._workers = (
+            workers or int(os.environ.get("PA_WORKERS", 0)) or min(8, (os.cpu_count() or 2) * 2)
+        )
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod

@@ -11,11 +11,12 @@ import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ..archive import Archive
+from ..catalog import NewArrival
 from ..envelope import Envelope
 from ..errors import ArchiverError
 from ..message import ParsedMessage, parse_message
@@ -132,40 +133,39 @@ class CapturePipeline:
             source=incoming.source,
         )
 
-    def _decide(self, incoming: Incoming) -> tuple[ParsedMessage, Envelope, Verdict]:
+    def _decide_and_store(self, incoming: Incoming) -> tuple[Verdict, Envelope, NewArrival | None]:
+        """Parse, decide, and (if kept) store the blobs: everything before the catalog
+        commit, in one go on one worker thread."""
         parsed = parse_message(incoming.content)
         envelope = self._envelope(incoming, parsed)
         verdict = self.policy.decide(parsed, envelope)
-        return parsed, envelope, verdict
-
-    def decide_and_archive(self, incoming: Incoming) -> Decided:
-        parsed, envelope, verdict = self._decide(incoming)
         if not verdict.archive:
-            return Decided(verdict.status_header(), None, verdict, envelope.queue_id)
+            return verdict, envelope, None
         kept = (
             envelope.with_recipients(verdict.archived_recipients)
             if envelope.recipients
             else envelope
         )
-        result = self.archive.ingest(incoming.content, kept, parsed)
-        return Decided(verdict.status_header(), result.id, verdict, envelope.queue_id)
+        return verdict, envelope, self.archive.prepare(incoming.content, kept, parsed)
+
+    def decide_and_archive(self, incoming: Incoming) -> Decided:
+        verdict, envelope, arrival = self._decide_and_store(incoming)
+        added = self.archive.writer.add(arrival) if arrival is not None else None
+        return Decided(
+            verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
+        )
 
     async def _decide_and_archive_async(self, incoming: Incoming) -> Decided:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
         loop = asyncio.get_running_loop()
-        parsed, envelope, verdict = await loop.run_in_executor(
-            self.archive.pool, self._decide, incoming
+        verdict, envelope, arrival = await loop.run_in_executor(
+            self.archive.pool, self._decide_and_store, incoming
         )
-        if not verdict.archive:
+        if arrival is None:
             return Decided(verdict.status_header(), None, verdict, envelope.queue_id)
-        kept = (
-            envelope.with_recipients(verdict.archived_recipients)
-            if envelope.recipients
-            else envelope
-        )
-        result = await self.archive.ingest_async(incoming.content, kept, parsed)
-        return Decided(verdict.status_header(), result.id, verdict, envelope.queue_id)
+        added = await asyncio.wrap_future(self.archive.writer.submit(arrival))
+        return Decided(verdict.status_header(), added.id, verdict, envelope.queue_id)
 
     def _outgoing(self, incoming: Incoming, decided: Decided) -> Outgoing:
         return Outgoing(

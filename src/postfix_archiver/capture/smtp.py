@@ -71,7 +71,7 @@ class ArchiverSMTP(SMTP):
                 self.transport.close()
             return
         if too_much:
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Error: Too much mail data")
             return
         content = data.replace(b"\r\n.", b"\r\n")
@@ -80,7 +80,7 @@ class ArchiverSMTP(SMTP):
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_data(self) -> tuple[bytes, bool]:
