@@ -71,9 +71,22 @@ def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     """Send with smtp-source; returns the time it took."""
     start = time.perf_counter()
     subprocess.run(
-        [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size),
-         "-f", "sender@example.com", "-t", "rcpt@example.org", f"127.0.0.1:{port}"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            SMTP_SOURCE,
+            "-s",
+            str(sessions),
+            "-m",
+            str(messages),
+            "-l",
+            str(size),
+            "-f",
+            "sender@example.com",
+            "-t",
+            "rcpt@example.org",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 
@@ -83,8 +96,13 @@ def delivered(postfix: PostfixInstance, sink_port: int) -> int:
     return sum(1 for line in postfix.log_lines() if pattern.search(line))
 
 
-def through_postfix(name: str, messages: int, size: int, sessions: int,
-                    setup: Callable[[PostfixInstance, Path], Callable[[], None]]) -> float:
+def through_postfix(
+    name: str,
+    messages: int,
+    size: int,
+    sessions: int,
+    setup: Callable[[PostfixInstance, Path], Callable[[], None]],
+) -> float:
     """Messages/s through a fresh Postfix set up by ``setup`` (which returns its teardown)."""
     base = Path(tempfile.mkdtemp(prefix="pa-bench-"))
     base.chmod(0o755)
@@ -125,7 +143,11 @@ def proxy(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     arch = Archiver(base)
     arch.configure_postfix(postfix, "--mode", "proxy")
     arch.start()
-    return lambda: arch.stop()
+
+    def stop() -> None:
+        arch.stop()
+
+    return stop
 
 
 def _traversable(path: Path) -> None:
@@ -177,30 +199,43 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
-    print(f"Through Postfix: {args.messages} messages of {args.size} bytes, "
-          f"{args.sessions} sessions (cores: {os.cpu_count()})")
+    print(
+        f"Through Postfix: {args.messages} messages of {args.size} bytes, "
+        f"{args.sessions} sessions (cores: {os.cpu_count()})"
+    )
     rates = {
         "none": through_postfix("no filter", args.messages, args.size, args.sessions, no_filter),
-        "loop": through_postfix("do-nothing filter (Postfix loopback)", args.messages, args.size,
-                                args.sessions, do_nothing_filter),
-        "proxy": through_postfix("postfix-archiver proxy", args.messages, args.size,
-                                 args.sessions, proxy),
+        "loop": through_postfix(
+            "do-nothing filter (Postfix loopback)",
+            args.messages,
+            args.size,
+            args.sessions,
+            do_nothing_filter,
+        ),
+        "proxy": through_postfix(
+            "postfix-archiver proxy", args.messages, args.size, args.sessions, proxy
+        ),
     }
     if not args.skip_pipe:
-        rates["pipe"] = through_postfix("postfix-archiver pipe filter", args.messages,
-                                        args.size, args.sessions, pipe)
+        rates["pipe"] = through_postfix(
+            "postfix-archiver pipe filter", args.messages, args.size, args.sessions, pipe
+        )
     print()
     print(f"  proxy / do-nothing filter: {rates['proxy'] / rates['loop']:.2f}  (target >= 0.8)")
     print(f"  proxy / no filter:         {rates['proxy'] / rates['none']:.2f}")
     if "pipe" in rates:
         print(f"  pipe / do-nothing filter:  {rates['pipe'] / rates['loop']:.2f}")
     print()
-    print(f"Sink alone: {args.sink_messages} messages of {args.sink_size} bytes, "
-          f"{args.sessions} sessions")
+    print(
+        f"Sink alone: {args.sink_messages} messages of {args.sink_size} bytes, "
+        f"{args.sessions} sessions"
+    )
     plain, ours = sink_alone(args.sink_messages, args.sink_size, args.sessions)
     print(f"  smtp-sink (discards)                {plain:8.1f} msg/s")
-    print(f"  postfix-archiver serve --sink       {ours:8.1f} msg/s  "
-          f"({ours / plain:.2f} of smtp-sink; piler publishes ~2,400 msg/s)")
+    print(
+        f"  postfix-archiver serve --sink       {ours:8.1f} msg/s  "
+        f"({ours / plain:.2f} of smtp-sink; piler publishes ~2,400 msg/s)"
+    )
     return 0
 
 

@@ -370,8 +370,10 @@ async def _serve(
     sink: bool,
     listen: str | None,
     reinject: str | None,
-    with_web: bool = False,
+    web_listen: str | None = None,
 ) -> None:
+    """The SMTP proxy until SIGTERM/SIGINT; with ``web_listen``, the web UI beside it."""
+    import asyncio
     import logging
 
     from .capture.pipeline import CapturePipeline
@@ -404,7 +406,15 @@ async def _serve(
             log.info("reloaded rules from %s", config_path or "defaults")
 
         try:
-            await run_proxy(server, on_reload=reload)
+            if web_listen is None:
+                await run_proxy(server, on_reload=reload)
+                return
+            from .web.server import WebServer, serve_beside
+
+            web = WebServer(config, archive, web_listen, own_signals=False)
+            err.print(f"Web UI and API: {web.url}", markup=False)
+            proxy = asyncio.create_task(run_proxy(server, on_reload=reload))
+            await serve_beside(web, proxy)
         except OSError as exc:
             raise ArchiverError(
                 f"cannot listen on {host}:{port}: {exc.strerror} (is another "
@@ -542,11 +552,13 @@ def doctor(config_path: str | None, mode: str | None, config_dir: Path) -> None:
 
 @main.command()
 @config_option
-def run(config_path: str | None) -> None:
-    """Start the archiver on its defaults and print the lines to paste into Postfix."""
+@click.option("--web-listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
+def run(config_path: str | None, web_listen: str | None) -> None:
+    """Start the archiver (SMTP proxy and web UI) and print the lines to paste into Postfix."""
     import asyncio
 
     from . import postfix
+    from .web.server import has_users
 
     config = _config(config_path)
     _setup_logging()
@@ -555,7 +567,267 @@ def run(config_path: str | None) -> None:
     )
     err.print(postfix.plan(config, "proxy").render(), markup=False)
     err.print(f"Archive data: {config.archive.home.absolute()}", markup=False)
-    asyncio.run(_serve(config, config_path, sink=False, listen=None, reinject=None))
+    if not has_users(config):
+        err.print(_NO_USERS, markup=False)
+    asyncio.run(
+        _serve(
+            config,
+            config_path,
+            sink=False,
+            listen=None,
+            reinject=None,
+            web_listen=web_listen or config.web.listen,
+        )
+    )
+
+
+_NO_USERS = (
+    "No web users yet. Create the first admin (it asks for a password):\n"
+    "    postfix-archiver user add admin --role admin"
+)
+
+
+@main.command()
+@config_option
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
+@click.option("-v", "--verbose", is_flag=True)
+def web(config_path: str | None, listen: str | None, verbose: bool) -> None:
+    """Serve the web UI and the REST API (default 127.0.0.1:8025)."""
+    import asyncio
+
+    from .web.server import WebServer, has_users
+
+    _setup_logging(verbose)
+    config = _config(config_path)
+    if not has_users(config):
+        err.print(_NO_USERS, markup=False)
+    with Archive(config) as archive:
+        server = WebServer(config, archive, listen or config.web.listen)
+        err.print(f"Web UI and API: {server.url} (API under /api/v1)", markup=False)
+        asyncio.run(server.serve())
+
+
+# -- web users and the audit log -----------------------------------------------------------
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    value: str = click.prompt(
+        "Password", hide_input=True, confirmation_prompt="Repeat the password", err=True
+    )
+    return value
+
+
+@main.group()
+def user() -> None:
+    """Web users (admin, auditor, user) and their API tokens."""
+
+
+@user.command("add")
+@config_option
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["admin", "auditor", "user"]), required=True, help="What they see."
+)
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    help="A mail address of theirs (repeat); a user sees mail to or from these.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(
+    config_path: str | None,
+    name: str,
+    role: str,
+    addresses: tuple[str, ...],
+    password_stdin: bool,
+) -> None:
+    """Add a web user; the password is asked for (or read with --password-stdin)."""
+    from .web.accounts import Accounts, check_name
+
+    config = _config(config_path)
+    check_name(name)
+    with Accounts.open(config) as accounts:
+        if accounts.get_user(name) is not None:
+            raise ArchiverError(f"user {name!r} exists already (user passwd to reset it)")
+        password = _read_password(password_stdin)
+        created = accounts.add_user(name, role, password, addresses)
+        accounts.record(
+            _cli_who(), "local", "user.add",
+            {"name": created.name, "role": created.role, "addresses": list(created.addresses)},
+        )  # fmt: skip
+    err.print(
+        f"added {created.name} ({created.role}"
+        + (f"; {', '.join(created.addresses)}" if created.addresses else "")
+        + ")",
+        markup=False,
+    )
+
+
+@user.command("passwd")
+@config_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(config_path: str | None, name: str, password_stdin: bool) -> None:
+    """Set a new password (ends the user's web sessions)."""
+    from .web.accounts import Accounts
+
+    config = _config(config_path)
+    with Accounts.open(config) as accounts:
+        accounts.require_user(name)
+        accounts.set_password(name, _read_password(password_stdin))
+        accounts.record(_cli_who(), "local", "user.password", {"name": name})
+    err.print(f"new password set for {name}", markup=False)
+
+
+@user.command("token")
+@config_option
+@click.argument("name")
+@click.option("--label", default="", help="What the token is for (shown by user tokens).")
+def user_token(config_path: str | None, name: str, label: str) -> None:
+    """Print a new API token for NAME (its last line; shown once, stored only hashed)."""
+    from .web.accounts import Accounts
+
+    config = _config(config_path)
+    with Accounts.open(config) as accounts:
+        info, secret = accounts.create_token(name, label)
+        accounts.record(
+            _cli_who(),
+            "local",
+            "token.create",
+            {"name": name, "token": info.id, "label": info.label},
+        )
+    err.print(
+        f"API token {info.id} for {name} ({info.label}); use it as 'Authorization: Bearer TOKEN'. "
+        "It is shown only now:",
+        markup=False,
+    )
+    click.echo(secret)
+
+
+@user.command("tokens")
+@config_option
+@click.argument("name")
+def user_tokens(config_path: str | None, name: str) -> None:
+    """List the API tokens of NAME (ids and labels; the secrets are not kept)."""
+    from .web.accounts import Accounts
+
+    with Accounts.open(_config(config_path)) as accounts:
+        tokens = accounts.tokens(name)
+    for t in tokens:
+        click.echo(f"{t.id}\t{t.created[:19]}\t{t.label}")
+    if not tokens:
+        err.print(f"{name} has no API tokens", markup=False)
+
+
+@user.command("revoke")
+@config_option
+@click.argument("name")
+@click.argument("token_id", required=False, type=int)
+@click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of NAME.")
+def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke_all: bool) -> None:
+    """Revoke API token TOKEN_ID of NAME (ids from user tokens), or --all."""
+    from .web.accounts import Accounts
+
+    if (token_id is None) == (not revoke_all):
+        raise click.UsageError("give a TOKEN_ID or --all")
+    with Accounts.open(_config(config_path)) as accounts:
+        count = accounts.revoke_token(name, None if revoke_all else token_id)
+        if count == 0:
+            raise ArchiverError(f"{name} has no token {token_id} (see: user tokens {name})")
+        accounts.record(
+            _cli_who(), "local", "token.revoke", {"name": name, "token": token_id or "all"}
+        )
+    err.print(f"revoked {count} token{'s' if count != 1 else ''} of {name}", markup=False)
+
+
+@user.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def user_list(config_path: str | None, as_json: bool) -> None:
+    """The web users, their roles and addresses."""
+    from .web.accounts import Accounts
+
+    with Accounts.open(_config(config_path)) as accounts:
+        users = accounts.users()
+    if as_json:
+        _print_json({"users": [u.to_json() for u in users]})
+        return
+    for u in users:
+        click.echo(f"{u.name}\t{u.role}\t{' '.join(u.addresses)}")
+    if not users:
+        err.print(_NO_USERS, markup=False)
+
+
+@user.command("remove")
+@config_option
+@click.argument("name")
+def user_remove(config_path: str | None, name: str) -> None:
+    """Remove a web user with their sessions and tokens (audit entries stay)."""
+    from .web.accounts import Accounts
+
+    with Accounts.open(_config(config_path)) as accounts:
+        accounts.remove_user(name)
+        accounts.record(_cli_who(), "local", "user.remove", {"name": name})
+    err.print(f"removed {name}", markup=False)
+
+
+def _cli_who() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--user", "user_name", default=None, help="Only this user's entries.")
+@click.option("--action", default=None, help="Only this action (login, search, view, ...).")
+@click.option("--verify", is_flag=True, help="Check the audit log's hash chain; exit 1 if broken.")
+def audit(
+    config_path: str | None,
+    as_json: bool,
+    limit: int,
+    user_name: str | None,
+    action: str | None,
+    verify: bool,
+) -> None:
+    """The web audit log: the last entries, oldest first (logins, searches, views, ...)."""
+    from .web.accounts import Accounts
+
+    with Accounts.open(_config(config_path)) as accounts:
+        if verify:
+            check = accounts.verify_audit()
+            if as_json:
+                _print_json(
+                    {"ok": check.ok, "entries": check.entries, "head": check.head,
+                     "problem": check.problem}
+                )  # fmt: skip
+            elif check.ok:
+                out.print(f"OK: {check.entries} audit entries, chain head {check.head}")
+            else:
+                err.print(f"[red]FAILED:[/] {escape(str(check.problem))}", markup=True)
+            sys.exit(0 if check.ok else 1)
+        total, entries = accounts.audit(limit=limit, user=user_name, action=action)
+    entries.reverse()
+    if as_json:
+        _print_json({"total": total, "entries": [e.to_json() for e in entries]})
+        return
+    for e in entries:
+        detail = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in e.detail.items())
+        out.print(
+            _safe(f"{e.time[:19].replace('T', ' ')} {e.user} {e.client} {e.action} {detail}"),
+            markup=True,
+        )
+    if total > len(entries):
+        err.print(f"(the last {len(entries)} of {total} entries; --limit for more)", markup=False)
 
 
 @main.group()

@@ -11,6 +11,7 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     ├── StoreError             the blob store failed (disk full, permissions, S3 down)
     │   └── IntegrityError     a blob's bytes no longer match their SHA-256
     ├── CatalogError           the catalog failed (locked, migration, connection)
+    ├── AccountError           a web user, password or token operation refused (web accounts)
     ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
     └── PermanentFailure       a permanent reject passed on from the reinjection listener
 """
@@ -72,6 +73,11 @@ class IntegrityError(StoreError):
 
 class CatalogError(ArchiverError):
     """The catalog could not be read or written."""
+
+
+class AccountError(ArchiverError):
+    """A web account operation that cannot be done: unknown user, bad role, weak password,
+    removing the last admin; or the accounts database failed."""
 
 
 class TemporaryFailure(ArchiverError):

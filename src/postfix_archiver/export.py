@@ -3,11 +3,13 @@
 Messages are written byte for byte (mbox adds only the From_ line, the ``>From`` quoting,
 which the importer undoes, and a final newline where a message lacks one). Every export is
 written under a temporary name next to the target and renamed into place at the end, so an
-interrupted export leaves nothing half-written.
+interrupted export leaves nothing half-written. ``stream`` yields the same mbox entries and
+zip members as chunks, for a download that never holds the whole export in memory.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -15,16 +17,19 @@ import socket
 import tempfile
 import time
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .archive import Archive
 from .catalog import MessageRow
 from .errors import SourceError
 
 FORMATS = ("mbox", "maildir", "eml-zip")
+STREAM_FORMATS = ("mbox", "eml-zip")  # the formats that are one file
 _FROM_QUOTE = re.compile(rb"^(>*From )", re.M)
 
 
@@ -116,9 +121,7 @@ def export(
         with _staged(target, force, is_dir=False) as staging:
             with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 for row, raw in messages():
-                    info = zipfile.ZipInfo(f"{row.id:08d}.eml", date_time=_zip_time(row.date))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    zf.writestr(info, raw)
+                    zf.writestr(_zip_info(row), raw)
             _fsync_path(staging)
     else:
         with _staged(target, force, is_dir=True) as staging:
@@ -132,6 +135,69 @@ def export(
                 mtime = row.date.timestamp()
                 os.utime(path, (time.time(), mtime))
     return count
+
+
+def stream(archive: Archive, rows: Iterable[MessageRow], fmt: str) -> Iterator[bytes]:
+    """``rows`` as an mbox or a zip of .eml files, yielded in chunks (about one per message).
+
+    The zip is written without seeking (sizes in data descriptors), so it can go straight to
+    a socket; its members are named and dated as ``export`` names them.
+    """
+    if fmt not in STREAM_FORMATS:
+        raise SourceError(
+            f"format {fmt!r} cannot be streamed: use one of {', '.join(STREAM_FORMATS)}"
+        )
+    rows_iter = iter(rows)
+    pending: deque[MessageRow] = deque()
+
+    def remembered() -> Iterator[MessageRow]:
+        for row in rows_iter:
+            pending.append(row)
+            yield row
+
+    raws = archive.map_parallel(lambda r: archive.raw(r.id), remembered())
+
+    def messages() -> Iterator[tuple[MessageRow, bytes]]:
+        for raw in raws:
+            yield pending.popleft(), raw
+
+    if fmt == "mbox":
+        for row, raw in messages():
+            yield mbox_entry(raw, _sender(archive, row), row.date)
+        return
+    sink = _ChunkSink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for row, raw in messages():
+            zf.writestr(_zip_info(row), raw)
+            yield sink.take()
+    yield sink.take()
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only, unseekable file collecting what zipfile writes until ``take``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        return len(chunk)
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def _zip_info(row: MessageRow) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(f"{row.id:08d}.eml", date_time=_zip_time(row.date))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def _zip_time(when: datetime) -> tuple[int, int, int, int, int, int]:

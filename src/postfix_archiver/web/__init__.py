@@ -1,0 +1,13 @@
+"""Web UI and REST API over the archive: users, roles, sessions, tokens, the audit log.
+
+``create_app(config, archive)`` (``app``) is the FastAPI application; ``accounts`` keeps
+users, tokens, sessions and the audit log in ``web.sqlite``; ``auth`` says who is asking;
+``pages`` and ``api`` are the routes; ``render`` shows mail without trusting it.
+"""
+
+from __future__ import annotations
+
+from .accounts import Accounts
+from .app import create_app
+
+__all__ = ["Accounts", "create_app"]

@@ -1,0 +1,480 @@
+"""The HTML pages: log in and out, search, a message, statistics, the audit log, users.
+
+Server-rendered with Jinja2 (autoescaping everything), no script at all. Downloads and
+exports link to the API routes, which accept the session cookie too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+
+from ..catalog import ORDERS, SearchPage
+from ..errors import AccountError, QueryError
+from ..message import parse_message
+from .access import visible_message
+from .accounts import MIN_PASSWORD, ROLES
+from .auth import CsrfUser, Identity, PageUser, identify, require
+from .context import HttpProblem, WebContext, client_address, context
+from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = (25, 50, 100, 200)
+ORDER_LABELS = {
+    "-date": "newest first",
+    "date": "oldest first",
+    "-size": "largest first",
+    "size": "smallest first",
+    "subject": "subject A-Z",
+    "-subject": "subject Z-A",
+    "from": "sender A-Z",
+    "-from": "sender Z-A",
+}
+COLUMNS = (
+    ("date", "Date"),
+    ("from", "From"),
+    ("", "To"),
+    ("subject", "Subject"),
+    ("size", "Size"),
+    ("", ""),
+)
+AUDIT_ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "token")
+# the mail body frame: its own policy, stricter than the pages' (no script, data: images only)
+FRAME_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
+    "base-uri 'none'; form-action 'none'; sandbox"
+)
+
+
+def page(
+    request: Request,
+    template: str,
+    /,
+    identity: Identity | None,
+    *,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    ctx = context(request)
+    values.setdefault("section", "")
+    html = ctx.render(
+        template,
+        me=identity.user if identity else None,
+        csrf=identity.csrf if identity else None,
+        **values,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path on this site only (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/search"
+    if any(ord(c) < 32 for c in target) or "\\" in target:
+        return "/search"
+    return target
+
+
+def _set_cookie(ctx: WebContext, response: Response, name: str, value: str, age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=age,
+        path="/",
+        secure=ctx.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _delete_cookie(ctx: WebContext, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path="/", secure=ctx.secure_cookies, httponly=True, samesite="strict"
+    )
+
+
+# -- logging in and out --------------------------------------------------------------------
+
+
+def _login_form(
+    request: Request, next_url: str, *, error: str | None = None, name: str = "", status: int = 200
+) -> HTMLResponse:
+    ctx = context(request)
+    token = secrets.token_urlsafe(32)
+    response = page(
+        request,
+        "login.html",
+        None,
+        status=status,
+        login_csrf=token,
+        next=next_url,
+        error=error,
+        name=name,
+        section="login",
+    )
+    _set_cookie(ctx, response, ctx.login_cookie, token, 3600)
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/search") -> Response:
+    try:
+        known = identify(request)
+    except HttpProblem:
+        known = None
+    if known is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _login_form(request, safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: str = Form("", max_length=1000),
+    password: str = Form("", max_length=4096),
+    csrf: str = Form("", max_length=200),
+    next: str = Form("", max_length=4000),
+) -> Response:
+    """Runs on a worker thread: argon2 verification is slow on purpose."""
+    ctx = context(request)
+    name = name.strip()[:200]
+    next_url = safe_next(next)
+    cookie = request.cookies.get(ctx.login_cookie) or ""
+    client = client_address(request)
+    if not csrf or not cookie or not hmac.compare_digest(csrf.encode(), cookie.encode()):
+        ctx.audit(request, name or "-", "login", ok=False, reason="CSRF check failed")
+        return _login_form(
+            request, next_url, error="The form expired: please log in again.", status=403
+        )
+    wait = ctx.limiter.retry_after(name, client)
+    if wait is not None:
+        ctx.audit(request, name or "-", "login", ok=False, reason="rate limited")
+        minutes = max(1, math.ceil(wait / 60))
+        limited = _login_form(
+            request,
+            next_url,
+            name=name,
+            status=429,
+            error=f"Too many failed logins for {name or 'this name'} from your address: "
+            f"try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        )
+        limited.headers["Retry-After"] = str(wait)
+        return limited
+    user = ctx.accounts.authenticate(name, password)
+    if user is None:
+        ctx.limiter.failure(name, client)
+        reason = "wrong password" if ctx.accounts.get_user(name) else "unknown user"
+        ctx.audit(request, name or "-", "login", ok=False, reason=reason)
+        return _login_form(
+            request, next_url, name=name, status=401, error="Wrong user name or password."
+        )
+    ctx.limiter.success(name, client)
+    old = request.cookies.get(ctx.session_cookie)
+    if old:
+        ctx.accounts.end_session(old)
+    session_id, _ = ctx.accounts.create_session(user, client, ctx.session_hours)
+    ctx.audit(request, user.name, "login", ok=True)
+    response = RedirectResponse(next_url, status_code=303)
+    _set_cookie(ctx, response, ctx.session_cookie, session_id, int(ctx.session_hours * 3600))
+    _delete_cookie(ctx, response, ctx.login_cookie)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, identity: CsrfUser) -> Response:
+    ctx = context(request)
+    if identity.session_id:
+        ctx.accounts.end_session(identity.session_id)
+    ctx.audit(request, identity, "logout")
+    response = RedirectResponse("/login", status_code=303)
+    _delete_cookie(ctx, response, ctx.session_cookie)
+    return response
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/search", status_code=303)
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+@router.get("/search")
+def search_page(
+    request: Request,
+    identity: PageUser,
+    q: str = Query("", max_length=4000),
+    order: str = "-date",
+    page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
+    per: int = 50,
+) -> HTMLResponse:
+    ctx = context(request)
+    order = order if order in ORDERS else "-date"
+    per = per if per in PER_PAGE else 50
+    offset = (page_no - 1) * per
+    result: SearchPage | None = None
+    error: QueryError | None = None
+    try:
+        result = ctx.archive.search(
+            q, limit=per, offset=offset, order=order, visible_to=identity.user.visible_to
+        )
+    except QueryError as exc:
+        error = exc
+    ctx.audit(
+        request,
+        identity,
+        "search",
+        query=q,
+        order=order,
+        offset=offset,
+        **({"total": result.total} if result else {"error": str(error)}),
+    )
+    pages = max(1, math.ceil(result.total / per)) if result else 1
+
+    def link(**changes: object) -> str:
+        params: dict[str, object] = {"q": q, "order": order, "per": per, "page": page_no}
+        params.update(changes)
+        return urlencode(params)
+
+    sort_links = {}
+    for key in ("date", "from", "subject", "size"):
+        # a first click sorts dates and sizes descending, names ascending; a second reverses
+        first = f"-{key}" if key in ("date", "size") else key
+        flipped = key if order == f"-{key}" else f"-{key}"
+        sort_links[key] = link(order=flipped if order.lstrip("-") == key else first, page=1)
+    return page(
+        request,
+        "search.html",
+        identity,
+        status=400 if error else 200,
+        section="search",
+        q=q,
+        order=order,
+        per=per,
+        page=result,
+        error=error,
+        offset=offset,
+        page_no=page_no,
+        pages=pages,
+        orders=list(ORDER_LABELS.items()),
+        per_choices=PER_PAGE,
+        columns=COLUMNS,
+        sort_links=sort_links,
+        page_links={
+            "first": link(page=1),
+            "prev": link(page=page_no - 1),
+            "next": link(page=page_no + 1),
+            "last": link(page=pages),
+        },
+        export_mbox=urlencode({"q": q, "format": "mbox"}),
+        export_zip=urlencode({"q": q, "format": "eml-zip"}),
+    )
+
+
+# -- one message -----------------------------------------------------------------------------
+
+
+@router.get("/messages/{ident}")
+def message_page(request: Request, ident: str, identity: PageUser) -> HTMLResponse:
+    ctx = context(request)
+    message = visible_message(ctx, identity, ident)
+    view = ctx.archive.view(message)
+    raw = ctx.archive.raw(message)
+    parsed = parse_message(raw)
+    html = sanitize_html(parsed.text_html, inline_images(raw)) if parsed.text_html else None
+    ctx.audit(request, identity, "view", message=message)
+    return page(
+        request,
+        "message.html",
+        identity,
+        section="search",
+        row=view.row,
+        parsed=parsed,
+        body=parsed.body_text,
+        html=html,
+        attachments=view.attachments,
+        envelopes=envelopes_for(identity.user, view.envelopes, parsed),
+    )
+
+
+@router.get("/messages/{ident}/body")
+def message_body(request: Request, ident: str, identity: PageUser) -> HTMLResponse:
+    """The sanitized HTML body, for the sandboxed iframe of the message page."""
+    ctx = context(request)
+    message = visible_message(ctx, identity, ident)
+    raw = ctx.archive.raw(message)
+    parsed = parse_message(raw)
+    clean = sanitize_html(parsed.text_html, inline_images(raw))
+    html = ctx.render("body.html", content=Markup(clean.html))  # noqa: S704 - sanitized above
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": FRAME_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    )
+
+
+# -- statistics and the audit log ------------------------------------------------------------
+
+
+@router.get("/stats")
+def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
+    ctx = context(request)
+    require(identity, identity.user.sees_all, "archive statistics")
+    per_day = ctx.archive.catalog.per_day()
+    unit, _ = chart_bars(per_day)
+    return page(
+        request,
+        "stats.html",
+        identity,
+        section="stats",
+        stats=ctx.archive.stats(),
+        chart=svg_chart(per_day),
+        unit=unit,
+    )
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    identity: PageUser,
+    user: str = Query("", max_length=200),
+    action: str = Query("", max_length=50),
+    page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
+) -> HTMLResponse:
+    ctx = context(request)
+    require(identity, identity.user.can_audit, "the audit log")
+    per = 100
+    total, entries = ctx.accounts.audit(
+        limit=per, offset=(page_no - 1) * per, user=user or None, action=action or None
+    )
+    pages = max(1, math.ceil(total / per))
+
+    def link(n: int) -> str:
+        return urlencode({"user": user, "action": action, "page": n})
+
+    return page(
+        request,
+        "audit.html",
+        identity,
+        section="audit",
+        entries=entries,
+        total=total,
+        user_filter=user,
+        action_filter=action,
+        actions=AUDIT_ACTIONS,
+        page_no=page_no,
+        pages=pages,
+        page_links={"prev": link(page_no - 1), "next": link(page_no + 1)},
+    )
+
+
+# -- users (admins) --------------------------------------------------------------------------
+
+
+def _addresses(text: str) -> list[str]:
+    return [a for a in re.split(r"[\s,;]+", text) if a]
+
+
+def _users_page(
+    request: Request,
+    identity: Identity,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    ctx = context(request)
+    return page(
+        request,
+        "users.html",
+        identity,
+        status=400 if error else 200,
+        section="users",
+        users=ctx.accounts.users(),
+        roles=ROLES,
+        min_password=MIN_PASSWORD,
+        notice=notice,
+        error=error,
+    )
+
+
+@router.get("/users")
+def users_page(request: Request, identity: PageUser) -> HTMLResponse:
+    require(identity, identity.user.is_admin, "user management")
+    return _users_page(request, identity)
+
+
+@router.post("/users")
+def add_user(
+    request: Request,
+    identity: CsrfUser,
+    name: str = Form("", max_length=200),
+    role: str = Form("", max_length=20),
+    addresses: str = Form("", max_length=20_000),
+    password: str = Form("", max_length=4096),
+) -> HTMLResponse:
+    require(identity, identity.user.is_admin, "user management")
+    ctx = context(request)
+    try:
+        user = ctx.accounts.add_user(name.strip(), role, password, _addresses(addresses))
+    except AccountError as exc:
+        return _users_page(request, identity, error=str(exc))
+    ctx.audit(request, identity, "user.add", name=user.name, role=user.role,
+              addresses=list(user.addresses))  # fmt: skip
+    return _users_page(request, identity, notice=f"Added {user.name} ({user.role}).")
+
+
+@router.post("/users/{name}")
+def update_user(
+    request: Request,
+    identity: CsrfUser,
+    name: str,
+    role: str = Form("", max_length=20),
+    addresses: str = Form("", max_length=20_000),
+) -> HTMLResponse:
+    require(identity, identity.user.is_admin, "user management")
+    ctx = context(request)
+    try:
+        user = ctx.accounts.update_user(name, role=role, addresses=_addresses(addresses))
+    except AccountError as exc:
+        return _users_page(request, identity, error=str(exc))
+    ctx.audit(request, identity, "user.update", name=user.name, role=user.role,
+              addresses=list(user.addresses))  # fmt: skip
+    return _users_page(request, identity, notice=f"Saved {user.name}.")
+
+
+@router.post("/users/{name}/password")
+def reset_password(
+    request: Request,
+    identity: CsrfUser,
+    name: str,
+    password: str = Form("", max_length=4096),
+) -> HTMLResponse:
+    require(identity, identity.user.is_admin, "user management")
+    ctx = context(request)
+    try:
+        user = ctx.accounts.set_password(name, password)
+    except AccountError as exc:
+        return _users_page(request, identity, error=str(exc))
+    ctx.audit(request, identity, "user.password", name=user.name)
+    return _users_page(request, identity, notice=f"New password set for {user.name}.")
+
+
+@router.post("/users/{name}/delete")
+def remove_user(request: Request, name: str, identity: CsrfUser) -> HTMLResponse:
+    require(identity, identity.user.is_admin, "user management")
+    ctx = context(request)
+    if name == identity.user.name:
+        return _users_page(request, identity, error="You cannot remove yourself.")
+    try:
+        ctx.accounts.remove_user(name)
+    except AccountError as exc:
+        return _users_page(request, identity, error=str(exc))
+    ctx.audit(request, identity, "user.remove", name=name)
+    return _users_page(request, identity, notice=f"Removed {name}.")

@@ -1,0 +1,327 @@
+"""Showing mail without trusting it.
+
+Nothing that comes from a message (headers, names, subjects, file names, bodies) is trusted:
+
+- text goes through Jinja2's autoescaping, after ``clean_text`` replaced control and
+  bidirectional-override characters (which can disguise ``exe`` as ``pdf``);
+- an HTML body goes through ``sanitize_html`` (nh3 with a small allowlist: no script, no
+  style sheets, no forms or frames, no event handlers, links only to http(s) and mailto,
+  images only as ``data:`` URIs, so remote images are never fetched) and is then shown in a
+  sandboxed iframe whose own Content-Security-Policy forbids scripts and remote loads again;
+- downloads get a sanitized file name (``content_disposition``) and are always attachments.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from email import policy
+from email.parser import BytesParser
+from urllib.parse import quote
+
+import nh3
+from markupsafe import Markup
+
+from ..archive import MessageView
+from ..catalog import AttachmentRow, EnvelopeRow
+from ..message import ParsedMessage, leaf_parts
+from .accounts import User
+
+# control characters (but tab and newline) and the bidirectional controls
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_FILENAME_ASCII = re.compile(r"[^A-Za-z0-9._()+,=@ -]")
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "big", "blockquote", "br", "caption", "center", "cite", "code", "col",
+    "colgroup", "dd", "del", "div", "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5",
+    "h6", "hr", "i", "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "small", "span",
+    "strike", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr",
+    "tt", "u", "ul",
+}  # fmt: skip
+# removed together with everything inside them
+DROPPED_TAGS = {"script", "style", "title", "noscript", "template", "head"}
+ALLOWED_ATTRIBUTES = {
+    "*": {"align", "dir", "lang", "style", "title", "valign"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "font": {"color", "face", "size"},
+    "table": {"width", "border", "cellpadding", "cellspacing", "bgcolor"},
+    "td": {"width", "height", "colspan", "rowspan", "bgcolor", "nowrap"},
+    "th": {"width", "height", "colspan", "rowspan", "bgcolor", "nowrap"},
+    "tr": {"bgcolor"},
+    "col": {"span", "width"},
+    "colgroup": {"span", "width"},
+    "ol": {"start", "type"},
+    "ul": {"type"},
+}
+# CSS properties that cannot load anything (no background-image, list-style-image, content)
+ALLOWED_STYLES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style",
+    "font-variant", "font-weight", "text-align", "text-decoration", "text-indent",
+    "text-transform", "line-height", "letter-spacing", "word-spacing", "white-space",
+    "vertical-align", "direction", "margin", "margin-top", "margin-right", "margin-bottom",
+    "margin-left", "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color",
+    "border-style", "border-width", "border-collapse", "border-spacing", "border-radius",
+    "width", "height", "max-width", "min-width", "max-height", "min-height", "display",
+    "table-layout", "list-style-type", "overflow-wrap", "word-break",
+}  # fmt: skip
+_DATA_IMAGE = re.compile(r"^data:image/(png|gif|jpeg|webp);base64,[A-Za-z0-9+/=\s]*$", re.I)
+_REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
+INLINE_IMAGE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp")
+MAX_INLINE_IMAGE = 2 * 1024 * 1024
+MAX_INLINE_TOTAL = 8 * 1024 * 1024
+
+
+def clean_text(value: object) -> str:
+    """``value`` as text with control and bidi-override characters made visible as U+FFFD."""
+    text = "" if value is None else str(value)
+    return _UNSAFE_CHARS.sub("\ufffd", text.replace("\r\n", "\n"))
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def safe_filename(name: str, fallback: str) -> str:
+    """A file name to offer a browser: no directories, no control characters, no dot files."""
+    base = re.split(r"[/\\]", name)[-1]
+    base = unicodedata.normalize("NFC", _UNSAFE_CHARS.sub("", base))
+    base = base.strip().lstrip(".").strip()
+    if len(base) > 150:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[:140] + dot + ext[:9]) if dot and len(ext) < 10 else base[:150]
+    return base or fallback
+
+
+def content_disposition(filename: str, fallback: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and the exact name as RFC 6266 ``filename*``."""
+    name = safe_filename(filename, fallback)
+    ascii_name = _FILENAME_ASCII.sub("_", name).strip() or fallback
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@dataclass(slots=True)
+class SanitizedHtml:
+    html: str
+    remote_images: int = 0  # images whose remote source was removed
+    inline_images: int = 0  # cid: images shown from the message's own parts
+
+
+def inline_images(raw: bytes) -> dict[str, str]:
+    """``data:`` URIs of the message's own images by Content-ID, for ``cid:`` references."""
+    found: dict[str, str] = {}
+    total = 0
+    try:
+        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+        for part in leaf_parts(msg):
+            cid = str(part.get("Content-ID") or "").strip().strip("<>").strip()
+            ctype = part.get_content_type()
+            if not cid or ctype not in INLINE_IMAGE_TYPES:
+                continue
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes) or len(payload) > MAX_INLINE_IMAGE:
+                continue
+            total += len(payload)
+            if total > MAX_INLINE_TOTAL:
+                break
+            found[cid.lower()] = f"data:{ctype};base64,{base64.b64encode(payload).decode()}"
+    except Exception:  # a broken part only costs its picture
+        return found
+    return found
+
+
+def sanitize_html(markup: str, inline: Mapping[str, str] | None = None) -> SanitizedHtml:
+    """``markup`` reduced to harmless formatting; remote images removed and counted."""
+    result = SanitizedHtml("")
+    images = inline or {}
+
+    def keep(tag: str, attr: str, value: str) -> str | None:
+        if attr == "src":
+            if tag == "img" and _DATA_IMAGE.match(value):
+                return value
+            if tag == "img" and value.lower().startswith("cid:"):
+                data = images.get(value[4:].strip().strip("<>").lower())
+                if data is not None:
+                    result.inline_images += 1
+                return data
+            if tag == "img" and _REMOTE.match(value):
+                result.remote_images += 1
+            return None
+        if attr == "href":
+            return value if value.lower().startswith(("http://", "https://", "mailto:")) else None
+        return value
+
+    result.html = nh3.clean(
+        markup,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROPPED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=keep,
+        url_schemes={"http", "https", "mailto", "data", "cid"},
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+        filter_style_properties=ALLOWED_STYLES,
+    )
+    return result
+
+
+# -- envelopes: who may see which recipients ---------------------------------------------
+
+
+@dataclass(slots=True)
+class RecipientShown:
+    address: str
+    bcc: bool  # an envelope recipient not named in To or Cc
+
+
+@dataclass(slots=True)
+class EnvelopeShown:
+    row: EnvelopeRow
+    recipients: list[RecipientShown]
+    hidden: int = 0  # recipients withheld from this user (other people's Bcc)
+
+
+@dataclass(slots=True)
+class EnvelopesShown:
+    envelopes: list[EnvelopeShown] = field(default_factory=list)
+    hidden_arrivals: int = 0  # arrivals of the same bytes to other people
+
+
+def envelopes_for(
+    user: User, envelopes: Sequence[EnvelopeRow], parsed: ParsedMessage
+) -> EnvelopesShown:
+    """The envelopes ``user`` may see. Auditors and admins, and whoever sent the message,
+    see every recipient, Bcc included. Anyone else sees only their own addresses among the
+    envelope recipients: another person's Bcc is not theirs to learn."""
+    mine = {a.lower() for a in user.addresses}
+    named = {a.address.lower() for a in (*parsed.to, *parsed.cc)}
+    author = any(a.address.lower() in mine for a in parsed.from_)
+    shown = EnvelopesShown()
+    for row in envelopes:
+        env = row.envelope
+        everything = user.sees_all or author or env.sender.lower() in mine
+        rcpts = [RecipientShown(r, r.lower() not in named) for r in env.recipients]
+        if everything:
+            shown.envelopes.append(EnvelopeShown(row, rcpts))
+            continue
+        own = [r for r in rcpts if r.address.lower() in mine]
+        if not own:
+            shown.hidden_arrivals += 1
+            continue
+        shown.envelopes.append(EnvelopeShown(row, own, len(rcpts) - len(own)))
+    return shown
+
+
+def message_document(
+    view: MessageView, parsed: ParsedMessage, envelopes: EnvelopesShown
+) -> dict[str, object]:
+    """The API's JSON for one message: the keys of ``postfix-archiver show --json``."""
+    return {
+        **view.row.summary(),
+        "envelopes": [
+            {
+                "id": e.row.id,
+                **e.row.envelope.canonical(),
+                "recipients": [r.address for r in e.recipients],
+                "hidden_recipients": e.hidden,
+            }
+            for e in envelopes.envelopes
+        ],
+        "attachments": [attachment_json(view.row.id, a) for a in view.attachments],
+        "defects": view.row.defects,
+        "headers": parsed.headers,
+        "body": parsed.body_text,
+    }
+
+
+def attachment_json(message: int, a: AttachmentRow) -> dict[str, object]:
+    return {
+        "index": a.index,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "url": f"/api/v1/messages/{message}/attachments/{a.index}",
+    }
+
+
+# -- the statistics chart ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Bar:
+    label: str
+    count: int
+    size: int
+
+
+def chart_bars(per_day: Sequence[tuple[str, int, int]]) -> tuple[str, list[Bar]]:
+    """Bars per day (empty days included), or per month when the days span over 400."""
+    if not per_day:
+        return "day", []
+    days = {d: (c, s) for d, c, s in per_day}
+    first, last = date.fromisoformat(per_day[0][0]), date.fromisoformat(per_day[-1][0])
+    if (last - first).days <= 400:
+        bars = []
+        day = first
+        while day <= last:
+            count, size = days.get(day.isoformat(), (0, 0))
+            bars.append(Bar(day.isoformat(), count, size))
+            day += timedelta(days=1)
+        return "day", bars
+    months: dict[str, Bar] = {}
+    for d, c, s in per_day:
+        bar = months.setdefault(d[:7], Bar(d[:7], 0, 0))
+        bar.count += c
+        bar.size += s
+    return "month", list(months.values())
+
+
+def svg_chart(per_day: Sequence[tuple[str, int, int]]) -> Markup:
+    """An SVG bar chart of messages per day (or month), drawn here: no script, no fetch."""
+    unit, bars = chart_bars(per_day)
+    width, height, left, bottom, top = 900, 240, 48, 28, 12
+    esc = html.escape
+    if not bars:
+        return Markup(  # noqa: S704 - no outside text in it
+            f'<svg class="chart" viewBox="0 0 {width} 60" role="img" '
+            'aria-label="no messages yet"><text x="10" y="35">No messages yet.</text></svg>'
+        )
+    peak = max(b.count for b in bars) or 1
+    plot_w, plot_h = width - left - 8, height - bottom - top
+    step = plot_w / len(bars)
+    bar_w = max(step * 0.8, 0.5)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="messages per {unit}">',
+        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - 8}" '
+        f'y2="{top + plot_h}"/>',
+        f'<text class="tick" x="{left - 6}" y="{top + 10}" text-anchor="end">{peak}</text>',
+        f'<text class="tick" x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
+    ]
+    for i, bar in enumerate(bars):
+        h = plot_h * bar.count / peak
+        x = left + i * step
+        parts.append(
+            f'<rect class="bar" x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{bar_w:.2f}" '
+            f'height="{h:.2f}"><title>{esc(bar.label)}: {bar.count} messages, '
+            f"{esc(human_size(bar.size))}</title></rect>"
+        )
+    parts.append(
+        f'<text class="tick" x="{left}" y="{height - 8}">{esc(bars[0].label)}</text>'
+        f'<text class="tick" x="{width - 8}" y="{height - 8}" text-anchor="end">'
+        f"{esc(bars[-1].label)}</text></svg>"
+    )
+    return Markup("".join(parts))  # noqa: S704 - every label escaped above

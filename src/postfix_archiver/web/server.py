@@ -1,0 +1,128 @@
+"""Serving the web application with uvicorn: alone (``web``) or next to the SMTP proxy (``run``).
+
+The listening socket is bound here, before uvicorn starts, so a busy port is a clear
+``ArchiverError`` instead of uvicorn's ``sys.exit``. Next to the proxy, the proxy owns the
+signals (SIGTERM/SIGINT stop both, SIGHUP reloads the rules) and uvicorn installs none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator
+
+import uvicorn
+
+from ..archive import Archive
+from ..config import Config
+from ..errors import ArchiverError
+from .accounts import Accounts
+from .app import create_app
+
+log = logging.getLogger("postfix_archiver.web")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ArchiverError(f"bad listen address {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8025")
+    return host.strip("[]"), int(port)
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # socket says it is TCP; without it every response waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ArchiverError(
+            f"cannot listen on {listen} for the web UI: {exc.strerror} (another process on "
+            "that port? choose another with --listen or [web] listen)"
+        ) from exc
+    return sock
+
+
+class _QuietSignals(uvicorn.Server):
+    """A uvicorn server that leaves the signals to whoever runs it (uvicorn's own handling
+    re-raises SIGTERM after shutting down, so the process would end by the signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class WebServer:
+    """The app over ``archive`` on a socket bound now; ``serve`` runs until ``stop``."""
+
+    def __init__(
+        self, config: Config, archive: Archive, listen: str, *, own_signals: bool = True
+    ) -> None:
+        self.sock = bind(listen)
+        host, port = self.sock.getsockname()[:2]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        try:
+            app = create_app(config, archive)
+        except BaseException:
+            self.sock.close()
+            raise
+        uv_config = uvicorn.Config(
+            app,
+            log_config=None,  # the archiver's logging setup applies
+            server_header=False,
+            proxy_headers=True,  # X-Forwarded-For, from a proxy on 127.0.0.1 only
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        )
+        self.server = _QuietSignals(uv_config)
+        self.own_signals = own_signals
+
+    async def serve(self) -> None:
+        """Serve until ``stop`` (or, with ``own_signals``, SIGTERM/SIGINT): exit status 0."""
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if self.own_signals else ()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self.sock.close()
+
+    def stop(self) -> None:
+        if self.server.should_exit:  # asked twice: stop waiting for open connections
+            self.server.force_exit = True
+        self.server.should_exit = True
+
+
+def has_users(config: Config) -> bool:
+    with Accounts.open(config) as accounts:
+        return accounts.count_users() > 0
+
+
+async def serve_beside(web: WebServer, main: asyncio.Task[None]) -> None:
+    """Run ``web`` until ``main`` (the proxy) ends; if the web server dies first, say so and
+    cancel ``main`` so the process exits instead of running half."""
+    task = asyncio.create_task(web.serve())
+    done, _ = await asyncio.wait({task, main}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done and not main.done():
+        log.error("the web server stopped unexpectedly; stopping the SMTP proxy too")
+        main.cancel()
+    web.stop()
+    await asyncio.gather(task, main, return_exceptions=True)
+    for finished in (main, task):
+        if finished.cancelled():
+            continue
+        error = finished.exception()
+        if error is not None:
+            raise error
