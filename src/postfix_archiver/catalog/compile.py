@@ -61,8 +61,13 @@ def normalize_msgid(value: str) -> str:
 
 
 class Compiler:
-    def __init__(self, dialect: Dialect) -> None:
+    """Compiles one caller's queries. ``own``: the caller's addresses when they may see only
+    their own mail; envelope recipients other than these are hidden from them (Bcc), so
+    ``to:`` must not match them either, or a search would tell who was Bcc'd."""
+
+    def __init__(self, dialect: Dialect, own: Sequence[str] | None = None) -> None:
         self.d = dialect
+        self._own = [a.lower() for a in own] if own is not None else None
 
     def compile(self, node: Node) -> Compiled:
         params: list[object] = []
@@ -142,6 +147,13 @@ class Compiler:
     def _address(self, kinds: tuple[str, ...], value: str, params: list[object]) -> str:
         p = self.d.param
         kind_list = ", ".join(f"'{k}'" for k in kinds)
+        if "rcpt" in kinds and self._own is not None:
+            header_kinds = ", ".join(f"'{k}'" for k in kinds if k != "rcpt")
+            marks = ", ".join(p for _ in self._own) or "NULL"
+            params.extend(self._own)
+            kind_sql = f"(kind IN ({header_kinds}) OR (kind = 'rcpt' AND address IN ({marks})))"
+        else:
+            kind_sql = f"kind IN ({kind_list})"
         v = value.lower()
         if "*" in v:
             cond = f"address {self.d.like} {p} ESCAPE '\\'"
@@ -155,4 +167,4 @@ class Compiler:
         else:
             cond = f"(address {self.d.like} {p} ESCAPE '\\' OR name {self.d.like} {p} ESCAPE '\\')"
             params.extend(["%" + like_escape(v) + "%"] * 2)
-        return f"m.id IN (SELECT message FROM addresses WHERE kind IN ({kind_list}) AND {cond})"
+        return f"m.id IN (SELECT message FROM addresses WHERE {kind_sql} AND {cond})"

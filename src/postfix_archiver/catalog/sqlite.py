@@ -171,7 +171,8 @@ class SqliteCatalog:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
-        self._compiler = Compiler(SqliteDialect())
+        self._dialect = SqliteDialect()
+        self._compiler = Compiler(self._dialect)
         self._all_readers: list[sqlite3.Connection] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -407,7 +408,7 @@ class SqliteCatalog:
         order: str = "-date",
         visible_to: Sequence[str] | None = None,
     ) -> SearchPage:
-        compiled = self._compiler.compile(query)
+        compiled = Compiler(self._dialect, own=visible_to).compile(query)
         where, params = compiled.where, compiled.params
         if visible_to is not None:
             where = f"({where}) AND {self._compiler.visible(visible_to, params)}"
