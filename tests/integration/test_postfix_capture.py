@@ -435,3 +435,23 @@ def test_rules_through_postfix_mixed_burst(
         assert envelope["recipients"] == ["gina@example.org"]  # root@ is not recorded
     finally:
         arch.stop()
+
+
+def test_doctor_names_what_to_fix_then_passes(base: Path, mta: Mta) -> None:
+    postfix, _ = mta
+    arch = Archiver(base)
+    args = ["doctor", "--config", str(arch.config_path), "--config-dir", str(postfix.config_dir)]
+    before = arch.cli(*args, check=False)
+    assert before.returncode == 1
+    assert "FAIL main.cf content_filter = (empty)" in before.stdout
+    assert "postfix-config --mode proxy --apply" in before.stdout
+    assert f"FAIL archiver answers on 127.0.0.1:{arch.listen_port}" in before.stdout
+    arch.configure_postfix(postfix, "--mode", "proxy")
+    arch.start()
+    try:
+        after = arch.cli(*args, check=False)
+        assert after.returncode == 0, after.stdout
+        assert "FAIL" not in after.stdout
+        assert "reinjection smtpd accepts XFORWARD" in after.stdout
+    finally:
+        arch.stop()
