@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -43,6 +43,8 @@ from pathlib import Path
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
+from postfix_archiver.export import mbox_entry
+from postfix_archiver.importers import open_source, worker_processes
 from postfix_archiver.importers.base import import_envelope
 
 TARGET_RATE = 1000.0
@@ -324,23 +326,26 @@ def _config(home: Path) -> Config:
 def run(
     name: str, count: int, make: Callable[[int], tuple[bytes, Envelope]], workdir: Path
 ) -> Result:
+    """Write the corpus to an mbox file (not timed), then import it the way
+    ``postfix-archiver import`` does: read the mbox, ``Archive.ingest_many``, full indexing."""
     home = workdir / name
+    mbox = workdir / f"{name}.mbox"
     config = _config(home)
-    generate = 0.0
     raw_bytes = 0
-
-    def items() -> Iterator[tuple[bytes, Envelope]]:
-        nonlocal generate, raw_bytes
+    t = time.perf_counter()
+    with mbox.open("wb") as out:
         for n in range(count):
-            t = time.perf_counter()
             raw, env = make(n)
-            generate += time.perf_counter() - t
             raw_bytes += len(raw)
-            yield raw, env
+            out.write(mbox_entry(raw, env.sender, env.received))
+    generate = time.perf_counter() - t
 
     with Archive(config) as archive:
         start = time.perf_counter()
-        results = sum(1 for _ in archive.ingest_many(items()))
+        source = open_source(str(mbox))
+        items = ((i.raw, i.envelope) for i in source)
+        processes = worker_processes(source)
+        results = sum(1 for _ in archive.ingest_many(items, processes=processes))
         seconds = time.perf_counter() - start
         stats = archive.stats()
     assert results == count
@@ -365,7 +370,6 @@ def _verdict(ok: bool) -> str:
 
 
 def report(title: str, r: Result, ratio_target: bool) -> bool:
-    ingest_only = r.seconds - r.generate_seconds
     ratio_catalog = r.stored_bytes / r.raw_bytes
     ratio_blobs = r.blob_dir_bytes / r.raw_bytes
     ratio_all = (r.blob_dir_bytes + r.catalog_bytes) / r.raw_bytes
@@ -376,12 +380,12 @@ def report(title: str, r: Result, ratio_target: bool) -> bool:
         f"{r.raw_bytes / r.messages / 1024:,.1f} KB average)"
     )
     print(
-        f"  wall time              {r.seconds:.2f} s (of which generating the corpus "
-        f"{r.generate_seconds:.2f} s)"
+        f"  import time            {r.seconds:.2f} s (the corpus was written to an mbox "
+        f"beforehand in {r.generate_seconds:.2f} s, not timed)"
     )
     print(
-        f"  [{_verdict(ok_rate)}] messages/s     {r.rate:,.0f} with indexing "
-        f"(target >= {TARGET_RATE:,.0f}); {r.messages / ingest_only:,.0f} without generation"
+        f"  [{_verdict(ok_rate)}] messages/s     {r.rate:,.0f} imported from the mbox, with "
+        f"indexing (target >= {TARGET_RATE:,.0f})"
     )
     print(f"  MB/s                   {r.raw_bytes / r.seconds / 1e6:,.1f}")
     print(

@@ -27,7 +27,7 @@ from .archive import Archive, verify
 from .config import Config, load_config
 from .errors import ArchiverError, ConfigError
 from .export import FORMATS, export
-from .importers import open_source
+from .importers import open_source, worker_processes
 
 F = TypeVar("F", bound=Callable[..., Any])
 # `search invoice -draft`: a word starting with "-" is a negated query term, not an option
@@ -92,7 +92,13 @@ def main() -> None:
 @main.command("import")
 @config_option
 @click.argument("source")
-def import_(config_path: str | None, source: str) -> None:
+@click.option(
+    "--workers",
+    default=0,
+    type=click.IntRange(0, 64),
+    help="Parsing processes (default: one per CPU for a large import).",
+)
+def import_(config_path: str | None, source: str, workers: int) -> None:
     """Import an mbox, a Maildir, an .eml file or a folder of .eml files."""
     config = _config(config_path)
     src = open_source(source)
@@ -105,7 +111,8 @@ def import_(config_path: str | None, source: str) -> None:
                 advances.append(item.advance)
                 yield item.raw, item.envelope
 
-        for result in archive.ingest_many(items()):
+        processes = workers or worker_processes(src)
+        for result in archive.ingest_many(items(), processes=processes):
             advance(advances.pop(0))
             if result.new_message:
                 new += 1

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -221,31 +222,67 @@ class Archive:
         return IngestResult(added.id, arrival.sha256, added.new_message, added.new_envelope)
 
     def ingest_many(
-        self, items: Iterable[tuple[bytes, Envelope]], *, window: int = 512
+        self,
+        items: Iterable[tuple[bytes, Envelope]],
+        *,
+        window: int = 512,
+        max_bytes: int = 64 << 20,
+        processes: int = 1,
     ) -> Iterator[IngestResult]:
-        """Archive many arrivals with the work spread over threads; results in input order.
+        """Archive many arrivals with the work spread out; results in input order.
 
-        Parsing, compression and blob writes run in parallel; the catalog writer commits
-        whatever is waiting as one transaction.
+        Parsing, compression and blob writes run in parallel: on threads, or with
+        ``processes > 1`` in worker processes, which parse past the GIL (worth their start-up
+        for a large import). The catalog writer commits whatever is waiting as one
+        transaction. At most ``window`` messages or ``max_bytes`` of them are in flight.
         """
+        if processes > 1:
+            # spawn, not fork: this process already runs threads (the writer, the pool)
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                processes, mp_context=context, initializer=_worker_open, initargs=(self.config,)
+            ) as workers:
+                yield from self._pipeline(items, workers, _worker_prepare, window, max_bytes)
+        else:
+            yield from self._pipeline(items, self.pool, self.prepare, window, max_bytes)
 
-        def work(raw: bytes, env: Envelope) -> tuple[str, Future[AddResult]]:
-            arrival = self.prepare(raw, env)
-            return arrival.sha256, self.writer.submit(arrival)
+    def _pipeline(
+        self,
+        items: Iterable[tuple[bytes, Envelope]],
+        executor: Executor,
+        prepare: Callable[[bytes, Envelope], NewArrival],
+        window: int,
+        max_bytes: int,
+    ) -> Iterator[IngestResult]:
+        preparing: deque[tuple[int, Future[NewArrival]]] = deque()
+        committing: deque[tuple[str, Future[AddResult]]] = deque()
+        in_flight = 0
 
-        pending: deque[Future[tuple[str, Future[AddResult]]]] = deque()
+        def commit_oldest() -> None:
+            nonlocal in_flight
+            size, prepared = preparing.popleft()
+            in_flight -= size
+            arrival = prepared.result()
+            committing.append((arrival.sha256, self.writer.submit(arrival)))
 
-        def finish() -> IngestResult:
-            sha, committed = pending.popleft().result()
+        def result() -> IngestResult:
+            sha, committed = committing.popleft()
             added = committed.result()
             return IngestResult(added.id, sha, added.new_message, added.new_envelope)
 
         for raw, env in items:
-            pending.append(self.pool.submit(work, raw, env))
-            while len(pending) > window:
-                yield finish()
-        while pending:
-            yield finish()
+            preparing.append((len(raw), executor.submit(prepare, raw, env)))
+            in_flight += len(raw)
+            while preparing and (
+                preparing[0][1].done() or len(preparing) > window or in_flight > max_bytes
+            ):
+                commit_oldest()
+            while committing and (committing[0][1].done() or len(committing) > window):
+                yield result()
+        while preparing:
+            commit_oldest()
+        while committing:
+            yield result()
 
     # -- read side ---------------------------------------------------------------------------
 
@@ -361,3 +398,18 @@ class Archive:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+# -- worker processes of ingest_many(processes=N) ----------------------------------------------
+
+_worker_archive: Archive | None = None
+
+
+def _worker_open(config: Config) -> None:
+    global _worker_archive
+    _worker_archive = Archive(config, workers=1)
+
+
+def _worker_prepare(raw: bytes, envelope: Envelope) -> NewArrival:
+    assert _worker_archive is not None
+    return _worker_archive.prepare(raw, envelope)

@@ -49,4 +49,11 @@ def open_source(spec: str) -> ImportSource:
     raise SourceError(f"{spec}: not an mbox file or a message (.eml): it starts with {head[:20]!r}")
 
 
-__all__ = ["ImportItem", "ImportSource", "open_source"]
+def worker_processes(source: ImportSource) -> int:
+    """How many processes to parse with: one per CPU for a large import, where that pays
+    for their start-up (about a second); none (threads only) for a small one."""
+    large = source.total >= (32 << 20) if source.unit == "bytes" else source.total >= 2000
+    return max(1, os.cpu_count() or 1) if large else 1
+
+
+__all__ = ["ImportItem", "ImportSource", "open_source", "worker_processes"]

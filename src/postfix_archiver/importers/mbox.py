@@ -12,11 +12,11 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import SourceError
 from .base import ImportItem, import_envelope
 
-_QUOTED = re.compile(rb"^>+From ")
 _FROM_LINE = re.compile(rb"^From (\S*)\s+(.*?)\s*$")
 
 
@@ -43,31 +43,63 @@ def parse_from_line(line: bytes) -> tuple[str, datetime | None]:
     return sender, when
 
 
-def split_mbox(lines: Iterator[bytes]) -> Iterator[tuple[bytes, list[bytes], int]]:
-    """(From_ line, message lines, bytes consumed) for each message."""
-    from_line: bytes | None = None
-    body: list[bytes] = []
-    consumed = 0
-    prev_blank = True
-    for line in lines:
-        is_sep = prev_blank and line.startswith(b"From ")
-        if is_sep:
-            if from_line is not None:
-                if body and body[-1] in (b"\n", b"\r\n"):
-                    body.pop()
-                yield from_line, body, consumed
-            from_line, body, consumed = line, [], len(line)
-        else:
-            if from_line is None:
-                raise ValueError("does not start with a 'From ' line")
-            body.append(line[1:] if _QUOTED.match(line) else line)
-            consumed += len(line)
-        prev_blank = line in (b"\n", b"\r\n")
-    if from_line is not None:
-        # the last message may or may not have the trailing separator line
-        if body and body[-1] in (b"\n", b"\r\n"):
-            body.pop()
-        yield from_line, body, consumed
+_SEPARATOR = re.compile(rb"\n(\r?\n)From ")
+_UNQUOTE = re.compile(rb"^>(>*From )", re.M)
+_CHUNK = 1 << 20
+
+
+def _unquote(body: bytes) -> bytes:
+    return _UNQUOTE.sub(rb"\1", body) if b">From " in body else body
+
+
+def split_mbox(stream: BinaryIO) -> Iterator[tuple[bytes, bytes, int]]:
+    """(From_ line, message, bytes consumed) for each message of an mbox stream.
+
+    Read in blocks and cut at each empty line followed by ``From ``: per-line Python work
+    would cost more than archiving the message.
+    """
+    buf = bytearray(stream.read(_CHUNK))
+    if not buf:
+        return
+    if not buf.startswith(b"From "):
+        raise ValueError("does not start with a 'From ' line")
+    eof = False
+    start = 0  # start of the current message's From_ line in buf
+    search = 0
+    while True:
+        m = _SEPARATOR.search(buf, max(search, start))
+        if m is None:
+            if eof:
+                break
+            more = stream.read(_CHUNK)
+            if not more:
+                eof = True
+                continue
+            # keep only the unfinished message; search again a few bytes back
+            del buf[:start]
+            search = max(0, len(buf) - 8)
+            start = 0
+            buf += more
+            continue
+        end = m.start() + 1  # the message keeps the line break of its last line
+        yield _message(bytes(buf[start:end]), m.end() - 5 - start)
+        start = m.end() - 5  # the next From_ line
+        search = start
+    if start < len(buf):
+        last = bytes(buf[start:])
+        # the file may or may not end with the separating empty line
+        if last.endswith(b"\n\n"):
+            last = last[:-1]
+        elif last.endswith(b"\n\r\n"):
+            last = last[:-2]
+        yield _message(last, len(buf) - start)
+
+
+def _message(entry: bytes, consumed: int) -> tuple[bytes, bytes, int]:
+    nl = entry.find(b"\n")
+    if nl == -1:
+        return entry, b"", consumed
+    return entry[: nl + 1], _unquote(entry[nl + 1 :]), consumed
 
 
 class MboxSource:
@@ -81,8 +113,7 @@ class MboxSource:
     def __iter__(self) -> Iterator[ImportItem]:
         try:
             with self.path.open("rb") as f:
-                for from_line, lines, consumed in split_mbox(iter(f)):
-                    raw = b"".join(lines)
+                for from_line, raw, consumed in split_mbox(f):
                     sender, when = parse_from_line(from_line)
                     yield ImportItem(
                         raw,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_parse_from_line(line: bytes, sender: str, when: datetime | None) -> Non
 
 def test_split_rejects_text_before_the_first_from_line() -> None:
     with pytest.raises(ValueError, match="does not start"):
-        list(split_mbox(iter([b"Subject: x\n", b"From a b\n"])))
+        list(split_mbox(io.BytesIO(b"Subject: x\nFrom a b\n")))
 
 
 def test_not_an_mbox_is_a_source_error(tmp_path: Path) -> None:
