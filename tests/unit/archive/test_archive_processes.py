@@ -20,7 +20,6 @@ def test_processes_give_the_same_results_in_order(
     items = _corpus(cpython_messages)
     results = list(archive.ingest_many(items, processes=2, window=8, max_bytes=20_000))
     assert [r.sha256 for r in results] == [archive.get(r.id).sha256 for r in results]
-    ]
     distinct = {raw for raw, _ in items}
     assert sum(r.new_message for r in results) == len(distinct)
     assert results[-2].new_message is False
