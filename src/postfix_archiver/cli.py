@@ -96,7 +96,7 @@ def main() -> None:
     "--workers",
     default=0,
     type=click.IntRange(0, 64),
-    help="Parsing processes (default: one per CPU for a large import).",
+    help="Parsing processes (default: two per CPU for a large import).",
 )
 def import_(config_path: str | None, source: str, workers: int) -> None:
     """Import an mbox, a Maildir, an .eml file or a folder of .eml files."""
