@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..archive import Archive
 from ..catalog import NewArrival
+from ..catalog.batch import Batcher
 from ..envelope import Envelope
 from ..errors import ArchiverError
 from ..message import ParsedMessage, parse_message
@@ -105,7 +105,7 @@ class CapturePipeline:
         self.reinject_address = reinject
         self.timeout = timeout
         self._reinjector: Reinjector | None = None
-        self._lock = threading.Lock()
+        self._batcher: Batcher[tuple[Verdict, Envelope]] | None = None
 
     @property
     def sink(self) -> bool:
@@ -155,17 +155,22 @@ class CapturePipeline:
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
 
+    def _decide_and_store_batched(
+        self, incoming: Incoming
+    ) -> tuple[tuple[Verdict, Envelope], NewArrival | None]:
+        verdict, envelope, arrival = self._decide_and_store(incoming)
+        return (verdict, envelope), arrival
+
     async def _decide_and_archive_async(self, incoming: Incoming) -> Decided:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
-        loop = asyncio.get_running_loop()
-        verdict, envelope, arrival = await loop.run_in_executor(
-            self.archive.pool, self._decide_and_store, incoming
+        if self._batcher is None:
+            self._batcher = Batcher(self.archive.catalog)
+        future = self._batcher.submit(lambda: self._decide_and_store_batched(incoming))
+        (verdict, envelope), added = await asyncio.wrap_future(future)
+        return Decided(
+            verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
-        if arrival is None:
-            return Decided(verdict.status_header(), None, verdict, envelope.queue_id)
-        added = await asyncio.wrap_future(self.archive.writer.submit(arrival))
-        return Decided(verdict.status_header(), added.id, verdict, envelope.queue_id)
 
     def _outgoing(self, incoming: Incoming, decided: Decided) -> Outgoing:
         return Outgoing(
@@ -229,6 +234,8 @@ class CapturePipeline:
         return self._reinjector
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
         if self._reinjector is not None:
             await self._reinjector.close()
 

@@ -1,0 +1,109 @@
+"""Archiving on one thread, a batch at a time: for the SMTP proxy.
+
+Each message handed to a ``Batcher`` is prepared (parsed, decided, its blobs written and
+fsync'd) and then committed with whatever else was waiting, as one catalog transaction.
+Compared with a pool of threads feeding a separate writer thread, a message crosses threads
+twice per batch instead of four times per message: on a virtual machine every thread wake-up
+is an inter-processor interrupt, and those were a quarter of the proxy's CPU time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from . import AddResult, Catalog, NewArrival
+
+log = logging.getLogger("postfix_archiver.catalog")
+
+T = TypeVar("T")
+Prepare = Callable[[], tuple[T, NewArrival | None]]
+Ready = tuple[Future[tuple[T, AddResult | None]], T, NewArrival | None]
+
+
+class Batcher(Generic[T]):
+    """Runs ``prepare`` functions in order on one thread and commits their arrivals in batches.
+
+    ``submit(prepare)`` returns a future of ``(value, AddResult or None)``: ``value`` is what
+    ``prepare`` returned beside its arrival (``None`` when there is nothing to archive). The
+    future resolves only once the arrival's catalog row is committed, after its blobs.
+    """
+
+    def __init__(self, catalog: Catalog, max_batch: int = 64) -> None:
+        self._catalog = catalog
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Prepare[T], Future[tuple[T, AddResult | None]]]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="capture-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, prepare: Prepare[T]) -> Future[tuple[T, AddResult | None]]:
+        future: Future[tuple[T, AddResult | None]] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("batcher is closed")
+            self._waiting.append((prepare, future))
+            if len(self._waiting) == 1:
+                self._cond.notify()
+        return future
+
+    def close(self) -> None:
+        """Finish what is waiting, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+            try:
+                self._process(batch)
+            except BaseException as exc:  # the thread must outlive any failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    def _process(self, batch: list[tuple[Prepare[T], Future[tuple[T, AddResult | None]]]]) -> None:
+        ready: list[Ready[T]] = []
+        for prepare, future in batch:
+            try:
+                value, arrival = prepare()
+            except Exception as exc:
+                future.set_exception(exc)
+                continue
+            ready.append((future, value, arrival))
+        self._commit(ready)
+
+    def _commit(self, ready: list[Ready[T]]) -> None:
+        arrivals = [a for _, _, a in ready if a is not None]
+        try:
+            results = self._catalog.add_batch(arrivals) if arrivals else []
+        except Exception as exc:
+            if len(arrivals) > 1:
+                # one bad arrival must not fail its neighbours: commit them one by one
+                log.warning(
+                    "batch of %d arrivals failed (%s); committing singly", len(arrivals), exc
+                )
+                for item in ready:
+                    self._commit([item])
+                return
+            for future, value, arrival in ready:
+                if arrival is None:
+                    future.set_result((value, None))
+                else:
+                    future.set_exception(exc)
+            return
+        added = iter(results)
+        for future, value, arrival in ready:
+            future.set_result((value, next(added) if arrival is not None else None))
