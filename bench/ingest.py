@@ -369,11 +369,11 @@ def _verdict(ok: bool) -> str:
     return "OK  " if ok else "MISS"
 
 
-def report(title: str, r: Result, ratio_target: bool) -> bool:
+def report(title: str, r: Result, ratio_target: bool, rate_target: bool = True) -> bool:
     ratio_catalog = r.stored_bytes / r.raw_bytes
     ratio_blobs = r.blob_dir_bytes / r.raw_bytes
     ratio_all = (r.blob_dir_bytes + r.catalog_bytes) / r.raw_bytes
-    ok_rate = r.rate >= TARGET_RATE
+    ok_rate = r.rate >= TARGET_RATE or not rate_target
     print(f"\n== {title}")
     print(
         f"  messages               {r.messages:,} ({_mb(r.raw_bytes)} raw, "
@@ -383,10 +383,9 @@ def report(title: str, r: Result, ratio_target: bool) -> bool:
         f"  import time            {r.seconds:.2f} s (the corpus was written to an mbox "
         f"beforehand in {r.generate_seconds:.2f} s, not timed)"
     )
-    print(
-        f"  [{_verdict(ok_rate)}] messages/s     {r.rate:,.0f} imported from the mbox, with "
-        f"indexing (target >= {TARGET_RATE:,.0f})"
-    )
+    marker = f"[{_verdict(ok_rate)}] " if rate_target else ""
+    target = f" (target >= {TARGET_RATE:,.0f})" if rate_target else ""
+    print(f"  {marker}messages/s     {r.rate:,.0f} imported from the mbox, with indexing{target}")
     print(f"  MB/s                   {r.raw_bytes / r.seconds / 1e6:,.1f}")
     print(
         f"  stored/raw, blob store (catalog accounting)   {ratio_catalog:.3f} "
@@ -445,9 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also profile a sample")
     parser.add_argument("--profile-messages", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary archives")
+    parser.add_argument(
+        "--dir",
+        default=str(Path(__file__).parent / "out"),
+        help="where the temporary archives go (default bench/out: an archive's own directory; "
+        "a /tmp churned by earlier runs makes file creation slower)",
+    )
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="pa-bench-"))
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="pa-bench-", dir=base))
     print(
         f"postfix-archiver ingest benchmark; Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, archives in {workdir}"
@@ -470,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{pool_seconds:.1f} s, not timed)",
                 r,
                 True,
+                rate_target=False,  # the 1,000 messages/s target is for the 10 KB corpus
             )
         if args.profile:
             profile("text messages", text.message, args.profile_messages, workdir, 25)

@@ -242,39 +242,54 @@ class Archive:
             with ProcessPoolExecutor(
                 processes, mp_context=context, initializer=_worker_open, initargs=(self.config,)
             ) as workers:
-                yield from self._pipeline(items, workers, _worker_prepare, window, max_bytes)
+                # a chunk per task: one round trip for several messages, and each worker
+                # overlaps their blob fsyncs on its own threads
+                yield from self._pipeline(
+                    _chunks(items, 16), workers, _worker_prepare_many, window, max_bytes
+                )
         else:
-            yield from self._pipeline(items, self.pool, self.prepare, window, max_bytes)
+            yield from self._pipeline(
+                _chunks(items, 1), self.pool, self._prepare_many, window, max_bytes
+            )
+
+    def _prepare_many(self, chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:
+        if len(chunk) == 1:
+            return [self.prepare(*chunk[0])]
+        return list(self.pool.map(lambda item: self.prepare(*item), chunk))
 
     def _pipeline(
         self,
-        items: Iterable[tuple[bytes, Envelope]],
+        chunks: Iterable[list[tuple[bytes, Envelope]]],
         executor: Executor,
-        prepare: Callable[[bytes, Envelope], NewArrival],
+        prepare_many: Callable[[list[tuple[bytes, Envelope]]], list[NewArrival]],
         window: int,
         max_bytes: int,
     ) -> Iterator[IngestResult]:
-        preparing: deque[tuple[int, Future[NewArrival]]] = deque()
+        preparing: deque[tuple[int, int, Future[list[NewArrival]]]] = deque()
         committing: deque[tuple[str, Future[AddResult]]] = deque()
         in_flight = 0
+        queued = 0
 
         def commit_oldest() -> None:
-            nonlocal in_flight
-            size, prepared = preparing.popleft()
+            nonlocal in_flight, queued
+            size, count, prepared = preparing.popleft()
             in_flight -= size
-            arrival = prepared.result()
-            committing.append((arrival.sha256, self.writer.submit(arrival)))
+            queued -= count
+            for arrival in prepared.result():
+                committing.append((arrival.sha256, self.writer.submit(arrival)))
 
         def result() -> IngestResult:
             sha, committed = committing.popleft()
             added = committed.result()
             return IngestResult(added.id, sha, added.new_message, added.new_envelope)
 
-        for raw, env in items:
-            preparing.append((len(raw), executor.submit(prepare, raw, env)))
-            in_flight += len(raw)
+        for chunk in chunks:
+            size = sum(len(raw) for raw, _ in chunk)
+            preparing.append((size, len(chunk), executor.submit(prepare_many, chunk)))
+            in_flight += size
+            queued += len(chunk)
             while preparing and (
-                preparing[0][1].done() or len(preparing) > window or in_flight > max_bytes
+                preparing[0][2].done() or queued > window or in_flight > max_bytes
             ):
                 commit_oldest()
             while committing and (committing[0][1].done() or len(committing) > window):
@@ -407,9 +422,22 @@ _worker_archive: Archive | None = None
 
 def _worker_open(config: Config) -> None:
     global _worker_archive
-    _worker_archive = Archive(config, workers=1)
+    _worker_archive = Archive(config, workers=2)
 
 
-def _worker_prepare(raw: bytes, envelope: Envelope) -> NewArrival:
+def _worker_prepare_many(chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:
     assert _worker_archive is not None
-    return _worker_archive.prepare(raw, envelope)
+    return _worker_archive._prepare_many(chunk)
+
+
+def _chunks(
+    items: Iterable[tuple[bytes, Envelope]], size: int
+) -> Iterator[list[tuple[bytes, Envelope]]]:
+    chunk: list[tuple[bytes, Envelope]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -211,6 +211,8 @@ class SqliteCatalog:
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
             self._writer = self._connect()
+            # the full-text index touches many pages per message: keep them in memory
+            self._writer.execute("PRAGMA cache_size=-65536")
         return self._writer
 
     def _migrate(self) -> None:
