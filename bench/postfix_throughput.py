@@ -41,6 +41,9 @@ from archiver_process import Archiver, archiver_cmd  # noqa: E402
 from postfix_harness import PostfixInstance, free_port, is_listening, wait_until  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
+# the archives go here, as an archive's own directory would (a /tmp churned by earlier runs
+# makes file creation several times slower); the pipe user must be able to enter it
+WORKDIR = HERE / "out"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
@@ -104,7 +107,7 @@ def through_postfix(
     setup: Callable[[PostfixInstance, Path], Callable[[], None]],
 ) -> float:
     """Messages/s through a fresh Postfix set up by ``setup`` (which returns its teardown)."""
-    base = Path(tempfile.mkdtemp(prefix="pa-bench-"))
+    base = Path(tempfile.mkdtemp(prefix="pa-bench-", dir=WORKDIR))
     base.chmod(0o755)
     try:
         with Sink() as sink, PostfixInstance(sink.port, retry_delay=60) as postfix:
@@ -171,7 +174,7 @@ def pipe(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
 def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
     with Sink() as sink:
         plain = messages / smtp_source(sink.port, messages, size, sessions)
-    base = Path(tempfile.mkdtemp(prefix="pa-bench-"))
+    base = Path(tempfile.mkdtemp(prefix="pa-bench-", dir=WORKDIR))
     try:
         arch = Archiver(base, sink=True)
         arch.start()
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink-size", type=int, default=100_000)
     parser.add_argument("--skip-pipe", action="store_true")
     args = parser.parse_args(argv)
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    _traversable(WORKDIR / "x")
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
