@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,7 +105,7 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
     src = open_source(source)
     new = dup = retried = 0
     with Archive(config) as archive, _progress(src.total, src.unit, "importing") as advance:
-        advances: list[int] = []
+        advances: deque[int] = deque()
 
         def items() -> Iterator[tuple[bytes, Any]]:
             for item in src:
@@ -113,7 +114,7 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
 
         processes = workers or worker_processes(src)
         for result in archive.ingest_many(items(), processes=processes):
-            advance(advances.pop(0))
+            advance(advances.popleft())
             if result.new_message:
                 new += 1
             elif result.new_envelope:

@@ -159,10 +159,6 @@ class Archive:
         if parsed is None:
             parsed = parse_message(raw)
         split = skeleton.split_message(raw, self._threshold, sha256_hex)
-        if not split.is_whole and skeleton.rebuild(split.segments, split.parts.__getitem__) != raw:
-            # a scanner surprise must cost compactness, never bytes: keep the message whole
-            log.warning("message %s: skeleton split did not rebuild exactly; stored whole", sha)
-            split = skeleton.Split([raw], {})
         parts: list[StoredPart] = []
         for part_sha, content in split.parts.items():
             key = f"p/{part_sha}"
@@ -359,39 +355,27 @@ class Archive:
         return self.read_blob(self.get(message).sha256)
 
     def read_blob(self, sha: str) -> bytes:
-        try:
-            stored = self.store.get(f"m/{sha}")
-        except KeyError:
-            raise IntegrityError(
-                f"message blob m/{sha} is missing from the store {self.store.url}"
-            ) from None
-        data = self._decompress(stored, f"message blob m/{sha}")
+        key = f"m/{sha}"
+        data = self._fetch(key, "message")
         try:
             segments = skeleton.decode_manifest(data)
         except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"message blob m/{sha}: manifest is damaged ({exc})") from exc
-        raw = skeleton.rebuild(segments, self._read_part)
-        if sha256_hex(raw) != sha:
-            raise IntegrityError(
-                f"message blob m/{sha}: bytes do not match their SHA-256; "
-                "the stored copy was altered or damaged"
-            )
-        return raw
+            raise IntegrityError(f"message blob {key}: manifest is damaged ({exc})") from exc
+        return _checked(skeleton.rebuild(segments, self._read_part), sha, f"message blob {key}")
 
     def _read_part(self, sha: str) -> bytes:
+        key = f"p/{sha}"
+        return _checked(self._fetch(key, "part"), sha, f"part blob {key}")
+
+    def _fetch(self, key: str, kind: str) -> bytes:
+        """A blob's stored bytes, decompressed; a missing blob is an integrity error."""
         try:
-            stored = self.store.get(f"p/{sha}")
+            stored = self.store.get(key)
         except KeyError:
             raise IntegrityError(
-                f"part blob p/{sha} is missing from the store {self.store.url}"
+                f"{kind} blob {key} is missing from the store {self.store.url}"
             ) from None
-        content = self._decompress(stored, f"part blob p/{sha}")
-        if sha256_hex(content) != sha:
-            raise IntegrityError(
-                f"part blob p/{sha}: bytes do not match their SHA-256; "
-                "the stored copy was altered or damaged"
-            )
-        return content
+        return self._decompress(stored, f"{kind} blob {key}")
 
     def attachment(self, message: int, index: int) -> tuple[Attachment, bytes]:
         try:
@@ -441,3 +425,11 @@ def _chunks(
             chunk = []
     if chunk:
         yield chunk
+
+
+def _checked(data: bytes, sha: str, what: str) -> bytes:
+    if sha256_hex(data) != sha:
+        raise IntegrityError(
+            f"{what}: bytes do not match their SHA-256; the stored copy was altered or damaged"
+        )
+    return data

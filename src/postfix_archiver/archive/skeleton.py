@@ -67,6 +67,10 @@ def split_message(raw: bytes, threshold: int, digest: Callable[[bytes], str]) ->
         _scan(raw, 0, len(raw), threshold, regions, 0)
     except Exception:
         regions = []
+    # each part renders back to its exact bytes (``_encode_part`` checks that), so the
+    # message rebuilds exactly as long as the regions are in order and do not overlap
+    if not _in_order(regions):
+        regions = []  # a scanner surprise costs compactness, never bytes
     segments: list[Segment] = []
     parts: dict[str, bytes] = {}
     pos = 0
@@ -81,6 +85,15 @@ def split_message(raw: bytes, threshold: int, digest: Callable[[bytes], str]) ->
     if pos < len(raw):
         segments.append(raw[pos:])
     return Split(segments, parts)
+
+
+def _in_order(regions: list[tuple[int, int, str]]) -> bool:
+    prev = 0
+    for start, end, _ in regions:
+        if start < prev or end < start:
+            return False
+        prev = end
+    return True
 
 
 def _encode_part(body: bytes, cte: str, digest: Callable[[bytes], str]) -> tuple[PartRef, bytes]:

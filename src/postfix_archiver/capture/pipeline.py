@@ -133,40 +133,36 @@ class CapturePipeline:
             source=incoming.source,
         )
 
-    def _decide_and_store(self, incoming: Incoming) -> tuple[Verdict, Envelope, NewArrival | None]:
+    def _decide_and_store(
+        self, incoming: Incoming
+    ) -> tuple[tuple[Verdict, Envelope], NewArrival | None]:
         """Parse, decide, and (if kept) store the blobs: everything before the catalog
-        commit, in one go on one worker thread."""
+        commit, in one go on one thread."""
         parsed = parse_message(incoming.content)
         envelope = self._envelope(incoming, parsed)
         verdict = self.policy.decide(parsed, envelope)
         if not verdict.archive:
-            return verdict, envelope, None
+            return (verdict, envelope), None
         kept = (
             envelope.with_recipients(verdict.archived_recipients)
             if envelope.recipients
             else envelope
         )
-        return verdict, envelope, self.archive.prepare(incoming.content, kept, parsed)
+        return (verdict, envelope), self.archive.prepare(incoming.content, kept, parsed)
 
     def decide_and_archive(self, incoming: Incoming) -> Decided:
-        verdict, envelope, arrival = self._decide_and_store(incoming)
+        (verdict, envelope), arrival = self._decide_and_store(incoming)
         added = self.archive.writer.add(arrival) if arrival is not None else None
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
-
-    def _decide_and_store_batched(
-        self, incoming: Incoming
-    ) -> tuple[tuple[Verdict, Envelope], NewArrival | None]:
-        verdict, envelope, arrival = self._decide_and_store(incoming)
-        return (verdict, envelope), arrival
 
     async def _decide_and_archive_async(self, incoming: Incoming) -> Decided:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
         if self._batcher is None:
             self._batcher = Batcher(self.archive.catalog)
-        future = self._batcher.submit(lambda: self._decide_and_store_batched(incoming))
+        future = self._batcher.submit(lambda: self._decide_and_store(incoming))
         (verdict, envelope), added = await asyncio.wrap_future(future)
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id

@@ -9,15 +9,13 @@ is an inter-processor interrupt, and those were a quarter of the proxy's CPU tim
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from . import AddResult, Catalog, NewArrival
-
-log = logging.getLogger("postfix_archiver.catalog")
+from .writer import commit_each
 
 T = TypeVar("T")
 Prepare = Callable[[], tuple[T, NewArrival | None]]
@@ -86,24 +84,10 @@ class Batcher(Generic[T]):
         self._commit(ready)
 
     def _commit(self, ready: list[Ready[T]]) -> None:
-        arrivals = [a for _, _, a in ready if a is not None]
-        try:
-            results = self._catalog.add_batch(arrivals) if arrivals else []
-        except Exception as exc:
-            if len(arrivals) > 1:
-                # one bad arrival must not fail its neighbours: commit them one by one
-                log.warning(
-                    "batch of %d arrivals failed (%s); committing singly", len(arrivals), exc
-                )
-                for item in ready:
-                    self._commit([item])
-                return
-            for future, value, arrival in ready:
-                if arrival is None:
-                    future.set_result((value, None))
-                else:
-                    future.set_exception(exc)
-            return
-        added = iter(results)
+        outcomes = iter(commit_each(self._catalog, [a for _, _, a in ready if a is not None]))
         for future, value, arrival in ready:
-            future.set_result((value, next(added) if arrival is not None else None))
+            outcome = next(outcomes) if arrival is not None else None
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result((value, outcome))

@@ -75,16 +75,23 @@ class CatalogWriter:
                             future.set_exception(exc)
 
     def _commit(self, batch: list[tuple[NewArrival, Future[AddResult]]]) -> None:
-        try:
-            results = self._catalog.add_batch([a for a, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
-                return
-            # one bad arrival must not fail its neighbours: retry them one by one
-            log.warning("group commit of %d arrivals failed (%s); retrying singly", len(batch), exc)
-            for pair in batch:
-                self._commit([pair])
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        outcomes = commit_each(self._catalog, [a for a, _ in batch])
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+def commit_each(catalog: Catalog, arrivals: list[NewArrival]) -> list[AddResult | Exception]:
+    """Commit ``arrivals`` as one transaction; if that fails, one by one, so a bad arrival
+    fails alone and its neighbours still commit. One outcome per arrival, in order."""
+    if not arrivals:
+        return []
+    try:
+        return list(catalog.add_batch(arrivals))
+    except Exception as exc:
+        if len(arrivals) == 1:
+            return [exc]
+        log.warning("group commit of %d arrivals failed (%s); retrying singly", len(arrivals), exc)
+        return [outcome for a in arrivals for outcome in commit_each(catalog, [a])]

@@ -110,14 +110,13 @@ class FileStore:
     def keys(self, prefix: str = "") -> Iterator[str]:
         kinds = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
         for kind_dir in kinds:
-            for dirpath, _dirs, files in os.walk(kind_dir):
+            for _dirpath, _dirs, files in os.walk(kind_dir):
                 for name in files:
                     if name.startswith("."):
                         continue  # temporary files of writes in flight
                     key = f"{kind_dir.name}/{name}"
                     if key.startswith(prefix):
                         yield key
-                del dirpath
 
     def close(self) -> None:
         pass
