@@ -5,10 +5,14 @@ archiver leaves the mail queued in Postfix, never bounced."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
+import random
 import shutil
 import smtplib
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,7 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from archiver_process import Archiver, archiver_cmd, until, wait_archived
 from postfix_harness import PostfixInstance, SmtpSink, free_port
-from requirements import require_binary
+from requirements import require_binary, require_root
 
 pytestmark = [pytest.mark.integration]
 Mta = tuple[PostfixInstance, SmtpSink]
@@ -278,46 +282,67 @@ def test_archiver_stopped_while_mail_flows(
         arch.stop()
 
 
-def test_unwritable_store_defers_not_bounces(
+def _fill(disk: Path) -> Path:
+    """Fill the filesystem at ``disk`` to the last byte; returns the filler file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_full_store_disk_defers_not_bounces(
     base: Path, mta: tuple[PostfixInstance, SmtpSink]
 ) -> None:
+    """The store's disk fills up: mail is deferred with 451, never bounced, and goes
+    through once there is space again. A real full filesystem (a small tmpfs), so the
+    SQLite pack and the blob files both meet ENOSPC as they would on a full disk."""
+    require_root("mounting a small filesystem for the store")
     postfix, sink = mta
-    blobs = base / "blobs-real"
-    blobs.mkdir()
-    link = base / "blobs"
-    link.symlink_to(blobs)
-    not_a_dir = base / "not-a-directory"
-    not_a_dir.write_text("the store points here while it is broken\n")
+    disk = base / "store-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
     arch = Archiver(base, extra="")
     arch.config_path.write_text(
-        arch.config_path.read_text().replace("[smtp]", f'store = "file://{link}"\n\n[smtp]')
+        arch.config_path.read_text().replace(
+            "[smtp]", f'store = "file://{disk / "blobs"}"\n\n[smtp]'
+        )
     )
-    arch.configure_postfix(postfix, "--mode", "proxy")
-    arch.start()
     try:
-        first, _ = message("before the disk broke")
-        postfix.send(first, "alice@example.com", ["bob@example.org"])
-        sink.wait_for_deliveries(1, timeout=30)
-        # break the store: every write now fails with ENOTDIR
-        link.unlink()
-        link.symlink_to(not_a_dir)
-        for i in range(2):
-            raw, _ = message(f"while broken {i}")
-            postfix.send(raw, "alice@example.com", ["bob@example.org"])
-        until(lambda: _deferred(postfix) == 2, 30, "two deferred messages")
-        assert len(sink.deliveries()) == 1
-        log = "\n".join(postfix.log_lines())
-        assert "451 4.3.0" in log
-        assert "status=bounced" not in log
-        # repaired: the deferred mail goes through, nothing lost
-        link.unlink()
-        link.symlink_to(blobs)
-        postfix.flush()
-        deliveries = sink.wait_for_deliveries(3, timeout=60)
-        assert not [d for d in deliveries if d.sender == ""]
-        assert wait_archived(arch, 3)["total"] == 3
+        arch.configure_postfix(postfix, "--mode", "proxy")
+        arch.start()
+        try:
+            first, _ = message("before the disk filled up")
+            postfix.send(first, "alice@example.com", ["bob@example.org"])
+            sink.wait_for_deliveries(1, timeout=30)
+            filler = _fill(disk)
+            # incompressible text: each needs new space in the pack (or a file of its own)
+            noise = random.Random(7)
+            for i, size in enumerate((60_000, 600_000)):
+                head, _ = message(f"while the disk is full {i}")
+                raw = head + base64.encodebytes(noise.randbytes(size)).replace(b"\n", b"\r\n")
+                postfix.send(raw, "alice@example.com", ["bob@example.org"])
+            until(lambda: _deferred(postfix) == 2, 30, "two deferred messages")
+            assert len(sink.deliveries()) == 1
+            log = "\n".join(postfix.log_lines())
+            assert "451 4.3.0" in log
+            assert "status=bounced" not in log
+            assert "disk is full" in arch.log()
+            # space again: the deferred mail goes through, nothing lost
+            filler.unlink()
+            postfix.flush()
+            deliveries = sink.wait_for_deliveries(3, timeout=60)
+            assert not [d for d in deliveries if d.sender == ""]
+            assert wait_archived(arch, 3)["total"] == 3
+        finally:
+            arch.stop()
     finally:
-        arch.stop()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 @pytest.mark.slow

@@ -316,8 +316,12 @@ def test_stats_json(loaded: Cli, sources: Sources) -> None:
     assert "messages:      7" in text
 
 
-def _blob_path(home: Path, sha: str) -> Path:
-    return home / "blobs" / "m" / sha[:2] / sha
+def _overwrite_blob(home: Path, sha: str, data: bytes) -> None:
+    """Overwrite a message blob where the default store keeps it: the pack."""
+    with sqlite3.connect(home / "blobs" / "packed.sqlite") as conn:
+        changed = conn.execute("UPDATE blobs SET data = ? WHERE key = ?", (data, f"m/{sha}"))
+        assert changed.rowcount == 1
+    conn.close()
 
 
 @pytest.mark.parametrize("tamper", ["blob", "catalog"])
@@ -332,9 +336,7 @@ def test_verify_clean_then_tampered(loaded: Cli, tamper: str) -> None:
     assert isinstance(results, list)
     victim = results[0]
     if tamper == "blob":
-        path = _blob_path(cli.home, victim["sha256"])
-        assert path.is_file()
-        path.write_bytes(b"not what was stored")
+        _overwrite_blob(cli.home, victim["sha256"], b"not what was stored")
     else:
         conn = sqlite3.connect(cli.home / "catalog.sqlite")
         with conn:

@@ -55,6 +55,14 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Staged:
+    """An arrival ready for the catalog, and the blobs that must be durable before it."""
+
+    arrival: NewArrival
+    blobs: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessageView:
     """Everything the CLI and web show about one archived message."""
 
@@ -151,26 +159,39 @@ class Archive:
 
         Returns the arrival for the catalog writer. Safe to call from many threads.
         """
+        staged = self.stage(raw, envelope, parsed)
+        self.store.put_many(staged.blobs)
+        return staged.arrival
+
+    def stage(self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None) -> Staged:
+        """``prepare`` without the writing: the arrival and the blobs it needs stored first,
+        so a batch of arrivals can store its blobs in one go (``store_staged``)."""
         sha = sha256_hex(raw)
         if self.catalog.find_sha(sha) is not None:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
-            return self._arrival(sha, raw, parsed, envelope, 0, [])
+            return Staged(self._arrival(sha, raw, parsed, envelope, 0, []), ())
         if parsed is None:
             parsed = parse_message(raw)
         split = skeleton.split_message(raw, self._threshold, sha256_hex)
         parts: list[StoredPart] = []
+        blobs: list[tuple[str, bytes]] = []
         for part_sha, content in split.parts.items():
             key = f"p/{part_sha}"
             if self.store.exists(key):
                 parts.append(StoredPart(part_sha, self.store.size(key)))
                 continue
             blob = self._compress(content)
-            self.store.put(key, blob)
+            blobs.append((key, blob))
             parts.append(StoredPart(part_sha, len(blob)))
         manifest = self._compress(skeleton.encode_manifest(split, raw))
-        self.store.put(f"m/{sha}", manifest)
-        return self._arrival(sha, raw, parsed, envelope, len(manifest), parts)
+        blobs.append((f"m/{sha}", manifest))
+        arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts)
+        return Staged(arrival, tuple(blobs))
+
+    def store_staged(self, staged: Sequence[Staged]) -> None:
+        """The blobs of ``staged`` arrivals, durable together, before any of their rows."""
+        self.store.put_many([blob for s in staged for blob in s.blobs])
 
     @staticmethod
     def _arrival(
@@ -238,20 +259,21 @@ class Archive:
             with ProcessPoolExecutor(
                 processes, mp_context=context, initializer=_worker_open, initargs=(self.config,)
             ) as workers:
-                # a chunk per task: one round trip for several messages, and each worker
-                # overlaps their blob fsyncs on its own threads
+                # a chunk per task: one round trip and one store transaction for several
+                # messages
                 yield from self._pipeline(
                     _chunks(items, 16), workers, _worker_prepare_many, window, max_bytes
                 )
         else:
             yield from self._pipeline(
-                _chunks(items, 1), self.pool, self._prepare_many, window, max_bytes
+                _chunks(items, 8), self.pool, self._prepare_many, window, max_bytes
             )
 
     def _prepare_many(self, chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:
-        if len(chunk) == 1:
-            return [self.prepare(*chunk[0])]
-        return list(self.pool.map(lambda item: self.prepare(*item), chunk))
+        """Stage a chunk, then store all its blobs in one go (one fsync, not one a message)."""
+        staged = [self.stage(raw, envelope) for raw, envelope in chunk]
+        self.store_staged(staged)
+        return [s.arrival for s in staged]
 
     def _pipeline(
         self,
@@ -406,7 +428,7 @@ _worker_archive: Archive | None = None
 
 def _worker_open(config: Config) -> None:
     global _worker_archive
-    _worker_archive = Archive(config, workers=2)
+    _worker_archive = Archive(config, workers=1)
 
 
 def _worker_prepare_many(chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:

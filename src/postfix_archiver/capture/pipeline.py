@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..archive import Archive
-from ..catalog import NewArrival
-from ..catalog.batch import Batcher
+from ..archive.batch import Batcher
+from ..archive.service import Staged
 from ..envelope import Envelope
 from ..errors import ArchiverError
 from ..message import ParsedMessage, parse_message
@@ -133,11 +133,11 @@ class CapturePipeline:
             source=incoming.source,
         )
 
-    def _decide_and_store(
+    def _decide_and_stage(
         self, incoming: Incoming
-    ) -> tuple[tuple[Verdict, Envelope], NewArrival | None]:
-        """Parse, decide, and (if kept) store the blobs: everything before the catalog
-        commit, in one go on one thread."""
+    ) -> tuple[tuple[Verdict, Envelope], Staged | None]:
+        """Parse, decide, and (if kept) stage the blobs: everything before they are stored
+        and the catalog commits, in one go on one thread."""
         parsed = parse_message(incoming.content)
         envelope = self._envelope(incoming, parsed)
         verdict = self.policy.decide(parsed, envelope)
@@ -148,11 +148,14 @@ class CapturePipeline:
             if envelope.recipients
             else envelope
         )
-        return (verdict, envelope), self.archive.prepare(incoming.content, kept, parsed)
+        return (verdict, envelope), self.archive.stage(incoming.content, kept, parsed)
 
     def decide_and_archive(self, incoming: Incoming) -> Decided:
-        (verdict, envelope), arrival = self._decide_and_store(incoming)
-        added = self.archive.writer.add(arrival) if arrival is not None else None
+        (verdict, envelope), staged = self._decide_and_stage(incoming)
+        added = None
+        if staged is not None:
+            self.archive.store_staged([staged])
+            added = self.archive.writer.add(staged.arrival)
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
@@ -161,8 +164,8 @@ class CapturePipeline:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
         if self._batcher is None:
-            self._batcher = Batcher(self.archive.catalog)
-        future = self._batcher.submit(lambda: self._decide_and_store(incoming))
+            self._batcher = Batcher(self.archive)
+        future = self._batcher.submit(lambda: self._decide_and_stage(incoming))
         (verdict, envelope), added = await asyncio.wrap_future(future)
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id

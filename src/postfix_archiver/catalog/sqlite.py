@@ -233,7 +233,9 @@ class SqliteCatalog:
                     conn.execute(f"PRAGMA user_version = {number + 1}")
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite has already rolled back after some errors (SQLITE_FULL)
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot prepare catalog {self.path}: {exc}") from exc
@@ -259,7 +261,9 @@ class SqliteCatalog:
                     results = [self._add(conn, a) for a in arrivals]
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite has already rolled back after some errors (SQLITE_FULL)
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from exc

@@ -2,12 +2,13 @@
 
 A store keeps opaque byte strings under keys such as ``m/3f2a...`` and makes each one durable
 before ``put`` returns. It knows nothing of mail, hashing or compression: the archive hashes
-and compresses, the store only keeps bytes.
+and compresses, the store only keeps bytes. The filesystem store packs small blobs into one
+SQLite file (see ``packed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import StoreError
@@ -22,6 +23,8 @@ class BlobStore(Protocol):
     - ``put(key, data)``: when it returns, the bytes survive a crash or power loss; a
       reader never sees a partial value (write to a temporary name, fsync, rename). Putting a
       key that exists replaces it with the same bytes (content addressing makes that safe).
+    - ``put_many(items)``: ``put`` for each ``(key, data)``, durable when it returns; a
+      backend may make them durable together (one fsync for a whole batch).
     - ``get(key)``: the bytes, or ``KeyError`` if there is no such key.
     - ``exists(key)``, ``delete(key)`` (no error if absent), ``keys(prefix)`` in any order,
       ``size(key)`` in bytes as stored.
@@ -32,6 +35,8 @@ class BlobStore(Protocol):
     url: str
 
     def put(self, key: str, data: bytes) -> None: ...
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 

@@ -1,4 +1,5 @@
-"""The default blob store: one file per blob under a directory tree. See ``BlobStore``."""
+"""The default blob store: small blobs packed in one SQLite file, large ones as files of their
+own under a directory tree. See ``BlobStore`` and ``packed``."""
 
 from __future__ import annotations
 
@@ -6,17 +7,24 @@ import contextlib
 import errno
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import StoreError
+from .packed import PackedBlobs
+
+# blobs up to this size (as stored, compressed) go in the pack; most messages fit
+PACK_LIMIT = 256 * 1024
 
 
 class FileStore:
-    """Blobs as files ``ROOT/<kind>/<ab>/<cd>/<key>``, written atomically and fsync'd."""
+    """Blobs of up to ``pack_limit`` bytes in ``ROOT/packed.sqlite``; larger ones as files
+    ``ROOT/<kind>/<ab>/<key>``, written atomically and fsync'd. Reads find either (and the
+    files of archives written before the pack existed)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], pack_limit: int = PACK_LIMIT) -> None:
         self.root = Path(root)
+        self.pack_limit = pack_limit
         self.url = f"file://{self.root}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -25,6 +33,7 @@ class FileStore:
         # directories known to exist and to be durable in their parent
         self._dirs: set[Path] = set()
         self._lock = threading.Lock()
+        self._packed = PackedBlobs(self.root / "packed.sqlite")
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (one level of fan-out: 256 directories per kind)."""
@@ -59,6 +68,21 @@ class FileStore:
             self._dirs.add(directory)
 
     def put(self, key: str, data: bytes) -> None:
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """All of ``items`` durable on return: the small ones in one transaction."""
+        small: list[tuple[str, bytes]] = []
+        for key, data in items:
+            self.path(key)  # every key is checked before anything is written
+            if len(data) <= self.pack_limit:
+                small.append((key, data))
+        for key, data in items:
+            if len(data) > self.pack_limit:
+                self._put_file(key, data)
+        self._packed.put_many(small)
+
+    def _put_file(self, key: str, data: bytes) -> None:
         path = self.path(key)
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -81,6 +105,9 @@ class FileStore:
 
     def get(self, key: str) -> bytes:
         path = self.path(key)
+        packed = self._packed.get(key)
+        if packed is not None:
+            return packed
         try:
             return path.read_bytes()
         except FileNotFoundError:
@@ -89,16 +116,22 @@ class FileStore:
             raise _store_error("read", path, exc) from exc
 
     def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+        path = self.path(key)
+        return self._packed.size(key) is not None or path.exists()
 
     def size(self, key: str) -> int:
+        path = self.path(key)
+        packed = self._packed.size(key)
+        if packed is not None:
+            return packed
         try:
-            return self.path(key).stat().st_size
+            return path.stat().st_size
         except FileNotFoundError:
             raise KeyError(key) from None
 
     def delete(self, key: str) -> None:
         path = self.path(key)
+        self._packed.delete(key)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -108,6 +141,7 @@ class FileStore:
         _fsync_dir(path.parent)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
+        yield from self._packed.keys(prefix)
         kinds = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
         for kind_dir in kinds:
             for _dirpath, _dirs, files in os.walk(kind_dir):
@@ -115,11 +149,12 @@ class FileStore:
                     if name.startswith("."):
                         continue  # temporary files of writes in flight
                     key = f"{kind_dir.name}/{name}"
-                    if key.startswith(prefix):
+                    # a file written before the pack existed may have been put again since
+                    if key.startswith(prefix) and self._packed.size(key) is None:
                         yield key
 
     def close(self) -> None:
-        pass
+        self._packed.close()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -389,6 +389,9 @@ class FailingStore:
     def put(self, key: str, data: bytes) -> None:
         raise StoreError(f"cannot write {key}: No space left on device")
 
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        raise StoreError(f"cannot write {len(items)} blobs: No space left on device")
+
     def get(self, key: str) -> bytes:
         raise KeyError(key)
 

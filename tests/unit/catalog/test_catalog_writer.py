@@ -2,73 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
 
-from postfix_archiver.catalog import AddResult, NewArrival
+from postfix_archiver.catalog import AddResult
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.catalog.writer import CatalogWriter
-from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import CatalogError
-from postfix_archiver.message import Address, Attachment
-
-WAIT = 10.0  # seconds; only reached when something hangs
-
-
-class GatedCatalog(SqliteCatalog):
-    """A real SQLite catalog that records each batch and can hold the first one back.
-
-    Holding the writer inside its first ``add_batch`` lets a test queue arrivals behind it
-    and know they are committed together in the next batch.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.batches: list[list[str]] = []
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-        self._first = True
-
-    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]:
-        self.batches.append([a.sha256 for a in arrivals])
-        if self._first:
-            self._first = False
-            self.entered.set()
-            assert self.gate.wait(WAIT), "test never opened the gate"
-        return super().add_batch(arrivals)
-
-
-def make_arrival(n: int, *, poison: bool = False, queue_id: str | None = None) -> NewArrival:
-    raw = f"From: a{n}@example.com\nSubject: arrival {n}\n\nbody {n}\n".encode()
-    attachments = []
-    if poison:
-        # two attachments at the same leaf index: the catalog's primary key refuses this
-        att = Attachment(0, "x.bin", "application/octet-stream", 1, "0" * 64)
-        attachments = [att, att]
-    return NewArrival(
-        sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-        stored_size=len(raw),
-        date=datetime(2024, 5, 1, 12, 0, n % 60, tzinfo=UTC),
-        subject=f"arrival {n}",
-        message_id=f"<{n}@example.com>",
-        from_=[Address("", f"a{n}@example.com")],
-        to=[Address("", "b@example.com")],
-        cc=[],
-        attachments=attachments,
-        defects=[],
-        body_text=f"body {n}",
-        parts=[],
-        envelope=Envelope(
-            "sender@example.com", ("b@example.com",), queue_id=queue_id or f"Q{n:05d}"
-        ),
-    )
 
 
 @pytest.fixture

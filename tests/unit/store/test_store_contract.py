@@ -8,6 +8,7 @@ that only a particular backend can produce live in a class of their own below.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,10 @@ from postfix_archiver.store.fs import FileStore
 StoreFactory = Callable[[Path], BlobStore]
 
 BACKENDS: dict[str, StoreFactory] = {
+    # small blobs in the pack, large ones (the 3 MB ones below) as files
     "file": lambda tmp: FileStore(tmp / "blobs"),
+    # every blob as a file of its own
+    "file-unpacked": lambda tmp: FileStore(tmp / "blobs", pack_limit=-1),
 }
 
 SHA_A = "a1" * 32
@@ -208,7 +212,7 @@ class TestFileStoreFailures:
 
     def test_put_where_the_kind_directory_is_a_file(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
-        store = FileStore(root)
+        store = FileStore(root, pack_limit=-1)
         (root / "m").write_bytes(b"")  # squatting where the m/ tree belongs
         with pytest.raises(StoreError) as info:
             store.put(f"m/{SHA_A}", b"data")
@@ -218,7 +222,7 @@ class TestFileStoreFailures:
 
     def test_failed_write_leaves_no_temporary_file(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
-        store = FileStore(root)
+        store = FileStore(root, pack_limit=-1)
         store.put(f"m/{SHA_B}", b"neighbour")
         # a directory where the blob should go: the data is written to the temporary file,
         # then the rename onto the final name fails
@@ -233,20 +237,80 @@ class TestFileStoreFailures:
 
     def test_unreadable_blob_is_a_store_error_not_key_error(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
-        store = FileStore(root)
+        store = FileStore(root, pack_limit=-1)
         (root / "m" / SHA_A[:2] / SHA_A).mkdir(parents=True)
         with pytest.raises(StoreError, match=f"cannot read .*{SHA_A}"):
             store.get(f"m/{SHA_A}")
 
     def test_keys_skip_temporaries_of_writes_in_flight(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
-        store = FileStore(root)
+        store = FileStore(root, pack_limit=-1)
         store.put(f"m/{SHA_A}", b"x")
         (root / "m" / SHA_A[:2] / f".{SHA_A}.123.456.tmp").write_bytes(b"part")
         assert list(store.keys()) == [f"m/{SHA_A}"]
 
     def test_blob_files_live_in_a_fanned_out_tree(self, tmp_path: Path) -> None:
         root = tmp_path / "blobs"
-        store = FileStore(root)
+        store = FileStore(root, pack_limit=-1)
         store.put(f"p/{SHA_C}", b"content")
         assert (root / "p" / SHA_C[:2] / SHA_C).read_bytes() == b"content"
+
+
+class TestPack:
+    """Small blobs share one SQLite file; large ones keep files of their own."""
+
+    def test_small_blobs_create_no_files_large_ones_do(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root, pack_limit=1000)
+        store.put_many([(f"m/{SHA_A}", b"a" * 1000), (f"p/{SHA_B}", b"b" * 1001)])
+        files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        assert [f for f in files if not f.startswith("packed.sqlite")] == [f"p/{SHA_B[:2]}/{SHA_B}"]
+        assert store.get(f"m/{SHA_A}") == b"a" * 1000
+        assert store.size(f"m/{SHA_A}") == 1000
+        assert set(store.keys()) == {f"m/{SHA_A}", f"p/{SHA_B}"}
+        store.close()
+
+    def test_blob_files_from_before_the_pack_are_still_read(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        old = FileStore(root, pack_limit=-1)
+        old.put(f"m/{SHA_A}", b"written as a file")
+        old.close()
+        store = FileStore(root)
+        assert store.get(f"m/{SHA_A}") == b"written as a file"
+        assert store.exists(f"m/{SHA_A}")
+        # put again (a retry), the key is listed once
+        store.put(f"m/{SHA_A}", b"written as a file")
+        assert list(store.keys()) == [f"m/{SHA_A}"]
+        store.delete(f"m/{SHA_A}")
+        assert not store.exists(f"m/{SHA_A}")
+        with pytest.raises(KeyError):
+            store.get(f"m/{SHA_A}")
+        store.close()
+
+    def test_a_batch_is_all_or_nothing_and_a_full_pack_names_the_fix(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        store.put(f"m/{SHA_A}", b"first")
+        # cap the pack file at its current size: the next write is SQLITE_FULL, as on a
+        # full disk
+        with sqlite3.connect(root / "packed.sqlite") as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        store._packed._conn().execute(f"PRAGMA max_page_count={pages}")
+        batch = [(f"p/{i:02d}{SHA_B[2:]}", os.urandom(20_000)) for i in range(5)]
+        with pytest.raises(StoreError, match="disk is full") as info:
+            store.put_many(batch)
+        assert "packed.sqlite" in str(info.value)
+        assert [store.exists(key) for key, _ in batch] == [False] * 5
+        assert store.get(f"m/{SHA_A}") == b"first"
+        store.close()
+
+    def test_putting_a_key_again_repairs_a_damaged_copy(self, tmp_path: Path) -> None:
+        root = tmp_path / "blobs"
+        store = FileStore(root)
+        store.put(f"m/{SHA_A}", b"good bytes")
+        with sqlite3.connect(root / "packed.sqlite") as conn:
+            conn.execute("UPDATE blobs SET data = ? WHERE key = ?", (b"bad", f"m/{SHA_A}"))
+        assert store.get(f"m/{SHA_A}") == b"bad"
+        store.put(f"m/{SHA_A}", b"good bytes")
+        assert store.get(f"m/{SHA_A}") == b"good bytes"
+        store.close()
