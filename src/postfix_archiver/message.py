@@ -215,11 +215,36 @@ def _payload(part: Message, defects: list[str]) -> bytes:
     return b""
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+# the blank line that ends the header block
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def _parse_single_part(raw: bytes) -> Message | None:
+    """The parse of a plain single-part message without feeding its body through the
+    feedparser line by line (the dearest part of parsing mail that is mostly body).
+
+    Only the header block goes through the parser; the body becomes the payload as is, which
+    is what the feedparser makes of a single-part body. Anything else (multipart, message/*,
+    a header block the parser finds anything wrong with, bare CRs) returns None for the full
+    parse. ``tests/unit/test_message.py`` checks both give the same result."""
+    m = _BLANK_LINE.search(raw)
+    if m is None or raw[:1] in (b"\r", b"\n"):
+        return None
+    head = raw[: m.start() + 1]
+    if b"\r" in head.replace(b"\r\n", b""):
+        return None  # the feedparser takes a bare CR for a line end
+    msg = _PARSER.parsebytes(head)
+    if msg.defects or msg.get_payload() or msg.get_content_maintype() in ("multipart", "message"):
+        return None
+    msg.set_payload(raw[m.end() :].decode("ascii", "surrogateescape"))
+    return msg
+
+
+def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
     """Parse ``raw``; never raises, records what is wrong in ``defects``."""
     defects: list[str] = []
     try:
-        msg = _PARSER.parsebytes(raw)
+        msg = (_parse_single_part(raw) if fast else None) or _PARSER.parsebytes(raw)
     except Exception as exc:  # pragma: no cover - compat32 parses anything; belt and braces
         return ParsedMessage(size=len(raw), headers=[], defects=[f"unparseable message: {exc}"])
     parsed = ParsedMessage(size=len(raw), headers=_header_list(msg), defects=defects)

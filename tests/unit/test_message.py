@@ -7,9 +7,12 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postfix_archiver.message import (
     Address,
+    _parse_single_part,
     attachment_payload,
     decode_header_value,
     decode_text,
@@ -411,3 +414,68 @@ def test_empty_and_headerless_input_never_raise() -> None:
     for raw in (b"", b"\n", b"Subject: no newline", b"\x00\xff\xfe" * 100):
         parsed = parse_message(raw)
         assert parsed.size == len(raw)
+
+
+# -- the single-part fast path ---------------------------------------------------------------
+
+_HEADER_LINES = st.sampled_from(
+    [
+        b"From: Alice <alice@example.com>",
+        b'To: bob@example.org, "Carol, C." <carol@example.net>',
+        b"Subject: =?utf-8?q?caf=C3=A9?= plain",
+        b"Subject: folded\r\n  over two lines",
+        b"Date: Tue, 24 Nov 2026 10:00:00 +0100",
+        b"Date: not a date",
+        b"Content-Type: text/plain; charset=iso-8859-1",
+        b"Content-Type: text/html; charset=utf-8",
+        b"Content-Type: application/pdf; name=x.pdf",
+        b"Content-Type: multipart/mixed; boundary=b",
+        b"Content-Type: message/rfc822",
+        b"Content-Transfer-Encoding: base64",
+        b"Content-Transfer-Encoding: quoted-printable",
+        b"Content-Disposition: attachment; filename=a.txt",
+        b"X-Eight-Bit: caf\xc3\xa9 \xe9",
+        b" a continuation where none belongs",
+        b"not a header line at all",
+        b"From nobody Mon Jan  1 00:00:00 2024",
+        b"Bare: cr\rinside",
+        b"",
+    ]
+)
+_BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from(
+        [
+            b"plain text\r\nsecond line\r\n",
+            b"Y2Fmw6k=\r\n",
+            b"caf=C3=A9 soft=\r\nbreak\r\n",
+            b"--b\r\nContent-Type: text/plain\r\n\r\ninner\r\n--b--\r\n",
+            b"\r\n\r\nleading blank lines\n\rbare cr\r",
+        ]
+    ),
+)
+
+
+@given(st.lists(_HEADER_LINES, max_size=8), _BODIES, st.sampled_from([b"\r\n", b"\n"]))
+@settings(max_examples=400, deadline=None)
+def test_fast_path_parses_as_the_full_parser_does(
+    headers: list[bytes], body: bytes, eol: bytes
+) -> None:
+    raw = eol.join(h.replace(b"\r\n", eol) for h in headers) + eol + eol + body
+    assert parse_message(raw) == parse_message(raw, fast=False)
+
+
+def test_fast_path_is_taken_for_plain_mail_and_not_for_multipart(
+    cpython_messages: list[tuple[str, bytes]],
+) -> None:
+    plain = b"From: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+    assert _parse_single_part(plain) is not None
+    taken = 0
+    for _name, raw in cpython_messages:
+        for variant in (raw, raw.replace(b"\n", b"\r\n")):
+            assert parse_message(variant) == parse_message(variant, fast=False)
+            msg = _parse_single_part(variant)
+            taken += msg is not None
+            if msg is not None:
+                assert not msg.is_multipart()
+    assert 0 < taken < 2 * len(cpython_messages)
