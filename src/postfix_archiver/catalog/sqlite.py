@@ -18,6 +18,7 @@ from .. import chain
 from ..envelope import Envelope
 from ..errors import CatalogError
 from ..search import Field, Node, Text
+from ..sqlite_db import connect_durable, write_transaction
 from .compile import Compiler, like_escape
 from .records import (
     AddResult,
@@ -186,14 +187,8 @@ class SqliteCatalog:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=30, check_same_thread=False, isolation_level=None
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk when it returns; the promise to Postfix needs that
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = connect_durable(self.path, timeout=30)
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
         return conn
@@ -225,18 +220,11 @@ class SqliteCatalog:
                     f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
                 )
             for number in range(version, len(MIGRATIONS)):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(conn):
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {number + 1}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # SQLite has already rolled back after some errors (SQLITE_FULL)
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot prepare catalog {self.path}: {exc}") from exc
 
@@ -256,15 +244,8 @@ class SqliteCatalog:
         with self._write_lock:
             conn = self._write_conn()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(conn):
                     results = [self._add(conn, a) for a in arrivals]
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # SQLite has already rolled back after some errors (SQLITE_FULL)
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from exc
             return results

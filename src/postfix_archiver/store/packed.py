@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..sqlite_db import connect_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -48,13 +49,8 @@ class PackedBlobs:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(
-                    self.path, timeout=60, check_same_thread=False, isolation_level=None
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                # FULL: a commit is on disk when it returns; blobs must be before their rows
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA busy_timeout=60000")
+                # durable commits: the blobs must be on disk before their rows commit
+                conn = connect_durable(self.path, timeout=60)
             except sqlite3.Error as exc:
                 raise _error("open", self.path, exc) from exc
             self._local.conn = conn
