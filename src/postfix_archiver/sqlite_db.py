@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
-def connect_durable(path: Path, *, timeout: float) -> sqlite3.Connection:
+def connect_durable(path: Path, *, timeout: float, first: Sequence[str] = ()) -> sqlite3.Connection:
     """A connection in WAL mode whose commits are on disk when they return (the promise to
-    Postfix needs that), usable from any thread under the caller's own locking."""
+    Postfix needs that), usable from any thread under the caller's own locking. ``first``:
+    statements that must run before the switch to WAL (``auto_vacuum`` on a new file)."""
     conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+    for statement in first:
+        conn.execute(statement)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")

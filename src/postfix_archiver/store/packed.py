@@ -10,14 +10,16 @@ Large blobs (big attachments) still get files of their own: the pack would copy 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..sqlite_db import connect_durable
+from ..sqlite_db import connect_durable, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -25,6 +27,20 @@ CREATE TABLE IF NOT EXISTS blobs (
     data BLOB NOT NULL
 )
 """
+
+
+class _Conn:
+    """A thread's connection and the lock that keeps ``close`` from pulling it away mid-query
+    (closing a connection another thread is using crashes the interpreter)."""
+
+    __slots__ = ("__weakref__", "conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+
+Entry = tuple[sqlite3.Connection, threading.Lock]
 
 
 class PackedBlobs:
@@ -36,46 +52,48 @@ class PackedBlobs:
         self._local = threading.local()
         self._lock = threading.Lock()  # one writer per process; SQLite locks across them
         self._conns_lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
-        conn = self._conn()
+        self._all: set[Entry] = set()
         try:
-            # must precede the table: lets retention give space back without a full VACUUM
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute(_SCHEMA)
+            with self._use() as conn:
+                conn.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise _error("prepare", path, exc) from exc
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _holder(self) -> _Conn:
+        holder: _Conn | None = getattr(self._local, "holder", None)
+        if holder is None:
             try:
-                # durable commits: the blobs must be on disk before their rows commit
-                conn = connect_durable(self.path, timeout=60)
+                # durable commits: the blobs must be on disk before their rows commit;
+                # auto_vacuum before WAL (it cannot change after): lets retention give space
+                # back without a full VACUUM
+                conn = connect_durable(
+                    self.path, timeout=60, first=("PRAGMA auto_vacuum=INCREMENTAL",)
+                )
             except sqlite3.Error as exc:
                 raise _error("open", self.path, exc) from exc
-            self._local.conn = conn
+            holder = _Conn(conn)
+            entry = (conn, holder.lock)
             with self._conns_lock:
-                self._all.append(conn)
-        return conn
+                self._all.add(entry)
+            # a thread that ends (web worker threads come and go) gives its connection back
+            weakref.finalize(holder, _release, entry, self._all, self._conns_lock)
+            self._local.holder = holder
+        return holder
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        holder = self._holder()
+        with holder.lock:
+            yield holder.conn
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         if not items:
             return
-        with self._lock:
-            conn = self._conn()
+        with self._lock, self._use() as conn:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(conn):
                     # REPLACE, not IGNORE: putting a key again repairs a damaged copy
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", items
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # SQLite has already rolled back after some errors (SQLITE_FULL)
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                    conn.executemany("INSERT OR REPLACE INTO blobs VALUES (?, ?)", items)
             except sqlite3.Error as exc:
                 raise _error("write", self.path, exc) from exc
 
@@ -88,9 +106,9 @@ class PackedBlobs:
         return None if row is None else int(row[0])
 
     def delete(self, key: str) -> bool:
-        with self._lock:
+        with self._lock, self._use() as conn:
             try:
-                cur = self._conn().execute("DELETE FROM blobs WHERE key = ?", (key,))
+                cur = conn.execute("DELETE FROM blobs WHERE key = ?", (key,))
             except sqlite3.Error as exc:
                 raise _error("delete from", self.path, exc) from exc
             return cur.rowcount > 0
@@ -102,7 +120,8 @@ class PackedBlobs:
             sql = "SELECT key FROM blobs WHERE key >= ? AND key < ? ORDER BY key"
             args = (prefix, prefix + "\U0010ffff")  # type: ignore[assignment]
         try:
-            rows = self._conn().execute(sql, args).fetchall()
+            with self._use() as conn:
+                rows = conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise _error("read", self.path, exc) from exc
         for (key,) in rows:
@@ -110,17 +129,29 @@ class PackedBlobs:
 
     def _one(self, sql: str, key: str) -> tuple[Any, ...] | None:
         try:
-            row: tuple[Any, ...] | None = self._conn().execute(sql, (key,)).fetchone()
+            with self._use() as conn:
+                row: tuple[Any, ...] | None = conn.execute(sql, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _error("read", self.path, exc) from exc
         return row
 
     def close(self) -> None:
         with self._lock, self._conns_lock:
-            for conn in self._all:
-                conn.close()
+            for conn, lock in self._all:
+                with lock:  # waits for a query in flight on that connection
+                    conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _release(entry: Entry, all_: set[Entry], conns_lock: threading.Lock) -> None:
+    with conns_lock:
+        if entry not in all_:
+            return  # closed already
+        all_.discard(entry)
+    conn, lock = entry
+    with lock:
+        conn.close()
 
 
 def _error(action: str, path: Path, exc: sqlite3.Error) -> StoreError:

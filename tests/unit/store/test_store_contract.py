@@ -295,7 +295,8 @@ class TestPack:
         # full disk
         with sqlite3.connect(root / "packed.sqlite") as conn:
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        store._packed._conn().execute(f"PRAGMA max_page_count={pages}")
+        with store._packed._use() as conn:
+            conn.execute(f"PRAGMA max_page_count={pages}")
         batch = [(f"p/{i:02d}{SHA_B[2:]}", os.urandom(20_000)) for i in range(5)]
         with pytest.raises(StoreError, match="disk is full") as info:
             store.put_many(batch)
@@ -313,4 +314,51 @@ class TestPack:
         assert store.get(f"m/{SHA_A}") == b"bad"
         store.put(f"m/{SHA_A}", b"good bytes")
         assert store.get(f"m/{SHA_A}") == b"good bytes"
+        store.close()
+
+    def test_the_pack_can_give_space_back(self, tmp_path: Path) -> None:
+        store = FileStore(tmp_path / "blobs")
+        with sqlite3.connect(tmp_path / "blobs" / "packed.sqlite") as conn:
+            assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+
+    def test_threads_that_end_give_their_connection_back(self, tmp_path: Path) -> None:
+        store = FileStore(tmp_path / "blobs")
+        store.put(f"m/{SHA_A}", b"x")
+
+        def read() -> None:
+            assert store.get(f"m/{SHA_A}") == b"x"
+
+        for _ in range(50):
+            t = threading.Thread(target=read)
+            t.start()
+            t.join()
+        assert len(store._packed._all) <= 2  # this thread's, and perhaps the last one's
+        store.close()
+
+    def test_close_waits_for_reads_in_flight(self, tmp_path: Path) -> None:
+        store = FileStore(tmp_path / "blobs")
+        store.put_many([(f"p/{i:02d}{SHA_A[2:]}", b"v" * 100) for i in range(50)])
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    list(store.keys("p/"))
+                except StoreError:
+                    pass  # closed under it: an error, never a crash
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for t in readers:
+            t.start()
+        for _ in range(100):
+            store.close()
+        stop.set()
+        for t in readers:
+            t.join()
+        assert errors == []
         store.close()
