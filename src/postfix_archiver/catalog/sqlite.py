@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,6 +166,26 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+class _Reader:
+    """A thread's read connection; when the thread ends, so does this, and the connection is
+    closed (``_release_reader``)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _release_reader(
+    conn: sqlite3.Connection, readers: set[sqlite3.Connection], lock: threading.Lock
+) -> None:
+    with lock:
+        if conn not in readers:
+            return  # closed already
+        readers.discard(conn)
+    conn.close()
+
+
 class SqliteCatalog:
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -174,7 +195,8 @@ class SqliteCatalog:
         self._writer: sqlite3.Connection | None = None
         self._dialect = SqliteDialect()
         self._compiler = Compiler(self._dialect)
-        self._all_readers: list[sqlite3.Connection] = []
+        self._all_readers: set[sqlite3.Connection] = set()
+        self._readers_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -194,14 +216,17 @@ class SqliteCatalog:
         return conn
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        holder: _Reader | None = getattr(self._local, "reader", None)
+        if holder is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._write_lock:
-                self._all_readers.append(conn)
-        return conn
+            holder = _Reader(conn)
+            with self._readers_lock:
+                self._all_readers.add(conn)
+            # a thread that ends (web worker threads come and go) gives its connection back
+            weakref.finalize(holder, _release_reader, conn, self._all_readers, self._readers_lock)
+            self._local.reader = holder
+        return holder.conn
 
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -229,7 +254,7 @@ class SqliteCatalog:
             raise CatalogError(f"cannot prepare catalog {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        with self._write_lock:
+        with self._write_lock, self._readers_lock:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None

@@ -184,3 +184,14 @@ def test_close_commits_what_is_queued(catalog: GatedCatalog, writer: CatalogWrit
     with pytest.raises(RuntimeError, match="closed"):
         writer.submit(make_arrival(6))
     writer.close()  # a second close is harmless
+
+
+def test_reader_threads_that_end_give_their_connection_back(catalog: GatedCatalog) -> None:
+    def read() -> None:
+        assert catalog.get(1) is None
+
+    for _ in range(50):
+        t = threading.Thread(target=read)
+        t.start()
+        t.join()
+    assert len(catalog._all_readers) <= 1
