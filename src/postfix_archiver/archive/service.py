@@ -160,7 +160,7 @@ class Archive:
         Returns the arrival for the catalog writer. Safe to call from many threads.
         """
         staged = self.stage(raw, envelope, parsed)
-        self.store.put_many(staged.blobs)
+        self.store_staged([staged])
         return staged.arrival
 
     def stage(self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None) -> Staged:
@@ -178,9 +178,11 @@ class Archive:
         blobs: list[tuple[str, bytes]] = []
         for part_sha, content in split.parts.items():
             key = f"p/{part_sha}"
-            if self.store.exists(key):
+            try:  # one lookup, not exists() then size(): this is the per-message path
                 parts.append(StoredPart(part_sha, self.store.size(key)))
                 continue
+            except KeyError:
+                pass
             blob = self._compress(content)
             blobs.append((key, blob))
             parts.append(StoredPart(part_sha, len(blob)))

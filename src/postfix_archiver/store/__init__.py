@@ -27,7 +27,7 @@ class BlobStore(Protocol):
       backend may make them durable together (one fsync for a whole batch).
     - ``get(key)``: the bytes, or ``KeyError`` if there is no such key.
     - ``exists(key)``, ``delete(key)`` (no error if absent), ``keys(prefix)`` in any order,
-      ``size(key)`` in bytes as stored.
+      ``size(key)`` in bytes as stored (``KeyError`` if there is no such key).
     - Failures (disk full, permission, network) raise ``StoreError`` with a message naming
       what to fix.
     """
