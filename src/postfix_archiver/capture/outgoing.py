@@ -24,16 +24,56 @@ XFORWARD_ATTRS = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 
 
 def xtext(value: str) -> str:
-    """RFC 3461 xtext: what XFORWARD values are written in."""
+    """RFC 3461 xtext: what XFORWARD values are written in. Undecodable bytes (surrogate-
+    escaped, as from argv or a raw 8-bit command) are encoded as the bytes they were."""
     return "".join(
-        c if 33 <= ord(c) <= 126 and c not in "+=" else "".join(f"+{b:02X}" for b in c.encode())
+        c
+        if 33 <= ord(c) <= 126 and c not in "+="
+        else "".join(f"+{b:02X}" for b in c.encode("utf-8", "surrogateescape"))
         for c in value
     )
 
 
+_XTEXT = re.compile(r"(?:[!-*,-<>-~]|\+[0-9A-Fa-f]{2})*")
+_XTEXT_ESCAPE = re.compile(r"(\+[0-9A-Fa-f]{2})")
+
+
+def xtext_safe(value: str) -> str:
+    """An XFORWARD value as received, made valid xtext: Postfix sends xtext already, another
+    client may send raw 8-bit bytes or a stray ``+``, which cannot be written as they are or
+    which Postfix's smtpd refuses (501), so the message could never be reinjected."""
+    if _XTEXT.fullmatch(value):
+        return value
+    return "".join(
+        piece if _XTEXT_ESCAPE.fullmatch(piece) else xtext(piece)
+        for piece in _XTEXT_ESCAPE.split(value)
+    )
+
+
+def _address(address: str) -> bytes:
+    """An address as it came: the proxy and argv hold undecodable bytes surrogate-escaped.
+    8-bit without SMTPUTF8 goes on as raw bytes, as Postfix itself passes it."""
+    return address.encode("utf-8", "surrogateescape")
+
+
+def _mail_command(sender: str, options: Sequence[str]) -> bytes:
+    return b" ".join([b"MAIL FROM:<" + _address(sender) + b">", *map(_address, options)])
+
+
+def _rcpt_command(recipient: str) -> bytes:
+    return b"RCPT TO:<" + _address(recipient) + b">"
+
+
 def parse_hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
+    """``HOST:PORT`` (``[v6]:PORT`` too); ``ValueError`` naming the value otherwise."""
+    host, sep, port = value.rpartition(":")
+    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
+    if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5):
+        raise ValueError(f"{value[:60]!r} is not HOST:PORT")
+    number = int(port)
+    if not 0 < number < 65536:
+        raise ValueError(f"{value[:60]!r}: port {number} is out of range (1-65535)")
+    return host.strip("[]"), number
 
 
 @dataclass(frozen=True)
@@ -69,7 +109,7 @@ def _xforward_lines(xforward: Mapping[str, str]) -> list[str]:
     for name in XFORWARD_ATTRS:
         if name not in xforward:
             continue
-        item = f"{name}={xforward[name]}"
+        item = f"{name}={xtext_safe(xforward[name])}"
         if current and len(current) + len(item) > 400:
             lines.append(current)
             current = ""
@@ -94,15 +134,18 @@ def send_sync(address: str, msg: Outgoing, *, timeout: float = 120.0) -> str:
                 if code != 250:
                     raise TemporaryFailure(f"XFORWARD refused: {code} {text!r}")
         options = list(msg.mail_options)
-        non_ascii = not msg.sender.isascii() or any(not r.isascii() for r in msg.recipients)
-        if non_ascii and smtp.has_extn("smtputf8") and "SMTPUTF8" not in options:
+        if (
+            _utf8(msg.sender, *msg.recipients)
+            and smtp.has_extn("smtputf8")
+            and "SMTPUTF8" not in options
+        ):
             options.append("SMTPUTF8")
-        code, text = smtp.mail(msg.sender, options)
+        code, text = _command(smtp, _mail_command(msg.sender, options))
         if code != 250:
             raise _fail("MAIL FROM", code, text.decode("utf-8", "replace"))
         refused = []
         for rcpt in msg.recipients:
-            code, text = smtp.rcpt(rcpt)
+            code, text = _command(smtp, _rcpt_command(rcpt))
             if code not in (250, 251):
                 refused.append((rcpt, code, text.decode("utf-8", "replace")))
         if refused:
@@ -121,3 +164,23 @@ def send_sync(address: str, msg: Outgoing, *, timeout: float = 120.0) -> str:
         raise TemporaryFailure(f"reinjection failed: {exc}") from exc
     finally:
         smtp.close()
+
+
+def _utf8(*addresses: str) -> bool:
+    """Whether any address is UTF-8 beyond ASCII (pipe(8) does not say whether the client
+    asked for SMTPUTF8). Bytes that are no UTF-8 at all go on raw, never claimed as UTF-8."""
+    text = "".join(addresses)
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _command(smtp: smtplib.SMTP, command: bytes) -> tuple[int, bytes]:
+    """A command as bytes: smtplib's mail() and rcpt() encode as ASCII (or UTF-8 with
+    SMTPUTF8), which 8-bit without SMTPUTF8 or undecodable bytes cannot pass."""
+    smtp.send(command + b"\r\n")
+    return smtp.getreply()

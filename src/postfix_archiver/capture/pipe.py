@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str]) -> PipeArgs:
             return PipeArgs(
                 sender=sender,
                 recipients=rcpts,
-                reinject=f"{host}:{port}",
+                reinject=_reinject_address(f"{host}:{port}"),
                 config=values.get("config"),
                 sink=sink,
             )
@@ -106,7 +106,7 @@ def parse_args(argv: Sequence[str]) -> PipeArgs:
     return PipeArgs(
         sender=values["sender"],
         recipients=positional,
-        reinject=values.get("reinject"),
+        reinject=_reinject_address(values.get("reinject")),
         config=values.get("config"),
         queue_id=values.get("queue_id") or None,
         client_address=_known(values.get("client_address")),
@@ -114,6 +114,19 @@ def parse_args(argv: Sequence[str]) -> PipeArgs:
         helo=values.get("helo") or None,
         sink=sink,
     )
+
+
+def _reinject_address(value: str | None) -> str | None:
+    """Checked before anything is archived: a typo in master.cf is one clear line."""
+    if value is None:
+        return None
+    from .outgoing import parse_hostport
+
+    try:
+        parse_hostport(value)
+    except ValueError as exc:
+        raise UsageError(f"--reinject {exc}") from None
+    return value
 
 
 def _known(value: str | None) -> str | None:

@@ -10,6 +10,12 @@ It is a small client on asyncio streams rather than aiosmtplib: the reinjection 
 always Postfix's smtpd on the loopback, and aiosmtplib's per-message work (a round trip per
 command, a timer per command, re-normalizing line endings of mail that arrives as CR LF
 already) was a fifth of the proxy's CPU.
+
+Postfix's smtpd hangs up on a client idle for ``smtpd_timeout`` with ``421 4.4.2 ... timeout
+exceeded``. A pooled connection is closed (with QUIT) after ``idle_limit``, well before that;
+one the listener gave up on anyway (a 421 or EOF arriving while it waits in the pool, or a
+421 as the first reply when it is reused) is replaced, and the message sent again over a
+fresh connection: nothing was accepted on the old one, so this never delivers twice.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import contextlib
 import logging
 import re
 import socket
+from collections.abc import Callable, Iterable, Iterator
+from typing import SupportsIndex
 
 from ..errors import TemporaryFailure
 from .outgoing import (
     XFORWARD_ATTRS,
     Outgoing,
     _fail,
+    _mail_command,
+    _rcpt_command,
     _refusal,
     _xforward_lines,
     parse_hostport,
@@ -39,24 +49,89 @@ __all__ = ["XFORWARD_ATTRS", "Outgoing", "Reinjector", "parse_hostport", "send_s
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 
 
+# a bigger message is written this much at a time (``write_data``)
+DATA_CHUNK = 1 << 20
+
+
 def data_block(content: bytes) -> bytes:
     """The DATA payload: CR LF line endings, dot-stuffed, terminated by ``.`` CR LF."""
-    crlf = content.count(b"\r\n")
-    if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
-        content = _LINE_ENDINGS.sub(b"\r\n", content)  # a bare CR or LF is not SMTP
-    if content.startswith(b"."):
-        content = b"." + content
-    content = content.replace(b"\r\n.", b"\r\n..")
+    content = _stuffed(content)
     if content and not content.endswith(b"\r\n"):
         content += b"\r\n"
     return content + b".\r\n"
 
 
+def _stuffed(content: bytes) -> bytes:
+    """Lines of ``content`` with CR LF endings, dot-stuffed; ``content`` starts a line."""
+    crlf = content.count(b"\r\n")
+    if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
+        content = _LINE_ENDINGS.sub(b"\r\n", content)  # a bare CR or LF is not SMTP
+    if content.startswith(b"."):
+        content = b"." + content
+    return content.replace(b"\r\n.", b"\r\n..")
+
+
+def data_chunks(content: bytes, size: int = DATA_CHUNK) -> Iterator[bytes]:
+    """``data_block(content)`` in pieces of about ``size`` bytes, for a big message not to be
+    copied whole once more (twice: stuffing, then the transport's buffer).
+
+    Each piece but the last ends just after an LF, so that no CR LF is split (the next piece
+    starts a line: a dot there is stuffed as after any line end) and pieces can be stuffed
+    alone. A line longer than ``size`` is one piece."""
+    pos, end = 0, len(content)
+    while end - pos > size:
+        cut = content.rfind(b"\n", pos, pos + size) + 1
+        if cut <= pos:
+            cut = content.find(b"\n", pos + size) + 1 or end
+            if cut == end:
+                break
+        yield _stuffed(content[pos:cut])
+        pos = cut
+    yield data_block(content[pos:] if pos else content)
+
+
+async def write_data(writer: asyncio.StreamWriter, content: bytes) -> None:
+    """The DATA block onto ``writer``: a big message piece by piece, each handed to the socket
+    (``drain``) before the next is made."""
+    if len(content) <= DATA_CHUNK:
+        writer.write(data_block(content))
+        return
+    for piece in data_chunks(content):
+        writer.write(piece)
+        await writer.drain()
+
+
+class _Reader(asyncio.StreamReader):
+    """A stream reader that notices the listener speaking while its connection waits in the
+    pool: between transactions it has nothing to say, so anything then (a 421, EOF) is the
+    listener giving up on the connection."""
+
+    on_idle_news: Callable[[], None] | None = None
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        super().feed_data(data)
+        self._news()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._news()
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._news()
+
+    def _news(self) -> None:
+        if self.on_idle_news is not None:
+            self.on_idle_news()
+
+
 class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: _Reader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.extensions: set[str] = set()
+        self.stale = False  # the listener spoke or hung up while the connection was idle
+        self.expiry: asyncio.TimerHandle | None = None
 
     async def reply(self) -> tuple[int, str]:
         code, lines = await self.reply_lines()
@@ -84,24 +159,35 @@ class Reinjector:
     """Asynchronous reinjection client with a pool of open connections."""
 
     def __init__(
-        self, address: str, *, timeout: float = 120.0, max_idle: int = 20, helo: str | None = None
+        self,
+        address: str,
+        *,
+        timeout: float = 120.0,
+        max_idle: int = 20,
+        idle_limit: float = 60.0,
+        helo: str | None = None,
     ) -> None:
         self.host, self.port = parse_hostport(address)
         self.timeout = timeout
         self.max_idle = max_idle
+        self.idle_limit = idle_limit
         self.helo = helo or socket.getfqdn()
         self._idle: list[_Connection] = []
+        self._quitting: set[asyncio.Task[None]] = set()
 
     async def _connect(self) -> _Connection:
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                conn = _Connection(reader, writer)
+                loop = asyncio.get_running_loop()
+                reader = _Reader(loop=loop)
+                protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+                transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
+                conn = _Connection(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
                 try:
                     code, text = await conn.reply()
                     if code != 220:
                         raise TemporaryFailure(f"greeting {code} {text}")
-                    writer.write(f"EHLO {self.helo}\r\n".encode())
+                    conn.writer.write(f"EHLO {self.helo}\r\n".encode())
                     code, lines = await conn.reply_lines()
                     if code != 250:
                         raise TemporaryFailure(f"EHLO answered {code} {' '.join(lines)}")
@@ -116,50 +202,98 @@ class Reinjector:
         conn.extensions = {line.split()[0].upper() for line in lines[1:] if line.strip()}
         return conn
 
+    # -- the pool ------------------------------------------------------------------------------
+
+    def _take(self) -> _Connection | None:
+        """A pooled connection still worth using, the most recently used first."""
+        while self._idle:
+            conn = self._idle.pop()
+            self._leave_pool(conn)
+            if not (conn.stale or conn.reader.at_eof() or conn.writer.is_closing()):
+                return conn
+            conn.close()
+        return None
+
+    def _put_back(self, conn: _Connection) -> None:
+        if len(self._idle) >= self.max_idle:
+            self._start_quit(conn)
+            return
+        conn.expiry = asyncio.get_running_loop().call_later(self.idle_limit, self._expire, conn)
+        conn.reader.on_idle_news = lambda: self._gave_up(conn)
+        self._idle.append(conn)
+
+    def _leave_pool(self, conn: _Connection) -> None:
+        conn.reader.on_idle_news = None
+        if conn.expiry is not None:
+            conn.expiry.cancel()
+            conn.expiry = None
+
+    def _gave_up(self, conn: _Connection) -> None:
+        """The listener spoke to an idle connection: its idle timeout (421) or a hang-up."""
+        conn.stale = True
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+            self._leave_pool(conn)
+            conn.close()
+            log.debug("reinjection listener closed an idle connection; dropped from the pool")
+
+    def _expire(self, conn: _Connection) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+            self._leave_pool(conn)
+            self._start_quit(conn)
+
+    def _start_quit(self, conn: _Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._quit(conn))
+        self._quitting.add(task)
+        task.add_done_callback(self._quitting.discard)
+
+    async def _quit(self, conn: _Connection) -> None:
+        try:
+            conn.writer.write(b"QUIT\r\n")
+            await asyncio.wait_for(conn.reply(), 5)
+        except (OSError, TimeoutError, ConnectionError):
+            pass
+        conn.close()
+        with contextlib.suppress(OSError, ConnectionError):
+            await conn.writer.wait_closed()
+
+    # -- one message ---------------------------------------------------------------------------
+
     async def send(self, msg: Outgoing) -> str:
         """Reinject ``msg``; returns the listener's final reply text."""
-        reused = bool(self._idle)
-        conn = self._idle.pop() if reused else await self._connect()
+        conn = self._take()
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
         try:
             reply = await self._transaction(conn, msg)
         except _StaleConnection as stale:
             conn.close()
             if not reused:
-                raise TemporaryFailure(f"reinjection failed: {stale.__cause__}") from stale
-            # a pooled connection the listener had closed (idle timeout): one fresh try
+                raise TemporaryFailure(str(stale)) from stale
+            # the listener gave up on the pooled connection as it was reused: one fresh try
+            log.debug("reinjection: pooled connection was stale (%s), reconnecting", stale)
             conn = await self._connect()
             try:
                 reply = await self._transaction(conn, msg)
             except _StaleConnection as exc:
                 conn.close()
-                raise TemporaryFailure(
-                    f"reinjection listener dropped the connection: {exc.__cause__}"
-                ) from exc
+                raise TemporaryFailure(str(exc)) from exc
             except BaseException:
                 conn.close()
                 raise
         except BaseException:
             conn.close()
             raise
-        if len(self._idle) < self.max_idle:
-            self._idle.append(conn)
-        else:
-            conn.close()
+        self._put_back(conn)
         return reply
 
     async def _transaction(self, conn: _Connection, msg: Outgoing) -> str:
-        utf8 = any(o.upper() == "SMTPUTF8" for o in msg.mail_options)
-        enc = "utf-8" if utf8 else "ascii"
         xforward = _xforward_lines(msg.xforward) if "XFORWARD" in conn.extensions else []
-        # the addresses came from Postfix, already checked: sent as they are
         commands = [f"XFORWARD {line}".encode("ascii") for line in xforward]
-        commands.append(
-            b" ".join(
-                [b"MAIL FROM:<" + msg.sender.encode(enc, "surrogateescape") + b">"]
-                + [o.encode(enc, "surrogateescape") for o in msg.mail_options]
-            )
-        )
-        commands += [b"RCPT TO:<" + r.encode(enc, "surrogateescape") + b">" for r in msg.recipients]
+        commands.append(_mail_command(msg.sender, msg.mail_options))
+        commands += [_rcpt_command(r) for r in msg.recipients]
         pipelining = "PIPELINING" in conn.extensions
         try:
             async with asyncio.timeout(self.timeout):
@@ -201,7 +335,7 @@ class Reinjector:
         code, text = await conn.reply()
         if code != 354:
             raise _fail("DATA", code, text)
-        conn.writer.write(data_block(msg.content))
+        await write_data(conn.writer, msg.content)
         code, text = await conn.reply()
         if code != 250:
             raise _fail("DATA", code, text)
@@ -211,13 +345,18 @@ class Reinjector:
         self, conn: _Connection, commands: list[bytes], pipelining: bool
     ) -> list[tuple[int, str]]:
         """Send the commands (at once when pipelining) and read one reply each. A connection
-        that fails before its first reply is stale: nothing was accepted, retrying is safe."""
+        that fails or says 421 (closing) at its first reply is stale: nothing was accepted,
+        retrying is safe."""
         first = commands if pipelining else commands[:1]
         try:
             conn.writer.write(b"".join(c + b"\r\n" for c in first))
             replies = [await conn.reply()]
         except (ConnectionError, OSError) as exc:
-            raise _StaleConnection() from exc
+            raise _StaleConnection(f"reinjection listener dropped the connection: {exc}") from exc
+        code, text = replies[0]
+        if code == 421:
+            verb = first[0].split(b" ", 1)[0].decode("ascii", "replace")
+            raise _StaleConnection(f"reinjection listener answered {code} {text} to {verb}")
         for command in commands[1:]:
             if not pipelining:
                 conn.writer.write(command + b"\r\n")
@@ -227,14 +366,10 @@ class Reinjector:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            try:
-                conn.writer.write(b"QUIT\r\n")
-                await asyncio.wait_for(conn.reply(), 5)
-            except (OSError, TimeoutError, ConnectionError):
-                pass
-            conn.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await conn.writer.wait_closed()
+            self._leave_pool(conn)
+            self._start_quit(conn)
+        if self._quitting:
+            await asyncio.gather(*self._quitting, return_exceptions=True)
 
 
 class _StaleConnection(Exception):

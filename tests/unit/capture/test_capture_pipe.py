@@ -308,3 +308,17 @@ def test_filter_sink_does_not_reinject(tmp_path: Path, listener: Listener) -> No
         "journal@example.com",
         "eve@example.com",
     ]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:²", "127.0.0.1:" + "9" * 5000, "nohost", ":25"])
+def test_a_bad_reinject_address_is_one_line_before_anything_is_archived(
+    tmp_path: Path, address: str
+) -> None:
+    home = _home(tmp_path)
+    done = run_filter(["--reinject", address, "-f", "a@example.com", "--", "b@example.org"],
+                      MESSAGE, home)  # fmt: skip
+    assert done.returncode == 75  # never a bounce
+    [line] = done.stderr.decode().strip().splitlines()
+    assert "--reinject" in line
+    assert "HOST:PORT" in line or "out of range" in line
+    assert not home.exists()
