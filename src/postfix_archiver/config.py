@@ -110,6 +110,9 @@ class ArchiveSettings:
     store_url: str
     attachment_threshold: int = 4096
     compression_level: int = 3
+    # characters of body text indexed per message: a 49 MB text body would cost the full-text
+    # index several times its size in memory, and nobody searches its fortieth megabyte
+    index_limit: int = 8 << 20
     default_action: str = "archive"
     local_domains: tuple[str, ...] = ()
 
@@ -118,9 +121,14 @@ class ArchiveSettings:
 class SmtpSettings:
     listen: str = "127.0.0.1:10025"
     reinject: str = "127.0.0.1:10026"
+    # a pooled reinjection connection idle this long is closed: before Postfix's smtpd_timeout
+    # (300s; 10s under stress) would close it with a 421
+    reinject_idle: float = 60.0
     sink: bool = False
     max_message_size: int = 50 * 1024 * 1024
     timeout: float = 300.0
+    # end of DATA to the answer: archiving that takes longer (a locked catalog) is a 451
+    answer_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -146,15 +154,18 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "store": str,
         "attachment_threshold": int,
         "compression_level": int,
+        "index_limit": int,
         "default": str,
         "local_domains": list,
     },
     "smtp": {
         "listen": str,
         "reinject": str,
+        "reinject_idle": object,  # a number or "60s": _period checks it
         "sink": bool,
         "max_message_size": int,
         "timeout": (int, float),
+        "answer_timeout": object,  # a number or "30s": _period checks it
     },
     "web": {"listen": str, "secure_cookies": bool, "session_hours": int},
 }
@@ -237,9 +248,33 @@ def _url_for(home: Path, value: str | None, scheme: str, default_name: str) -> s
 
 def _listen(source: Source, section: str, key: str, value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
+    ascii_digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not sep or not host or not ascii_digits or not 0 < int(port) < 65536:
         raise source.error((section, key), f"must be HOST:PORT, not {value!r}")
     return value
+
+
+_PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h)?\s*", re.I)
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _period(
+    source: Source, section: str, key: str, value: object, low: float, high: float
+) -> float:
+    """Seconds from a number or a Postfix-style period ("30s", "2m", "1h")."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = _PERIOD.fullmatch(value)
+        if m:
+            seconds = float(m.group(1)) * _PERIOD_UNITS[(m.group(2) or "s").lower()]
+    if seconds is None:
+        raise source.error((section, key), f'must be a period such as "30s" or "2m", not {value!r}')
+    if not low <= seconds <= high:
+        raise source.error((section, key), f"must be between {low:g}s and {high:g}s")
+    return seconds
 
 
 def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
@@ -256,6 +291,9 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
     level = a.get("compression_level", 3)
     if not 1 <= level <= 19:
         raise source.error(("archive", "compression_level"), "must be between 1 and 19")
+    index_limit = a.get("index_limit", ArchiveSettings.index_limit)
+    if not 4096 <= index_limit <= 1 << 40:
+        raise source.error(("archive", "index_limit"), "must be between 4096 and 2**40 characters")
     domains = a.get("local_domains", [])
     if not all(isinstance(d, str) for d in domains):
         raise source.error(("archive", "local_domains"), "must be a list of domain names")
@@ -273,15 +311,33 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         store_url=_url_for(home, a.get("store"), "file", "blobs"),
         attachment_threshold=threshold,
         compression_level=level,
+        index_limit=index_limit,
         default_action=default_action,
         local_domains=tuple(d.lower().lstrip("@") for d in domains),
     )
     smtp = SmtpSettings(
         listen=_listen(source, "smtp", "listen", s.get("listen", SmtpSettings.listen)),
         reinject=_listen(source, "smtp", "reinject", s.get("reinject", SmtpSettings.reinject)),
+        reinject_idle=_period(
+            source,
+            "smtp",
+            "reinject_idle",
+            s.get("reinject_idle", SmtpSettings.reinject_idle),
+            1,
+            3600,
+        ),
         sink=s.get("sink", False),
         max_message_size=s.get("max_message_size", SmtpSettings.max_message_size),
         timeout=float(s.get("timeout", SmtpSettings.timeout)),
+        # well below the 1200s postfix-config gives Postfix to wait for the answer
+        answer_timeout=_period(
+            source,
+            "smtp",
+            "answer_timeout",
+            s.get("answer_timeout", SmtpSettings.answer_timeout),
+            1,
+            600,
+        ),
     )
     web = WebSettings(
         listen=_listen(source, "web", "listen", w.get("listen", WebSettings.listen)),

@@ -3,12 +3,18 @@
 For each message: parse once, decide by rule per recipient, archive (durably) what the rules
 keep with only the recipients they keep, stamp the reinjected copy, reinject. The reply is
 success only if both the archive and the reinjection listener took the message.
+
+The archiving is bounded by ``answer_timeout`` from the end of DATA (the start of the pipe
+filter): when it takes longer (a catalog locked by another process), the answer is a temporary
+failure at that time, and Postfix retries. A copy committed after that is harmless: the retry
+has the same queue id, sender and recipients, so it is recorded once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +24,10 @@ from ..archive import Archive
 from ..archive.batch import Batcher
 from ..archive.service import Staged
 from ..envelope import Envelope
-from ..errors import ArchiverError
+from ..errors import ArchiverError, TemporaryFailure
 from ..message import ParsedMessage, parse_message
 from ..rules import Policy, Verdict
+from ..sqlite_db import deadline
 from . import replies
 from .outgoing import Outgoing, send_sync
 from .stamp import stamp
@@ -34,6 +41,9 @@ log = logging.getLogger("postfix_archiver.smtp")
 _RECEIVED_ID = re.compile(r"\(Postfix\)\s+with\s+\S+\s+id\s+([0-9A-Za-z]+)", re.I)
 _UNAVAILABLE = ("[UNAVAILABLE]", "[TEMPUNAVAIL]", "")
 _HEADER_RECIPIENTS = ("X-Original-To", "Delivered-To", "X-Envelope-To")
+# the batch thread gives up this much before the session answers, so that the answer and the
+# log carry its reason ("catalog ... is locked") rather than only that time ran out
+_EARLY = 0.2
 
 
 def xtext_decode(value: str) -> str:
@@ -98,12 +108,21 @@ def header_recipients(parsed: ParsedMessage) -> list[str]:
 
 class CapturePipeline:
     def __init__(
-        self, archive: Archive, policy: Policy, *, reinject: str | None, timeout: float = 120.0
+        self,
+        archive: Archive,
+        policy: Policy,
+        *,
+        reinject: str | None,
+        timeout: float = 120.0,
+        answer_timeout: float | None = None,
     ) -> None:
         self.archive = archive
         self.policy = policy
         self.reinject_address = reinject
         self.timeout = timeout
+        self.answer_timeout = (
+            archive.config.smtp.answer_timeout if answer_timeout is None else answer_timeout
+        )
         self._reinjector: Reinjector | None = None
         self._batcher: Batcher[tuple[Verdict, Envelope]] | None = None
 
@@ -150,23 +169,37 @@ class CapturePipeline:
         )
         return (verdict, envelope), self.archive.stage(incoming.content, kept, parsed)
 
-    def decide_and_archive(self, incoming: Incoming) -> Decided:
+    def decide_and_archive(self, incoming: Incoming, until: float | None = None) -> Decided:
+        """``until``: the ``time.monotonic()`` by which the answer is due."""
         (verdict, envelope), staged = self._decide_and_stage(incoming)
         added = None
         if staged is not None:
-            self.archive.store_staged([staged])
-            added = self.archive.writer.add(staged.arrival)
+            with deadline(until):
+                self.archive.store_staged([staged])
+            added = self.archive.writer.add(staged.arrival, until)
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
 
-    async def _decide_and_archive_async(self, incoming: Incoming) -> Decided:
+    def _overdue(self) -> TemporaryFailure:
+        return TemporaryFailure(
+            f"no answer from the archive within answer_timeout ({self.answer_timeout:g}s): "
+            "is the catalog or blob pack locked by another process (a backup, a sqlite3 shell)?"
+        )
+
+    async def _decide_and_archive_async(self, incoming: Incoming, until: float) -> Decided:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
         if self._batcher is None:
             self._batcher = Batcher(self.archive)
-        future = self._batcher.submit(lambda: self._decide_and_stage(incoming))
-        (verdict, envelope), added = await asyncio.wrap_future(future)
+        future = self._batcher.submit(lambda: self._decide_and_stage(incoming), until - _EARLY)
+        try:
+            # on timeout the future is cancelled: not yet begun, the message is dropped
+            (verdict, envelope), added = await asyncio.wait_for(
+                asyncio.wrap_future(future), max(0.0, until - time.monotonic())
+            )
+        except TimeoutError:
+            raise self._overdue() from None
         return Decided(
             verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
         )
@@ -200,8 +233,9 @@ class CapturePipeline:
 
     async def handle(self, incoming: Incoming) -> str:
         """The SMTP reply for the final dot. Never raises."""
+        until = time.monotonic() + self.answer_timeout
         try:
-            decided = await self._decide_and_archive_async(incoming)
+            decided = await self._decide_and_archive_async(incoming, until)
         except Exception as exc:
             log.error(
                 "archiving failed (message stays queued in Postfix): %s",
@@ -229,7 +263,11 @@ class CapturePipeline:
             from .reinject import Reinjector
 
             assert self.reinject_address is not None
-            self._reinjector = Reinjector(self.reinject_address, timeout=self.timeout)
+            self._reinjector = Reinjector(
+                self.reinject_address,
+                timeout=self.timeout,
+                idle_limit=self.archive.config.smtp.reinject_idle,
+            )
         return self._reinjector
 
     async def aclose(self) -> None:
@@ -242,8 +280,9 @@ class CapturePipeline:
 
     def run_once(self, incoming: Incoming) -> int:
         """Archive and reinject one message synchronously; the pipe(8) exit code."""
+        until = time.monotonic() + self.answer_timeout
         try:
-            decided = self.decide_and_archive(incoming)
+            decided = self.decide_and_archive(incoming, until)
         except Exception as exc:
             log.error("archiving failed (message stays queued in Postfix): %s", exc)
             return replies.exit_code(exc)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -12,8 +15,9 @@ from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
 
 from postfix_archiver.catalog import AddResult
 from postfix_archiver.catalog.sqlite import SqliteCatalog
-from postfix_archiver.catalog.writer import CatalogWriter
-from postfix_archiver.errors import CatalogError
+from postfix_archiver.catalog.writer import CatalogWriter, commit_each
+from postfix_archiver.errors import CatalogError, TemporaryFailure
+from postfix_archiver.sqlite_db import deadline
 
 
 @pytest.fixture
@@ -195,3 +199,76 @@ def test_reader_threads_that_end_give_their_connection_back(catalog: GatedCatalo
         t.start()
         t.join()
     assert len(catalog._all_readers) <= 1
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Another process's write transaction on the catalog (a backup, a sqlite3 shell)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -> None:
+    catalog.gate.set()
+    catalog._write_conn().execute("PRAGMA busy_timeout=300")  # not the 30 s of a real one
+    arrivals = [make_arrival(n) for n in range(5)]
+
+    with locked(catalog.path):
+        started = time.monotonic()
+        outcomes = commit_each(catalog, arrivals)
+        took = time.monotonic() - started
+
+    # one wait for the lock, not one more per arrival: retrying singly cannot help
+    assert catalog.batches == [[a.sha256 for a in arrivals]]
+    assert took < 0.3 * 3
+    assert len(outcomes) == 5
+    for outcome in outcomes:
+        assert isinstance(outcome, CatalogError)
+        assert "is locked by another process" in str(outcome)
+    # the lock is gone: the same batch commits as one
+    committed = commit_each(catalog, arrivals)
+    assert all(isinstance(r, AddResult) and r.new_envelope for r in committed)
+    assert len(catalog.batches) == 2
+
+
+def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
+    catalog: GatedCatalog, writer: CatalogWriter
+) -> None:
+    catalog.gate.set()
+    with locked(catalog.path):
+        started = time.monotonic()
+        future = writer.submit(make_arrival(1), started + 0.5)
+        with pytest.raises(CatalogError, match="locked by another process"):
+            future.result(WAIT)
+        took = time.monotonic() - started
+        # past the deadline: tried once, not waited for
+        with pytest.raises(CatalogError), deadline(started):
+            catalog.add_batch([make_arrival(2)])
+    assert 0.4 < took < 2.0  # the catalog's own busy timeout is 30 s
+    # the lock is gone: committed at once, the connection's own timeout back in force
+    started = time.monotonic()
+    assert writer.add(make_arrival(1), time.monotonic() + 5).new_message
+    assert time.monotonic() - started < 1.0
+    assert catalog._write_conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+
+
+def test_an_arrival_past_its_deadline_is_not_committed(
+    catalog: GatedCatalog, writer: CatalogWriter
+) -> None:
+    first = hold_writer(catalog, writer)
+    late = writer.submit(make_arrival(1), time.monotonic() + 0.05)
+    patient = writer.submit(make_arrival(2), time.monotonic() + WAIT)
+    time.sleep(0.1)
+    catalog.gate.set()
+
+    with pytest.raises(TemporaryFailure, match="answer_timeout"):
+        late.result(WAIT)
+    assert patient.result(WAIT).new_message
+    assert first.result(WAIT).new_message
+    assert catalog.find_sha(make_arrival(1).sha256) is None
+    assert catalog.batches[1] == [make_arrival(2).sha256]
