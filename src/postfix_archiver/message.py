@@ -11,19 +11,25 @@ RFC 2231 parameters, charsets) is done here with the stdlib helpers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import html
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import policy
+from datetime import datetime
+from email import errors, policy
+from email.feedparser import BytesFeedParser
 from email.header import Header, decode_header
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 
 import nh3
+
+from .dates import parse_header_date
 
 _PARSER = BytesParser(policy=policy.compat32)
 _WS = re.compile(r"\s+")
@@ -169,16 +175,10 @@ def _header_list(msg: Message) -> list[tuple[str, str]]:
 
 
 def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        defects.append(f"unparseable Date header {value!r}")
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    date, defect = parse_header_date(value)
+    if defect:
+        defects.append(defect)
+    return date
 
 
 def leaf_parts(msg: Message) -> Iterator[Message]:
@@ -204,7 +204,35 @@ def _is_attachment(part: Message, filename: str, ctype: str) -> bool:
     return not ctype.startswith(("text/", "multipart/", "message/"))
 
 
+_ENCODED = ("quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue")
+
+
 def _payload(part: Message, defects: list[str]) -> bytes:
+    """The decoded body: what ``get_payload(decode=True)`` returns, with fewer copies of a big
+    body. The stdlib copies it four times over before decoding base64 (a test for 8-bit
+    bytes, the bytes, its lines, their join); here plain base64 is decoded from the parser's
+    text as it is, and other base64 or an unencoded body is taken as bytes once. Anything
+    else (quoted-printable, uuencode, a payload that is not from bytes) is the stdlib's."""
+    text = getattr(part, "_payload", None)  # compat32 keeps a leaf body as it was read
+    cte = str(part.get("content-transfer-encoding", "")).lower()
+    if isinstance(text, str) and cte == "base64" and _plain_base64(text):
+        return binascii.a2b_base64(text)  # the line ends are skipped: no copy without them
+    if isinstance(text, str) and (cte == "base64" or cte not in _ENCODED):
+        try:
+            # the parser decoded bytes this way: these are the body's bytes, exactly
+            body = text.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            body = None
+        if body is not None and cte != "base64":
+            return body
+        if body is not None:
+            # what splitting into lines and joining them does, in one copy
+            encoded = body.translate(None, b"\r\n")
+            del body
+            value, found = _decode_base64(encoded)
+            for defect in found:
+                part.policy.handle_defect(part, defect)
+            return value
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # broken base64/quoted-printable
@@ -213,6 +241,195 @@ def _payload(part: Message, defects: list[str]) -> bytes:
     if isinstance(data, bytes):
         return data
     return b""
+
+
+# charsets in which ASCII bytes read as the same ASCII characters (not utf-7, utf-16, EBCDIC)
+_ASCII_SAFE = frozenset(
+    {"", "us-ascii", "ascii", "utf-8", "utf8", "iso-8859-1", "latin-1", "latin1", "iso-8859-15"}
+    | {"windows-1252", "cp1252", "unknown-8bit", "x-unknown"}
+)
+
+
+def _ascii_text(part: Message) -> str | None:
+    """The text of a part whose body is plain ASCII, as ``decode_text(_payload(part))`` would
+    give it: the parser's own str, where going through bytes would copy a big body twice."""
+    text = getattr(part, "_payload", None)
+    if not isinstance(text, str) or not text.isascii():
+        return None
+    if str(part.get("content-transfer-encoding", "")).lower() in _ENCODED:
+        return None
+    charset = part.get_content_charset()
+    return text if (charset.strip().strip('"') if charset else "") in _ASCII_SAFE else None
+
+
+# base64 characters and line ends, padding only at the end
+_PLAIN_BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*")
+
+
+def _plain_base64(text: str) -> bool:
+    """Whether strict decoding takes ``text`` without its line ends as it is (what
+    ``_decode_base64`` tries first): no other character, whole groups of four."""
+    return (
+        text.isascii()
+        and _PLAIN_BASE64.fullmatch(text) is not None
+        and (len(text) - text.count("\r") - text.count("\n")) % 4 == 0
+    )
+
+
+def _decode_base64(encoded: bytes) -> tuple[bytes, list[errors.MessageDefect]]:
+    """A base64 body without line ends, decoded as ``get_payload`` does (the stdlib's private
+    ``email._encoded_words.decode_b``): padding fixed, bad characters skipped, each noted."""
+    pad_err = len(encoded) % 4
+    try:
+        padded = encoded + b"==="[: 4 - pad_err] if pad_err else encoded
+        return (
+            base64.b64decode(padded, validate=True),
+            [errors.InvalidBase64PaddingDefect()] if pad_err else [],
+        )
+    except binascii.Error:
+        pass
+    try:
+        return base64.b64decode(encoded, validate=False), [errors.InvalidBase64CharactersDefect()]
+    except binascii.Error:
+        pass
+    try:
+        return (
+            base64.b64decode(encoded + b"==", validate=False),
+            [errors.InvalidBase64CharactersDefect(), errors.InvalidBase64PaddingDefect()],
+        )
+    except binascii.Error:
+        return encoded, [errors.InvalidBase64LengthDefect()]
+
+
+# what Parser.parse reads at a time: the same feeds give the same parse
+_FEED = 8192
+
+
+def _feed(raw: bytes) -> Message:
+    """``BytesParser(policy=compat32).parsebytes(raw)`` without its two whole copies: it
+    decodes the message into one str and reads that through a StringIO, which stores it at
+    four bytes a character. The same 8,192-character feeds are taken from the bytes here."""
+    parser = BytesFeedParser(policy=policy.compat32)
+    for i in range(0, len(raw), _FEED):
+        parser.feed(raw[i : i + _FEED])
+    return parser.close()
+
+
+def _parse_bytes(raw: bytes, *, hollow_from: int = 1 << 20, run: int = 64 << 10) -> Message:
+    """The parse of ``raw``; a message of ``hollow_from`` bytes or more without its big base64
+    bodies going through the feedparser (``_parse_hollow``)."""
+    if len(raw) >= hollow_from:
+        regions = _base64_regions(raw, run)
+        if regions:
+            msg = _parse_hollow(raw, regions)
+            if msg is not None:
+                return msg
+    return _feed(raw)
+
+
+# base64 characters and line ends; two line ends or more in a row (an empty line)
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
+# two line ends in a row that are not one CR LF: where an empty line is
+_EMPTY_LINE_PAIRS = (b"\n\n", b"\n\r", b"\r\r")
+_EOL = frozenset(b"\r\n")
+
+
+def _base64_regions(raw: bytes, run: int) -> list[tuple[int, int]]:
+    """Stretches of ``raw`` of at least ``run`` bytes made of whole lines of base64 characters
+    (no empty line), each starting a line and ending just before a line end."""
+    regions: list[tuple[int, int]] = []
+    for m in _BASE64_RUN.finditer(raw):
+        if m.end() - m.start() < run:
+            continue
+        start = m.start()
+        for blank in (*_empty_lines(raw, m.start(), m.end()), None):
+            end = m.end() if blank is None else blank[0]
+            start = _line_start(raw, start, end)
+            if blank is None:
+                # the run ends inside a line (a boundary's "--"): end at the line end before
+                end = max(raw.rfind(b"\n", start, end), raw.rfind(b"\r", start, end), start)
+            while end > start and raw[end - 1] in _EOL:
+                end -= 1
+            if end - start >= run:
+                regions.append((start, end))
+            if blank is not None:
+                start = blank[1]
+    return regions
+
+
+def _empty_lines(raw: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(first, past the last) line end of each run of line ends in ``raw[start:end]`` that
+    holds an empty line. With ``find``: a regular expression tries every position."""
+    ahead = {pair: raw.find(pair, start, end) for pair in _EMPTY_LINE_PAIRS}
+    pos = start
+    while True:
+        for pair, at in ahead.items():
+            if 0 <= at < pos:  # passed: the next one (each pair is searched once a stretch)
+                ahead[pair] = raw.find(pair, pos, end)
+        found = [at for at in ahead.values() if at >= 0]
+        if not found:
+            return
+        first = min(found)
+        if first > start and raw[first - 1 : first + 1] == b"\r\n":
+            first -= 1  # the CR LF that ends the line before the empty one
+        last = first
+        while last < end and raw[last] in _EOL:
+            last += 1
+        yield first, last
+        pos = last
+
+
+def _line_start(raw: bytes, pos: int, end: int) -> int:
+    """The first line start at or after ``pos`` (``end`` if none before it)."""
+    if pos > 0 and raw[pos - 1] not in _EOL:
+        ends = [i for i in (raw.find(b"\n", pos, end), raw.find(b"\r", pos, end)) if i >= 0]
+        pos = min(ends, default=end)
+    while pos < end and raw[pos] in _EOL:
+        pos += 1
+    return pos
+
+
+def _parse_hollow(raw: bytes, regions: list[tuple[int, int]]) -> Message | None:
+    """The parse of ``raw`` with each region read as one line (a token), then put back as the
+    payload it is part of; None when that is not sure to be the parse of ``raw``.
+
+    The feedparser holds every line of a body as a str object (1.7 times a base64 body) and
+    then their join. A region's lines are all alike for it: not empty, not a header (no
+    colon, no leading blank), not a boundary (no ``--``), like the token. In whatever state
+    the parser reads them, it reads them as it reads the token; if the token ends up in a
+    leaf part's body, the region was read as body there, and it is put back in its place."""
+    marker = os.urandom(8).hex()
+    tokens = [f"{marker}{i:06d}".encode() for i in range(len(regions))]
+    pieces: list[bytes] = []
+    pos = 0
+    for (start, end), token in zip(regions, tokens, strict=True):
+        pieces += (raw[pos:start], token)
+        pos = end
+    pieces.append(raw[pos:])
+    hollow = b"".join(pieces)
+    del pieces
+    if any(hollow.count(t) != 1 for t in tokens):
+        return None  # the marker occurs in the message (once in 2^64)
+    msg = _feed(hollow)
+    places: dict[str, Message] = {}
+    for part in msg.walk():
+        payload = getattr(part, "_payload", None)
+        if isinstance(payload, str) and marker in payload:
+            for token in tokens:
+                if token.decode() in payload:
+                    places[token.decode()] = part
+    if len(places) != len(tokens):
+        return None  # a token outside a body (a preamble, an epilogue): no shortcut
+    for (start, end), token in zip(regions, tokens, strict=True):
+        part = places[token.decode()]
+        before, _, after = part._payload.partition(token.decode())  # type: ignore[attr-defined]
+        text = str(memoryview(raw)[start:end], "ascii")
+        if before:
+            text = before + text
+        if after:
+            text += after
+        part.set_payload(text)
+    return msg
 
 
 # the blank line that ends the header block
@@ -236,7 +453,7 @@ def _parse_single_part(raw: bytes) -> Message | None:
     msg = _PARSER.parsebytes(head)
     if msg.defects or msg.get_payload() or msg.get_content_maintype() in ("multipart", "message"):
         return None
-    msg.set_payload(raw[m.end() :].decode("ascii", "surrogateescape"))
+    msg.set_payload(str(memoryview(raw)[m.end() :], "ascii", "surrogateescape"))
     return msg
 
 
@@ -244,7 +461,7 @@ def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
     """Parse ``raw``; never raises, records what is wrong in ``defects``."""
     defects: list[str] = []
     try:
-        msg = (_parse_single_part(raw) if fast else None) or _PARSER.parsebytes(raw)
+        msg = (_parse_single_part(raw) if fast else None) or _parse_bytes(raw)
     except Exception as exc:  # pragma: no cover - compat32 parses anything; belt and braces
         return ParsedMessage(size=len(raw), headers=[], defects=[f"unparseable message: {exc}"])
     parsed = ParsedMessage(size=len(raw), headers=_header_list(msg), defects=defects)
@@ -266,8 +483,13 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
     for index, part in enumerate(leaf_parts(msg)):
         ctype = part.get_content_type()
         filename = attachment_filename(part)
+        attachment = _is_attachment(part, filename, ctype)
+        text = None if attachment or not ctype.startswith("text/") else _ascii_text(part)
+        if text is not None:
+            (htmls if ctype == "text/html" else plain).append(text)
+            continue
         payload = _payload(part, defects)
-        if _is_attachment(part, filename, ctype):
+        if attachment:
             parsed.attachments.append(
                 Attachment(
                     index=index,
@@ -292,7 +514,7 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
 
 def attachment_payload(raw: bytes, index: int) -> tuple[Attachment, bytes]:
     """The decoded bytes of leaf part ``index`` (as numbered in ``Attachment.index``)."""
-    msg = _PARSER.parsebytes(raw)
+    msg = _parse_bytes(raw)
     for i, part in enumerate(leaf_parts(msg)):
         if i == index:
             payload = _payload(part, [])

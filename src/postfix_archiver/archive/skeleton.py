@@ -75,8 +75,7 @@ def split_message(raw: bytes, threshold: int, digest: Callable[[bytes], str]) ->
     parts: dict[str, bytes] = {}
     pos = 0
     for start, end, cte in regions:
-        body = raw[start:end]
-        ref, content = _encode_part(body, cte, digest)
+        ref, content = _encode_part(raw, start, end, cte, digest)
         if start > pos:
             segments.append(raw[pos:start])
         segments.append(ref)
@@ -96,33 +95,72 @@ def _in_order(regions: list[tuple[int, int, str]]) -> bool:
     return True
 
 
-def _encode_part(body: bytes, cte: str, digest: Callable[[bytes], str]) -> tuple[PartRef, bytes]:
+def _encode_part(
+    raw: bytes, start: int, end: int, cte: str, digest: Callable[[bytes], str]
+) -> tuple[PartRef, bytes]:
     if cte == "base64":
-        ref = _as_base64(body, digest)
-        if ref is not None:
-            return ref
+        found = _as_base64(raw, start, end, digest)
+        if found is not None:
+            return found
+    body = raw[start:end]
     return PartRef(digest(body), "raw"), body
 
 
-def _as_base64(body: bytes, digest: Callable[[bytes], str]) -> tuple[PartRef, bytes] | None:
-    core = body.rstrip(b" \t\r\n")
-    tail = body[len(core) :]
-    first_nl = core.find(b"\n")
+def _as_base64(
+    raw: bytes, start: int, end: int, digest: Callable[[bytes], str]
+) -> tuple[PartRef, bytes] | None:
+    """The part ``raw[start:end]`` decoded, if re-encoding gives its bytes back exactly.
+
+    Read in place: a copy of the body (or of its re-encoding) would be one more message's
+    worth of memory for a big attachment."""
+    core_end = _rstrip(raw, start, end)
+    tail = raw[core_end:end]
+    first_nl = raw.find(b"\n", start, core_end)
     if first_nl == -1:
-        eol, width = b"\n", len(core)
+        eol, width = b"\n", core_end - start
     else:
-        eol = b"\r\n" if first_nl > 0 and core[first_nl - 1] == 0x0D else b"\n"
-        width = first_nl - (len(eol) - 1)
+        eol = b"\r\n" if first_nl > start and raw[first_nl - 1] == 0x0D else b"\n"
+        width = first_nl - start - (len(eol) - 1)
     if width <= 0 or width % 4:
         return None
     try:
-        content = base64.b64decode(core, validate=False)
+        # what base64.b64decode(core) does, without its copy of a memoryview
+        content = binascii.a2b_base64(memoryview(raw)[start:core_end], strict_mode=False)
     except (binascii.Error, ValueError):
         return None
     ref = PartRef(digest(content), "b64", width, eol, tail)
-    if ref.render(content) != body:
+    if not renders_as(ref, content, raw, start, end):
         return None  # irregular encoding: keep the bytes as they are
     return ref, content
+
+
+def _rstrip(raw: bytes, start: int, end: int) -> int:
+    """Where ``raw[start:end].rstrip(b" \\t\\r\\n")`` would end, mostly without copying."""
+    window = raw[max(start, end - 256) : end]
+    kept = len(window.rstrip(b" \t\r\n"))
+    if kept or end - start <= len(window):
+        return end - len(window) + kept
+    return start + len(raw[start:end].rstrip(b" \t\r\n"))  # a body of blanks
+
+
+def renders_as(
+    ref: PartRef, content: bytes, raw: bytes, start: int, end: int, lines: int = 1024
+) -> bool:
+    """``ref.render(content) == raw[start:end]``, compared ``lines`` lines at a time instead
+    of building the whole re-encoding (and a list of all its lines) beside the message."""
+    w = ref.width
+    step = w // 4 * 3 * lines  # whole lines of whole base64 groups: chunks encode alone
+    view = memoryview(content)
+    pos = start
+    for i in range(0, len(content), step):
+        encoded = base64.b64encode(view[i : i + step])
+        piece = ref.eol.join(encoded[j : j + w] for j in range(0, len(encoded), w))
+        if i + step < len(content):
+            piece += ref.eol
+        if raw[pos : pos + len(piece)] != piece:
+            return False
+        pos += len(piece)
+    return raw[pos:end] == ref.tail
 
 
 _CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
@@ -241,8 +279,14 @@ def _scan_multipart(
 
 def encode_manifest(split: Split, raw: bytes) -> bytes:
     """The stored form of a message: the whole bytes, or skeleton + part references."""
+    return b"".join(manifest_pieces(split, raw))
+
+
+def manifest_pieces(split: Split, raw: bytes) -> list[bytes]:
+    """``encode_manifest`` in pieces, to be compressed without joining them (a whole message
+    would be copied once more only to be compressed)."""
     if split.is_whole:
-        return _MAGIC_WHOLE + raw
+        return [_MAGIC_WHOLE, raw]
     segs: list[int | list[object]] = []
     literals: list[bytes] = []
     for seg in split.segments:
@@ -260,7 +304,7 @@ def encode_manifest(split: Split, raw: bytes) -> bytes:
                 ]
             )
     header = json.dumps({"v": 1, "segs": segs}, separators=(",", ":")).encode()
-    return _MAGIC_SPLIT + header + b"\n" + b"".join(literals)
+    return [_MAGIC_SPLIT + header + b"\n", *literals]
 
 
 def decode_manifest(data: bytes) -> list[Segment]:

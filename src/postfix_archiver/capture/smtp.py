@@ -13,12 +13,16 @@ import logging
 import re
 import signal
 import socket
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from .. import memory
 from . import replies
+from .outgoing import xtext_safe
 from .pipeline import CapturePipeline, Incoming
 from .reinject import XFORWARD_ATTRS
 
@@ -31,6 +35,116 @@ _SIMPLE_PATH = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)>(.*)\Z",
     re.S,
 )
+
+
+# A message this big waits for its share of the bytes in flight before it is read further
+# (``_Budget``); smaller mail never waits.
+BIG_MESSAGE = 4 << 20
+# the bytes of big messages in flight when the size limit is off
+_UNLIMITED_BUDGET = 64 << 20
+
+
+def unstuff(data: bytes, before: bytes) -> bytes:
+    """Dot-stuffing undone in a block of DATA: a dot right after CR LF is dropped. ``before``
+    is the two bytes the block follows, since a CR LF and its dot may be in two blocks."""
+    if before == b"\r\n" and data.startswith(b"."):
+        return data[1:].replace(b"\r\n.", b"\r\n")
+    if before.endswith(b"\r") and data.startswith(b"\n."):
+        return b"\n" + data[2:].replace(b"\r\n.", b"\r\n")
+    return data.replace(b"\r\n.", b"\r\n")
+
+
+class _Budget:
+    """The bytes of big messages the proxy holds at once (the size limit's worth).
+
+    A big message takes its share (its declared SIZE, else all of it) before it is read
+    further, and gives it back once it is answered; meanwhile the others wait their turn,
+    unread, first come first served, so their senders wait instead of the proxy holding them
+    all. Memory then stays near one big message's worth, not six."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, wanted: int) -> int:
+        n = max(1, min(wanted, self.total))
+        if not self._waiting and n <= self.free:
+            self.free -= n
+            return n
+        entry = (n, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:  # the session went away while it waited
+            if entry[1].done() and not entry[1].cancelled():
+                self.give(n)  # granted just before: hand it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(entry)
+                self._wake()
+            raise
+        return n
+
+    def give(self, n: int) -> None:
+        self.free += n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting and self._waiting[0][0] <= self.free:
+            n, future = self._waiting.popleft()
+            if not future.done():
+                self.free -= n
+                future.set_result(None)
+
+    @property
+    def idle(self) -> bool:
+        return self.free == self.total
+
+
+# one budget per event loop: the memory is the process's, whichever server reads the mail
+_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Budget] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _budget(limit: int | None) -> _Budget:
+    loop = asyncio.get_running_loop()
+    budget = _budgets.get(loop)
+    if budget is None:
+        budget = _budgets[loop] = _Budget(limit or _UNLIMITED_BUDGET)
+        memory.return_big_blocks()  # before the first big message: see ``memory``
+    return budget
+
+
+def _declared_size(envelope: Envelope) -> int | None:
+    """MAIL FROM's SIZE=, which Postfix sends: the message's size, near enough."""
+    for option in envelope.mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isascii() and value.isdigit() and len(value) < 16:
+            return int(value)
+    return None
+
+
+class _Share:
+    """One transaction's share of the budget, if it turns out to be a big message."""
+
+    def __init__(self, budget: _Budget, declared: int | None) -> None:
+        self.budget = budget
+        self.declared = declared
+        self.held = 0
+
+    async def take(self, read: int) -> None:
+        wanted = self.budget.total if self.declared is None else max(self.declared, read)
+        self.held = await self.budget.take(wanted)
+
+    def release(self) -> None:
+        """Give the share back; the last big message out returns the freed memory."""
+        if self.held:
+            self.budget.give(self.held)
+            self.held = 0
+            if self.budget.idle:
+                memory.release_free_memory()
 
 
 class ArchiverEnvelope(Envelope):
@@ -82,31 +196,37 @@ class ArchiverSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        share = _Share(_budget(self.data_size_limit), _declared_size(self.envelope))
         try:
-            data, too_much = await self._read_data()
-        except asyncio.IncompleteReadError:
-            log.info("connection lost during DATA")
-            if self.transport is not None:
-                self.transport.close()
-            return
-        if too_much:
+            try:
+                content, too_much = await self._read_data(share)
+            except asyncio.IncompleteReadError:
+                log.info("connection lost during DATA")
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if too_much:
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                await self.push("552 5.3.4 Error: Too much mail data")
+                return
+            self.envelope.content = content
+            self.envelope.original_content = content
+            del content  # the envelope's is the only reference: gone with it
+            status = await self._call_handler_hook("DATA")
             self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push("552 5.3.4 Error: Too much mail data")
-            return
-        content = data.replace(b"\r\n.", b"\r\n")
-        if content.startswith(b"."):
-            content = content[1:]
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        finally:
+            share.release()
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_data(self) -> tuple[bytes, bool]:
-        """The raw data up to (not including) the final ``.`` line; and whether it was over
-        the size limit (then it is read to the end and dropped)."""
+    async def _read_data(self, share: _Share) -> tuple[bytes, bool]:
+        """The data up to (not including) the final ``.`` line, dot-stuffing undone; and
+        whether it was over the size limit (then it is read to the end and dropped).
+
+        Each block is unstuffed into one buffer as it comes: the blocks, their join and the
+        unstuffed copy were three copies of a big message at once. Past ``BIG_MESSAGE``
+        bytes the message waits, unread, for its ``share`` of the bytes in flight."""
         limit = self.data_size_limit
-        parts: list[bytes] = []
+        buf = bytearray()
         size = 0
         tail = b""  # the last two bytes read, to see a CR LF that ends the previous block
         too_much = False
@@ -119,17 +239,19 @@ class ArchiverSMTP(SMTP):
             else:
                 before = (tail + block[:-3])[-2:] if len(block) < 5 else block[-5:-3]
                 found = (size == 0 and len(block) == 3) or before == b"\r\n"
+            # the data starts a line, as if after a CR LF
+            context = tail if size else b"\r\n"
             size += len(block)
             if limit and size > limit:
                 too_much = True
-                parts.clear()  # keep draining, but hold nothing
-            elif found:
-                parts.append(block[:-3])
-                return b"".join(parts), too_much
-            else:
-                parts.append(block)
+                buf = bytearray()  # keep draining, but hold nothing
+            elif not too_much:
+                buf += unstuff(block[:-3] if found else block, context)
+                if size >= BIG_MESSAGE and not share.held:
+                    await share.take(size)
+                    self._reset_timeout()  # the wait was ours, not the client's
             if found:
-                return b"", too_much
+                return (b"" if too_much else bytes(buf)), too_much
             tail = (tail + block)[-2:]
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
@@ -148,7 +270,9 @@ class ArchiverSMTP(SMTP):
             if not sep or name.upper() not in XFORWARD_ATTRS:
                 await self.push(f"501 5.5.4 Bad XFORWARD attribute: {name[:40]}")
                 return
-            envelope.xforward[name.upper()] = value
+            # kept as valid xtext, as Postfix sends it: raw 8-bit from another client can
+            # neither be reinjected nor stored as it is
+            envelope.xforward[name.upper()] = xtext_safe(value)
         await self.push("250 2.0.0 Ok")
 
 

@@ -466,3 +466,58 @@ def test_generated_trees_through_the_archive(shared_archive: Archive, tree: Tree
         assert shared_archive.catalog.get(result.id) is not None
         stored = shared_archive.store.get(f"m/{result.sha256}")
         assert len(stored) < len(tree.raw)  # the skeleton, not the whole message
+
+
+# -- reading a big part in place ---------------------------------------------------------------
+
+
+@given(
+    st.binary(max_size=300),
+    st.sampled_from([4, 8, 76]),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.sampled_from([b"", b"\r\n", b"\n\n", b" \t\r\n"]),
+    st.integers(1, 4),
+    st.one_of(st.none(), st.tuples(st.integers(0, 500), st.binary(min_size=1, max_size=1))),
+)
+@settings(max_examples=400, deadline=None)
+def test_rendering_compared_a_few_lines_at_a_time_is_rendering_it_whole(
+    content: bytes,
+    width: int,
+    eol: bytes,
+    tail: bytes,
+    lines: int,
+    damage: tuple[int, bytes] | None,
+) -> None:
+    from postfix_archiver.archive.skeleton import renders_as
+
+    ref = PartRef(sha(content), "b64", width, eol, tail)
+    body = bytearray(ref.render(content))
+    if damage is not None and body:
+        body[damage[0] % len(body)] = damage[1][0]
+    raw = b"head\r\n\r\n" + bytes(body) + b"\r\n--b--\r\n"
+    start, end = 8, 8 + len(body)
+    expected = ref.render(content) == raw[start:end]
+    assert renders_as(ref, content, raw, start, end, lines=lines) == expected
+
+
+def test_a_big_attachment_is_split_with_few_copies() -> None:
+    """The split copied a big base64 body four times over (the body, without its blanks,
+    re-encoded, its lines): six times the message at the peak. Now its decoded bytes."""
+    import tracemalloc
+
+    data = random.Random(7).randbytes(3 << 20)
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(data).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    tracemalloc.start()
+    try:
+        split = split_message(raw, THRESHOLD, sha)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert list(split.parts.values()) == [data]
+    assert rebuild(split.segments, split.parts.__getitem__) == raw
+    assert peak < 1.5 * len(raw)
