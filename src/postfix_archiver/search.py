@@ -27,7 +27,8 @@ Lexical rules:
   searchable. A field value may be quoted: ``subject:"q3 report"``.
 * Inside quotes ``\\"`` is a literal ``"`` and ``\\\\`` a literal backslash; any other
   backslash is kept as it is.
-* Parentheses and negations together may nest at most ``MAX_DEPTH`` levels.
+* Parentheses and negations together may nest at most ``MAX_DEPTH`` levels, and a query
+  holds at most ``MAX_TERMS`` terms (words, phrases and ``field:value`` terms together).
 
 ``parse_query`` raises ``QueryError`` (and nothing else) for any text it cannot parse;
 ``position`` is the 0-based offset of the offending token (for a ``field:value`` term, the
@@ -39,12 +40,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from .errors import QueryError
 
 # fields whose value is matched as text against addresses, subject, file names, Message-ID
 STRING_FIELDS = ("from", "to", "cc", "subject", "filename", "msgid")
+
+# how a search result can be sorted: the CLI, the API and the web pages all offer exactly
+# these (the default first), and every catalog backend implements each of them
+Order = Literal["-date", "date", "-size", "size", "subject", "-subject", "from", "-from"]
+ORDERS: tuple[Order, ...] = get_args(Order)
+
+# the largest id, size, offset or limit a catalog can store (SQLite's signed 64-bit INTEGER)
+MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +131,11 @@ FIELDS = (*STRING_FIELDS, "id", "after", "before", "larger", "smaller", "has")
 # compiler of it, far away from Python's recursion limit)
 MAX_DEPTH = 32
 
-# the largest id or size a catalog can store (signed 64-bit)
-_MAX_INT = 2**63 - 1
+# how many terms one query may hold. A backend compiles each term (with the AND or OR joining
+# it to the next) into at least one more level of its SQL expression, and SQLite refuses a
+# tree deeper than 1000 levels (SQLITE_MAX_EXPR_DEPTH); this many terms, nested MAX_DEPTH
+# deep, stays well inside that, and far above what a person types
+MAX_TERMS = 500
 
 _EXAMPLES = {
     "from": "from:alice@example.com",
@@ -252,6 +264,7 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.depth = 0
+        self.terms = 0
 
     def parse(self) -> Node:
         if not self.tokens:
@@ -315,6 +328,12 @@ class _Parser:
             self.index += 1
             self.depth -= 1
             return node
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.error(
+                f"too many terms: at most {MAX_TERMS} words, phrases and field:value terms",
+                token.pos,
+            )
         return _term(token, self.text)
 
     def enter(self, token: _Token) -> None:
@@ -379,7 +398,7 @@ def _term(token: _Token, text: str) -> Node:
             )
         return HasAttachment()
     # name == "id": the last field left
-    number = _parse_int(value)
+    number = parse_int(value)
     if number is None or number == 0:
         raise QueryError(
             f"id: needs a positive whole number like id:42, got {value!r}", token.pos, text
@@ -403,16 +422,20 @@ def _parse_size(value: str) -> int | None:
     match = _SIZE_RE.fullmatch(value)
     if match is None:
         return None
-    number = _parse_int(match.group(1))
+    number = parse_int(match.group(1))
     if number is None:
         return None
     size = number * _SIZE_UNITS[match.group(2).upper()]
-    return size if size <= _MAX_INT else None
+    return size if size <= MAX_INT else None
 
 
-def _parse_int(value: str) -> int | None:
-    """A non-negative ASCII-digit integer that fits a signed 64-bit column; None otherwise."""
+def parse_int(value: str) -> int | None:
+    """A non-negative ASCII-digit integer that fits a signed 64-bit column; None otherwise.
+
+    The one parser for numbers a user types (ids, offsets, limits): ``str.isdigit`` takes
+    ``²`` and ``int`` takes ``١٢`` and ``1_000``, and a number past 64 bits, or past 4300
+    digits, makes SQLite or ``int`` raise instead of saying what is wrong."""
     if _DIGITS_RE.fullmatch(value) is None or len(value.lstrip("0")) > 19:
         return None
     number = int(value)
-    return number if number <= _MAX_INT else None
+    return number if number <= MAX_INT else None

@@ -12,6 +12,9 @@ from postfix_archiver.errors import QueryError
 from postfix_archiver.search import (
     FIELDS,
     MAX_DEPTH,
+    MAX_INT,
+    MAX_TERMS,
+    ORDERS,
     STRING_FIELDS,
     All,
     And,
@@ -24,6 +27,7 @@ from postfix_archiver.search import (
     Or,
     SizeBound,
     Text,
+    parse_int,
     parse_query,
 )
 
@@ -258,6 +262,12 @@ def test_quoted_date_is_accepted() -> None:
         "31.01.2024",
         "yesterday",
         "２０２４-01-31",
+        # issue 9: hostile dates answer a query error, never a 500
+        "99999-01-01",
+        "0000-00-00",
+        "2024-13-45",
+        "２０２４-01-01",
+        "2024-01-01T10:00+99:99",
     ],
 )
 def test_bad_dates(value: str) -> None:
@@ -620,10 +630,71 @@ def test_very_deep_nesting_raises_query_error_not_recursion_error() -> None:
     assert "too deeply nested" in error_of("NOT " * 5000 + "a").reason
 
 
-def test_long_flat_query_is_fine() -> None:
-    node = parse_query(" ".join(f"w{i}" for i in range(5000)))
+def test_long_flat_query_up_to_the_term_limit_is_fine() -> None:
+    node = parse_query(" ".join(f"w{i}" for i in range(MAX_TERMS)))
     assert isinstance(node, And)
-    assert len(node.children) == 5000
+    assert len(node.children) == MAX_TERMS
+
+
+def test_too_many_terms() -> None:
+    words = [f"w{i}" for i in range(MAX_TERMS + 1)]
+    err = error_of(" ".join(words))
+    assert err.position == len(" ".join(words[:-1])) + 1  # the first term past the limit
+    assert err.reason == (
+        f"too many terms: at most {MAX_TERMS} words, phrases and field:value terms"
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "-a " * 1333,  # issue 9: within the API's 4000 characters, too deep for SQLite
+        " OR ".join(["from:x"] * (MAX_TERMS + 1)),
+        "(" + "a " * (MAX_TERMS + 1) + ")",
+        '"a" ' * (MAX_TERMS + 1),
+        "-(a b) " * (MAX_TERMS // 2 + 1),
+    ],
+)
+def test_every_kind_of_term_counts_toward_the_limit(query: str) -> None:
+    assert error_of(query).reason.startswith("too many terms")
+
+
+# --- numbers users type (ids, offsets, limits) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0", 0), ("42", 42), ("007", 7), (str(MAX_INT), MAX_INT)]
+)
+def test_parse_int(text: str, expected: int) -> None:
+    assert parse_int(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "²",  # str.isdigit() says yes, int() says no
+        "١٢",  # int() reads Arabic-Indic digits
+        "４２",
+        "1_000",
+        " 42",
+        "42\n",
+        "-1",
+        "+1",
+        "1.0",
+        str(MAX_INT + 1),
+        "9" * 20,
+        "9" * 5000,  # int() refuses past 4300 digits
+        "0" * 30 + "1" * 20,
+    ],
+)
+def test_parse_int_refuses(text: str) -> None:
+    assert parse_int(text) is None
+
+
+def test_orders_include_sender_and_default_first() -> None:
+    assert ORDERS[0] == "-date"
+    assert set(ORDERS) == {"-date", "date", "-size", "size", "subject", "-subject", "from", "-from"}
 
 
 # --- properties ----------------------------------------------------------------------------

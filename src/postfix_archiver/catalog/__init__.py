@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..errors import CatalogError
-from ..search import Node
+from ..search import ORDERS, Node
 from .records import (
     AddResult,
     AttachmentRow,
@@ -24,8 +24,6 @@ from .records import (
     Stats,
     StoredPart,
 )
-
-ORDERS = ("-date", "date", "-size", "size", "subject", "-subject", "from", "-from")
 
 
 class Catalog(Protocol):
@@ -83,12 +81,13 @@ class Catalog(Protocol):
     def close(self) -> None: ...
 
 
-def open_catalog(url: str) -> Catalog:
-    """The catalog for ``url``; creates and migrates the schema as needed."""
+def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
+    """The catalog for ``url``; creates and migrates the schema as needed, unless
+    ``readonly`` (commands that only read): then it must exist, and nothing is written."""
     if url.startswith("sqlite://"):
         from .sqlite import SqliteCatalog
 
-        return SqliteCatalog(url.removeprefix("sqlite://"))
+        return SqliteCatalog(url.removeprefix("sqlite://"), readonly=readonly)
     raise CatalogError(f"unsupported catalog URL {url!r}: use sqlite:///path/catalog.sqlite")
 
 

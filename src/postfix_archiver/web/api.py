@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import export
 from ..errors import QueryError
 from ..message import parse_message
-from ..search import parse_query
+from ..search import MAX_INT, Order, parse_query
 from .access import visible_message
 from .auth import ApiUser, require
 from .context import HttpProblem, context, not_found
@@ -24,7 +24,6 @@ from .render import attachment_json, content_disposition, envelopes_for, message
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
 
-Order = Literal["-date", "date", "-size", "size", "subject", "-subject", "from", "-from"]
 ExportFormat = Literal["mbox", "eml-zip"]
 _EXPORT_TYPES = {"mbox": ("application/mbox", "mbox"), "eml-zip": ("application/zip", "zip")}
 
@@ -118,7 +117,9 @@ def attachments(request: Request, ident: str, identity: ApiUser) -> JSONResponse
     responses={**_BY_ID, 200: {"content": {"application/octet-stream": {}}}},
     response_class=Response,
 )
-def attachment(request: Request, ident: str, index: int, identity: ApiUser) -> Response:
+def attachment(
+    request: Request, ident: str, identity: ApiUser, index: int = Path(ge=0, le=MAX_INT)
+) -> Response:
     """The decoded attachment ``index`` (as listed), always as ``application/octet-stream``
     with a sanitized file name: the browser saves it, never renders it."""
     ctx = context(request)
@@ -196,7 +197,8 @@ def audit(
     request: Request,
     identity: ApiUser,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    # bounded: past SQLite's 64-bit integers the query itself fails (a 500, not a 400)
+    offset: int = Query(0, ge=0, le=MAX_INT),
     user: str | None = Query(None, max_length=200),
     action: str | None = Query(None, max_length=50),
 ) -> JSONResponse:

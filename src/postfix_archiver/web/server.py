@@ -27,7 +27,9 @@ log = logging.getLogger("postfix_archiver.web")
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
+    ascii_digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not sep or not host or not ascii_digits or not 0 <= int(port) < 65536:
         raise ArchiverError(f"bad listen address {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8025")
     return host.strip("[]"), int(port)
 
