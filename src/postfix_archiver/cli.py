@@ -26,9 +26,11 @@ from rich.table import Table
 
 from .archive import Archive, verify
 from .config import Config, load_config
+from .dates import display, header_note
 from .errors import ArchiverError, ConfigError
 from .export import FORMATS, export
 from .importers import open_source, worker_processes
+from .search import MAX_INT, ORDERS, parse_int
 
 F = TypeVar("F", bound=Callable[..., Any])
 # `search invoice -draft`: a word starting with "-" is a negated query term, not an option
@@ -37,6 +39,44 @@ QUERY_ARGS = {"ignore_unknown_options": True}
 out = Console(highlight=False, soft_wrap=True)
 # soft_wrap: an error stays one line however long its path (rich wraps at 80 columns)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Whole(click.IntRange):
+    """A whole number in ASCII digits from ``low`` to ``high``: an id, an offset, a limit.
+
+    Not plain ``IntRange``: its ``int()`` reads ``١٢`` and ``1_000``, and without a ``high``
+    a number past SQLite's 64 bits fails deep in the query with a traceback."""
+
+    def __init__(self, low: int = 0, high: int = MAX_INT) -> None:
+        super().__init__(low, high)
+        self.low = low
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number = value if isinstance(value, int) else parse_int(str(value))
+        if number is None or not self.low <= number <= self.high:
+            text = str(value)
+            shown = text if len(text) <= 40 else text[:20] + "..."
+            self.fail(f"{shown!r} is not a whole number from {self.low} to {self.high}", param, ctx)
+        return number
+
+
+class HostPort(click.types.StringParamType):
+    """``HOST:PORT`` with a port from 1 to 65535 in ASCII digits, checked before anything
+    listens or connects (a bad --reinject would otherwise defer every message)."""
+
+    name = "host:port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        host, sep, port = text.rpartition(":")
+        number = parse_int(port)
+        if not sep or not host or number is None or not 0 < number < 65536:
+            shown = text if len(text) <= 60 else text[:40] + "..."
+            self.fail(
+                f"{shown!r} is not HOST:PORT (port 1-65535), e.g. 127.0.0.1:10025", param, ctx
+            )
+        return text
 
 
 class Cli(click.Group):
@@ -133,14 +173,9 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
 @config_option
 @click.argument("query", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
-@click.option("--offset", default=0, type=click.IntRange(0))
-@click.option(
-    "--order",
-    default="-date",
-    show_default=True,
-    type=click.Choice(["-date", "date", "-size", "size", "subject", "-subject"]),
-)
+@click.option("--limit", default=50, show_default=True, type=Whole(1, 100000))
+@click.option("--offset", default=0, type=Whole())
+@click.option("--order", default=ORDERS[0], show_default=True, type=click.Choice(ORDERS))
 def search(
     config_path: str | None,
     query: tuple[str, ...],
@@ -151,7 +186,7 @@ def search(
 ) -> None:
     """Search the archive (empty query: everything), newest first."""
     config = _config(config_path)
-    with Archive(config) as archive:
+    with Archive(config, readonly=True) as archive:
         page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
     if as_json:
         _print_json(page.to_json())
@@ -167,7 +202,7 @@ def search(
     for r in page.results:
         table.add_row(
             str(r.id),
-            r.date.strftime("%Y-%m-%d %H:%M"),
+            display(r.date, zone=False),
             r.from_[:40],
             r.to[:40],
             r.subject[:70],
@@ -195,7 +230,7 @@ def _human(n: float) -> str:
 def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
     """Show one archived message (ID from search, or its SHA-256)."""
     config = _config(config_path)
-    with Archive(config) as archive:
+    with Archive(config, readonly=True) as archive:
         message = archive.resolve(ident)
         if raw:
             data = archive.raw(message)
@@ -232,6 +267,7 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
     for name, value in (
         ("Id", str(row.id)),
         ("Date", row.date.isoformat()),
+        ("Date header", header_note(parsed.header("Date")) or ""),
         ("From", row.from_),
         ("To", row.to),
         ("Cc", row.cc),
@@ -280,7 +316,7 @@ def export_(
 ) -> None:
     """Export the messages matching QUERY (empty: all), byte for byte."""
     config = _config(config_path)
-    with Archive(config) as archive:
+    with Archive(config, readonly=True) as archive:
         total = archive.search(" ".join(query), limit=1).total
         rows = archive.iter_search(" ".join(query))
         with _progress(total, "messages", "exporting") as advance:
@@ -294,7 +330,7 @@ def export_(
 def stats(config_path: str | None, as_json: bool) -> None:
     """Messages, envelopes, raw and stored bytes."""
     config = _config(config_path)
-    with Archive(config) as archive:
+    with Archive(config, readonly=True) as archive:
         s = archive.stats()
     if as_json:
         _print_json(s.to_json())
@@ -317,7 +353,7 @@ def stats(config_path: str | None, as_json: bool) -> None:
 def verify_(config_path: str | None, as_json: bool) -> None:
     """Re-read every blob and re-walk the integrity chain; exit 1 on any problem."""
     config = _config(config_path)
-    with Archive(config) as archive:
+    with Archive(config, readonly=True) as archive:
         s = archive.stats()
         with _progress(s.messages + s.envelopes, "messages", "verifying") as advance:
             report = verify(archive, advance)
@@ -357,8 +393,16 @@ def _setup_logging(verbose: bool = False) -> None:
 @main.command()
 @config_option
 @click.option("--sink", is_flag=True, help="Archive without reinjection (BCC/journal sink).")
-@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [smtp] listen.")
-@click.option("--reinject", default=None, metavar="HOST:PORT", help="Override [smtp] reinject.")
+@click.option(
+    "--listen", default=None, type=HostPort(), metavar="HOST:PORT", help="Override [smtp] listen."
+)
+@click.option(
+    "--reinject",
+    default=None,
+    type=HostPort(),
+    metavar="HOST:PORT",
+    help="Override [smtp] reinject.",
+)
 @click.option("-v", "--verbose", is_flag=True)
 def serve(
     config_path: str | None, sink: bool, listen: str | None, reinject: str | None, verbose: bool
@@ -474,6 +518,7 @@ def filter(args: tuple[str, ...]) -> None:
     "--amavis-address",
     default="127.0.0.1:10024",
     show_default=True,
+    type=HostPort(),
     metavar="HOST:PORT",
     help="Where amavisd-new listens.",
 )
@@ -481,6 +526,7 @@ def filter(args: tuple[str, ...]) -> None:
     "--amavis-return",
     default="127.0.0.1:10025",
     show_default=True,
+    type=HostPort(),
     metavar="HOST:PORT",
     help="Where amavisd-new hands mail back to Postfix.",
 )
@@ -684,7 +730,7 @@ def user_passwd(config_path: str | None, name: str, password_stdin: bool) -> Non
     from .web.accounts import Accounts
 
     config = _config(config_path)
-    with Accounts.open(config) as accounts:
+    with Accounts.open(config, create=False) as accounts:
         accounts.require_user(name)
         accounts.set_password(name, _read_password(password_stdin))
         accounts.record(_cli_who(), "local", "user.password", {"name": name})
@@ -700,7 +746,7 @@ def user_token(config_path: str | None, name: str, label: str) -> None:
     from .web.accounts import Accounts
 
     config = _config(config_path)
-    with Accounts.open(config) as accounts:
+    with Accounts.open(config, create=False) as accounts:
         info, secret = accounts.create_token(name, label)
         accounts.record(
             _cli_who(),
@@ -723,7 +769,7 @@ def user_tokens(config_path: str | None, name: str) -> None:
     """List the API tokens of NAME (ids and labels; the secrets are not kept)."""
     from .web.accounts import Accounts
 
-    with Accounts.open(_config(config_path)) as accounts:
+    with Accounts.open(_config(config_path), create=False) as accounts:
         tokens = accounts.tokens(name)
     for t in tokens:
         click.echo(f"{t.id}\t{t.created[:19]}\t{t.label}")
@@ -734,7 +780,7 @@ def user_tokens(config_path: str | None, name: str) -> None:
 @user.command("revoke")
 @config_option
 @click.argument("name")
-@click.argument("token_id", required=False, type=int)
+@click.argument("token_id", required=False, type=Whole(1))
 @click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of NAME.")
 def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke_all: bool) -> None:
     """Revoke API token TOKEN_ID of NAME (ids from user tokens), or --all."""
@@ -742,7 +788,7 @@ def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke
 
     if (token_id is None) == (not revoke_all):
         raise click.UsageError("give a TOKEN_ID or --all")
-    with Accounts.open(_config(config_path)) as accounts:
+    with Accounts.open(_config(config_path), create=False) as accounts:
         count = accounts.revoke_token(name, None if revoke_all else token_id)
         if count == 0:
             raise ArchiverError(f"{name} has no token {token_id} (see: user tokens {name})")
@@ -757,10 +803,13 @@ def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke
 @click.option("--json", "as_json", is_flag=True)
 def user_list(config_path: str | None, as_json: bool) -> None:
     """The web users, their roles and addresses."""
-    from .web.accounts import Accounts
+    from .web.accounts import DB_NAME, Accounts
 
-    with Accounts.open(_config(config_path)) as accounts:
-        users = accounts.users()
+    config = _config(config_path)
+    users = []
+    if (config.archive.home / DB_NAME).exists():  # listing creates nothing
+        with Accounts.open(config, create=False) as accounts:
+            users = accounts.users()
     if as_json:
         _print_json({"users": [u.to_json() for u in users]})
         return
@@ -777,7 +826,7 @@ def user_remove(config_path: str | None, name: str) -> None:
     """Remove a web user with their sessions and tokens (audit entries stay)."""
     from .web.accounts import Accounts
 
-    with Accounts.open(_config(config_path)) as accounts:
+    with Accounts.open(_config(config_path), create=False) as accounts:
         accounts.remove_user(name)
         accounts.record(_cli_who(), "local", "user.remove", {"name": name})
     err.print(f"removed {name}", markup=False)
@@ -795,7 +844,7 @@ def _cli_who() -> str:
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--limit", default=50, show_default=True, type=Whole(1, 1_000_000))
 @click.option("--user", "user_name", default=None, help="Only this user's entries.")
 @click.option("--action", default=None, help="Only this action (login, search, view, ...).")
 @click.option("--verify", is_flag=True, help="Check the audit log's hash chain; exit 1 if broken.")
@@ -810,7 +859,7 @@ def audit(
     """The web audit log: the last entries, oldest first (logins, searches, views, ...)."""
     from .web.accounts import Accounts
 
-    with Accounts.open(_config(config_path)) as accounts:
+    with Accounts.open(_config(config_path), create=False) as accounts:
         if verify:
             check = accounts.verify_audit()
             if as_json:

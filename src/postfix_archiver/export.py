@@ -35,7 +35,9 @@ _FROM_QUOTE = re.compile(rb"^(>*From )", re.M)
 
 def mbox_from_line(sender: str, when: datetime) -> bytes:
     who = sender if sender and not any(c.isspace() for c in sender) else "MAILER-DAEMON"
-    stamp = when.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
+    t = when.astimezone(UTC)
+    # the year by hand: glibc's %Y writes year 102 as "102", which mbox readers refuse
+    stamp = f"{t:%a %b %d %H:%M:%S} {t.year:04d}"
     return f"From {who} {stamp}\n".encode("utf-8", "replace")
 
 

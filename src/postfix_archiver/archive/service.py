@@ -9,6 +9,7 @@ retry rewrites; never a row without a blob, never a searchable message without i
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ from ..config import Config
 from ..envelope import Envelope
 from ..errors import IntegrityError, NotFoundError
 from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
-from ..search import Node, parse_query
+from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from . import skeleton
 
@@ -83,10 +84,19 @@ class Archive:
         store: BlobStore | None = None,
         catalog: Catalog | None = None,
         workers: int | None = None,
+        readonly: bool = False,
     ) -> None:
+        """``readonly``: for commands that only read (search, show, stats, verify, export):
+        nothing is created or written, so they work on a full disk and a mistyped command
+        leaves no empty archive behind."""
         self.config = config
-        self.store = store or open_store(config.archive.store_url)
-        self.catalog = catalog or open_catalog(config.archive.catalog_url)
+        # the catalog first: with no archive there, its error says so before the store opens
+        self.catalog = catalog or open_catalog(config.archive.catalog_url, readonly=readonly)
+        try:
+            self.store = store or open_store(config.archive.store_url, readonly=readonly)
+        except BaseException:
+            self.catalog.close()
+            raise
         self._threshold = config.archive.attachment_threshold
         self._level = config.archive.compression_level
         self._local = threading.local()
@@ -133,12 +143,25 @@ class Archive:
 
     # -- compression, per thread (zstd contexts are not thread-safe) -------------------------
 
-    def _compress(self, data: bytes) -> bytes:
+    def _compressor(self) -> zstandard.ZstdCompressor:
         c = getattr(self._local, "c", None)
         if c is None:
             c = self._local.c = zstandard.ZstdCompressor(level=self._level)
-        result: bytes = c.compress(data)
+        return c
+
+    def _compress(self, data: bytes) -> bytes:
+        result: bytes = self._compressor().compress(data)
         return result
+
+    def _compress_pieces(self, pieces: Sequence[bytes]) -> bytes:
+        """The pieces compressed as one, without joining them first (a big message would be
+        copied once more for that). The frame records the size, as ``compress`` does."""
+        out = io.BytesIO()
+        size = sum(len(p) for p in pieces)
+        with self._compressor().stream_writer(out, size=size, closefd=False) as writer:
+            for piece in pieces:
+                writer.write(piece)
+        return out.getvalue()  # the BytesIO's own buffer, not a copy
 
     def _decompress(self, data: bytes, what: str) -> bytes:
         d = getattr(self._local, "d", None)
@@ -186,7 +209,7 @@ class Archive:
             blob = self._compress(content)
             blobs.append((key, blob))
             parts.append(StoredPart(part_sha, len(blob)))
-        manifest = self._compress(skeleton.encode_manifest(split, raw))
+        manifest = self._compress_pieces(skeleton.manifest_pieces(split, raw))
         blobs.append((f"m/{sha}", manifest))
         arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts)
         return Staged(arrival, tuple(blobs))
@@ -195,8 +218,8 @@ class Archive:
         """The blobs of ``staged`` arrivals, durable together, before any of their rows."""
         self.store.put_many([blob for s in staged for blob in s.blobs])
 
-    @staticmethod
     def _arrival(
+        self,
         sha: str,
         raw: bytes,
         parsed: ParsedMessage,
@@ -216,7 +239,7 @@ class Archive:
             cc=parsed.cc,
             attachments=parsed.attachments,
             defects=parsed.defects,
-            body_text=parsed.index_text(),
+            body_text=_index_text(parsed, self.config.archive.index_limit),
             parts=parts,
             envelope=envelope,
         )
@@ -361,16 +384,19 @@ class Archive:
         return MessageView(row, self.catalog.envelopes(message), self.catalog.attachments(message))
 
     def resolve(self, ident: str) -> int:
-        """An archive id from ``42`` or a SHA-256 (prefix of at least 12 hex digits)."""
+        """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""
         ident = ident.strip()
-        if ident.isdigit():
-            return int(ident)
+        # not str.isdigit(): it takes "²", which int() refuses, and a 5,000-digit id
+        number = parse_int(ident)
+        if number is not None:
+            return number
         if len(ident) == 64:
             found = self.catalog.find_sha(ident.lower())
             if found is not None:
                 return found
+        shown = ident if len(ident) <= 70 else ident[:64] + "..."  # the error stays one line
         raise NotFoundError(
-            f"no archived message with id {ident!r} "
+            f"no archived message with id {shown!r} "
             "(give the number shown by search, or the full SHA-256)"
         )
 
@@ -449,6 +475,14 @@ def _chunks(
             chunk = []
     if chunk:
         yield chunk
+
+
+def _index_text(parsed: ParsedMessage, limit: int) -> str:
+    text = parsed.index_text()
+    if len(text) <= limit:
+        return text
+    parsed.defects.append(f"body text longer than {limit} characters: only the start is indexed")
+    return text[:limit]
 
 
 def _checked(data: bytes, sha: str, what: str) -> bytes:

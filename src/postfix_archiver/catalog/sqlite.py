@@ -11,15 +11,16 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .. import chain
+from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
 from ..envelope import Envelope
 from ..errors import CatalogError
 from ..search import Field, Node, Text
-from ..sqlite_db import connect_durable, write_transaction
+from ..sqlite_db import connect_durable, connect_readonly, is_busy, write_transaction
 from .compile import Compiler, like_escape
 from .records import (
     AddResult,
@@ -120,7 +121,8 @@ _MESSAGE_COLUMNS = (
     "m.message_id, m.from_text, m.to_text, m.cc_text, m.attachment_count, "
     "m.defects"
 )
-_ORDER_SQL = {
+# one entry for each of search.ORDERS (the CLI, the API and the web pages offer those)
+_ORDER_SQL: dict[str, str] = {
     "-date": "m.date DESC, m.id DESC",
     "date": "m.date ASC, m.id ASC",
     "-size": "m.size DESC, m.id DESC",
@@ -159,11 +161,19 @@ class SqliteDialect:
 
 
 def _ts(value: datetime) -> int:
-    return int(value.timestamp())
+    return to_timestamp(value)
 
 
 def _dt(value: int) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
+    # clamped: a row written before dates were clamped must not break every reader
+    return from_timestamp(value)
+
+
+def _iso(value: object) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:  # out of datetime's range: only a damaged or hand-edited row
+        return EARLIEST
 
 
 class _Reader:
@@ -187,8 +197,10 @@ def _release_reader(
 
 
 class SqliteCatalog:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        # read-only: for commands that only read; opens nothing for writing, creates nothing
+        self.readonly = readonly
         self.url = f"sqlite://{self.path}"
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -197,6 +209,9 @@ class SqliteCatalog:
         self._compiler = Compiler(self._dialect)
         self._all_readers: set[sqlite3.Connection] = set()
         self._readers_lock = threading.Lock()
+        if readonly:
+            self._check_version(self._reader())
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -208,6 +223,16 @@ class SqliteCatalog:
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            try:
+                return connect_readonly(self.path)
+            except FileNotFoundError:
+                raise CatalogError(
+                    f"no archive at {self.path.parent}: nothing has been archived there yet "
+                    "(give --config or set $POSTFIX_ARCHIVER_HOME to the archive's directory)"
+                ) from None
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
         try:
             conn = connect_durable(self.path, timeout=30)
             conn.execute("PRAGMA foreign_keys=ON")
@@ -229,21 +254,36 @@ class SqliteCatalog:
         return holder.conn
 
     def _write_conn(self) -> sqlite3.Connection:
+        if self.readonly:
+            raise CatalogError(f"catalog {self.path} is open read-only")
         if self._writer is None:
             self._writer = self._connect()
             # the full-text index touches many pages per message: keep them in memory
             self._writer.execute("PRAGMA cache_size=-65536")
         return self._writer
 
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from exc
+        if version > len(MIGRATIONS):
+            raise CatalogError(
+                f"catalog {self.path} has schema version {version}, newer than this "
+                f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
+            )
+        if self.readonly and version < len(MIGRATIONS):
+            raise CatalogError(
+                f"catalog {self.path} has schema version {version} and needs upgrading, which "
+                "a command that only reads does not do: run `postfix-archiver serve` or "
+                "`import` once"
+            )
+        return version
+
     def _migrate(self) -> None:
         conn = self._write_conn()
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise CatalogError(
-                    f"catalog {self.path} has schema version {version}, newer than this "
-                    f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
-                )
+            version = self._check_version(conn)
             for number in range(version, len(MIGRATIONS)):
                 with write_transaction(conn):
                     for statement in MIGRATIONS[number].split(";"):
@@ -272,6 +312,11 @@ class SqliteCatalog:
                 with write_transaction(conn):
                     results = [self._add(conn, a) for a in arrivals]
             except sqlite3.Error as exc:
+                if is_busy(exc):
+                    raise CatalogError(
+                        f"catalog {self.path} is locked by another process (a backup or a "
+                        "sqlite3 shell in a write transaction?): mail is deferred until it ends"
+                    ) from exc
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from exc
             return results
 
@@ -462,7 +507,7 @@ class SqliteCatalog:
             client_address=_opt(r[2]),
             client_name=_opt(r[3]),
             helo=_opt(r[4]),
-            received=datetime.fromisoformat(str(r[5])),
+            received=_iso(r[5]),
             source=str(r[6]),
         )
 
@@ -562,9 +607,10 @@ class SqliteCatalog:
 
     def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
         rows = self._query(
-            "SELECT date(date, 'unixepoch') AS day, count(*), sum(size) FROM messages "
-            "WHERE date >= ? GROUP BY day ORDER BY day",
-            (_ts(since) if since else 0,),
+            # clamped as _dt() clamps: a row from before dates were clamped has no SQL date
+            "SELECT date(min(max(date, ?), ?), 'unixepoch') AS day, count(*), sum(size) "
+            "FROM messages WHERE date >= ? GROUP BY day ORDER BY day",
+            (EARLIEST_TS, LATEST_TS, _ts(since) if since else -(1 << 63)),
         )
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 

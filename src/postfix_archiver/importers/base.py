@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 from typing import Protocol
 
+from ..dates import parse_header_date
 from ..envelope import Envelope
 
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
@@ -59,10 +60,9 @@ def import_envelope(
             if addr and addr.lower() not in (r.lower() for r in recipients):
                 recipients.append(addr)
     if received is None:
-        try:
-            received = parsedate_to_datetime(str(headers.get("Date", "")))
-        except (TypeError, ValueError, IndexError):
-            received = None
+        # the Date header, when it names a real instant; else the time of the import (the
+        # message arrives in the archive now): never 1970, never a crash
+        received, _ = parse_header_date(str(headers.get("Date", "")))
     if received is None:
-        received = datetime(1970, 1, 1, tzinfo=UTC)
+        received = datetime.now(UTC)
     return Envelope(sender=sender, recipients=tuple(recipients), received=received, source="import")

@@ -51,12 +51,13 @@ class BlobStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> BlobStore:
-    """The store for ``url``: ``file:///abs/path``."""
+def open_store(url: str, *, readonly: bool = False) -> BlobStore:
+    """The store for ``url``: ``file:///abs/path``. ``readonly``: for commands that only read;
+    creates nothing and works on a full disk."""
     if url.startswith("file://"):
         from .fs import FileStore
 
-        return FileStore(url.removeprefix("file://"))
+        return FileStore(url.removeprefix("file://"), readonly=readonly)
     raise StoreError(f"unsupported store URL {url!r}: use file:///path/to/blobs")
 
 

@@ -22,18 +22,21 @@ class FileStore:
     ``ROOT/<kind>/<ab>/<key>``, written atomically and fsync'd. Reads find either (and the
     files of archives written before the pack existed)."""
 
-    def __init__(self, root: str | os.PathLike[str], pack_limit: int = PACK_LIMIT) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], pack_limit: int = PACK_LIMIT, *, readonly: bool = False
+    ) -> None:
         self.root = Path(root)
         self.pack_limit = pack_limit
         self.url = f"file://{self.root}"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not readonly:  # a command that only reads creates nothing
+                self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create blob directory {self.root}: {exc.strerror}") from exc
         # directories known to exist and to be durable in their parent
         self._dirs: set[Path] = set()
         self._lock = threading.Lock()
-        self._packed = PackedBlobs(self.root / "packed.sqlite")
+        self._packed = PackedBlobs(self.root / "packed.sqlite", readonly=readonly)
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (one level of fan-out: 256 directories per kind)."""

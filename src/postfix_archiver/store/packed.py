@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..sqlite_db import connect_durable, write_transaction
+from ..sqlite_db import connect_durable, connect_readonly, is_busy, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -47,12 +47,16 @@ class PackedBlobs:
     """``key -> bytes`` in SQLite (WAL, ``synchronous=FULL``): durable when ``put_many``
     returns, atomic per call, readable from any thread and process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        # read-only: never writes or creates the file; a missing pack holds nothing
+        self.readonly = readonly
         self._local = threading.local()
         self._lock = threading.Lock()  # one writer per process; SQLite locks across them
         self._conns_lock = threading.Lock()
         self._all: set[Entry] = set()
+        if readonly:
+            return
         try:
             with self._use() as conn:
                 conn.execute(_SCHEMA)
@@ -61,7 +65,13 @@ class PackedBlobs:
 
     def _holder(self) -> _Conn:
         holder: _Conn | None = getattr(self._local, "holder", None)
-        if holder is None:
+        if holder is None and self.readonly:
+            try:
+                conn = connect_readonly(self.path)
+            except sqlite3.Error as exc:
+                raise _error("open", self.path, exc) from exc
+            holder = self._keep(conn)
+        elif holder is None:
             try:
                 # durable commits: the blobs must be on disk before their rows commit;
                 # auto_vacuum before WAL (it cannot change after): lets retention give space
@@ -71,13 +81,17 @@ class PackedBlobs:
                 )
             except sqlite3.Error as exc:
                 raise _error("open", self.path, exc) from exc
-            holder = _Conn(conn)
-            entry = (conn, holder.lock)
-            with self._conns_lock:
-                self._all.add(entry)
-            # a thread that ends (web worker threads come and go) gives its connection back
-            weakref.finalize(holder, _release, entry, self._all, self._conns_lock)
-            self._local.holder = holder
+            holder = self._keep(conn)
+        return holder
+
+    def _keep(self, conn: sqlite3.Connection) -> _Conn:
+        holder = _Conn(conn)
+        entry = (conn, holder.lock)
+        with self._conns_lock:
+            self._all.add(entry)
+        # a thread that ends (web worker threads come and go) gives its connection back
+        weakref.finalize(holder, _release, entry, self._all, self._conns_lock)
+        self._local.holder = holder
         return holder
 
     @contextlib.contextmanager
@@ -128,6 +142,8 @@ class PackedBlobs:
             yield key
 
     def _one(self, sql: str, key: str) -> tuple[Any, ...] | None:
+        if self.readonly and not self.path.exists():
+            return None  # an archive whose blobs are all files (older than the pack)
         try:
             with self._use() as conn:
                 row: tuple[Any, ...] | None = conn.execute(sql, (key,)).fetchone()
@@ -159,6 +175,8 @@ def _error(action: str, path: Path, exc: sqlite3.Error) -> StoreError:
     code = getattr(exc, "sqlite_errorcode", None)
     if code == sqlite3.SQLITE_FULL:
         hint = " (the disk is full: free space or move the store)"
+    elif is_busy(exc):
+        hint = " (another process holds a write transaction on it: a backup, a sqlite3 shell?)"
     elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
         hint = " (check the owner and permissions of the store directory)"
     return StoreError(f"cannot {action} blob pack {path}: {exc}{hint}")

@@ -34,6 +34,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ..chain import GENESIS
 from ..config import Config
 from ..errors import AccountError
+from ..search import MAX_INT
 
 ROLES = ("admin", "auditor", "user")
 TOKEN_PREFIX = "pa_"  # noqa: S105 - a marker, not a secret
@@ -257,12 +258,20 @@ class Accounts:
         *,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.time,
+        create: bool = True,
     ) -> None:
+        """``create=False``: for commands that change or read existing users; with no
+        accounts database yet they fail and create nothing."""
         self.path = path
         self.hasher = hasher or PasswordHasher()
         self.clock = clock
         self._lock = threading.RLock()
         self._dummy_hash: str | None = None
+        if not create and not path.exists():
+            raise AccountError(
+                f"no web users yet ({path} does not exist): add one with "
+                "`postfix-archiver user add NAME`, or give --config for another archive"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
@@ -497,6 +506,8 @@ class Accounts:
     def revoke_token(self, name: str, token_id: int | None = None) -> int:
         """Revoke one token of ``name`` (or all with ``None``); returns how many were."""
         user = self.require_user(name)
+        if token_id is not None and not 0 < token_id <= MAX_INT:
+            return 0  # no such token; SQLite would raise OverflowError past 64 bits
         with self._tx() as conn:
             if token_id is None:
                 cur = conn.execute("DELETE FROM tokens WHERE user = ?", (user.id,))
@@ -594,6 +605,9 @@ class Accounts:
         action: str | None = None,
     ) -> tuple[int, list[AuditEntry]]:
         """The total matching and one page of entries, newest first."""
+        # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
+        # past the end of any log, and a limit that large is all of it
+        limit, offset = min(limit, MAX_INT), min(offset, MAX_INT)
         params: list[object] = []
         where = self._audit_where(user, action, params)
         total = int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])

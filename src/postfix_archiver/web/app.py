@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..archive import Archive
 from ..config import Config
+from ..dates import display, display_day
 from ..errors import ArchiverError, NotFoundError
 from . import api, pages
 from .accounts import Accounts
@@ -123,6 +124,8 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["size"] = human_size
+    env.filters["when"] = display
+    env.filters["day"] = display_day
     env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
 

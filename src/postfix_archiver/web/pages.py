@@ -17,9 +17,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from ..catalog import ORDERS, SearchPage
+from ..catalog import SearchPage
+from ..dates import header_note
 from ..errors import AccountError, QueryError
 from ..message import parse_message
+from ..search import ORDERS, Order
 from .access import visible_message
 from .accounts import MIN_PASSWORD, ROLES
 from .auth import CsrfUser, Identity, PageUser, identify, require
@@ -29,7 +31,8 @@ from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg
 router = APIRouter(include_in_schema=False)
 
 PER_PAGE = (25, 50, 100, 200)
-ORDER_LABELS = {
+# one label for each of search.ORDERS, in that order
+ORDER_LABELS: dict[Order, str] = {
     "-date": "newest first",
     "date": "oldest first",
     "-size": "largest first",
@@ -265,7 +268,7 @@ def search_page(
         offset=offset,
         page_no=page_no,
         pages=pages,
-        orders=list(ORDER_LABELS.items()),
+        orders=[(o, ORDER_LABELS[o]) for o in ORDERS],
         per_choices=PER_PAGE,
         columns=COLUMNS,
         sort_links=sort_links,
@@ -298,6 +301,7 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         identity,
         section="search",
         row=view.row,
+        date_note=header_note(parsed.header("Date")),
         parsed=parsed,
         body=parsed.body_text,
         html=html,
