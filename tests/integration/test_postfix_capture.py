@@ -9,15 +9,12 @@ import base64
 import contextlib
 import os
 import random
-import shutil
 import smtplib
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from email.utils import make_msgid
 from pathlib import Path
 
@@ -26,28 +23,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from archiver_process import Archiver, archiver_cmd, until, wait_archived
 from postfix_harness import PostfixInstance, SmtpSink, free_port
-from requirements import require_binary, require_root
+from requirements import require_root
 
 pytestmark = [pytest.mark.integration]
 Mta = tuple[PostfixInstance, SmtpSink]
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    # Postfix daemons and the pipe user must be able to enter it: not pytest's 0700 tmp_path
-    path = Path(tempfile.mkdtemp(prefix="pa-it-"))
-    path.chmod(0o755)
-    yield path
-    if not os.environ.get("POSTFIX_HARNESS_KEEP"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def mta() -> Iterator[tuple[PostfixInstance, SmtpSink]]:
-    require_binary("/usr/sbin/postfix", "Postfix (Debian package postfix)")
-    require_binary("/usr/sbin/smtp-sink", "smtp-sink (Debian package postfix)")
-    with SmtpSink() as sink, PostfixInstance(sink) as postfix:
-        yield postfix, sink
 
 
 def message(

@@ -5,45 +5,22 @@ each message is delivered on the first try (no 451, no deferral) and archived on
 
 from __future__ import annotations
 
-import os
 import pwd
-import shutil
 import smtplib
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from archiver_process import Archiver, archiver_cmd, wait_archived
 from postfix_harness import PostfixInstance, SmtpSink
-from requirements import require_binary
 from test_postfix_capture import _chown_tree, _traversable_by_others, header, message
 
 pytestmark = [pytest.mark.integration]
 Mta = tuple[PostfixInstance, SmtpSink]
 
 SMTPD_TIMEOUT = 2  # seconds; Postfix takes 1s at the least
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    # Postfix daemons and the pipe user must be able to enter it: not pytest's 0700 tmp_path
-    path = Path(tempfile.mkdtemp(prefix="pa-faults-"))
-    path.chmod(0o755)
-    yield path
-    if not os.environ.get("POSTFIX_HARNESS_KEEP"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def mta() -> Iterator[Mta]:
-    require_binary("/usr/sbin/postfix", "Postfix (Debian package postfix)")
-    require_binary("/usr/sbin/smtp-sink", "smtp-sink (Debian package postfix)")
-    with SmtpSink() as sink, PostfixInstance(sink) as postfix:
-        yield postfix, sink
 
 
 def short_reinjection_timeout(postfix: PostfixInstance, arch: Archiver) -> None:

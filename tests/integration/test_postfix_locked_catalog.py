@@ -5,43 +5,20 @@ once the lock is gone, a queue flush delivers and archives every message exactly
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import sqlite3
-import tempfile
-from collections.abc import Iterator
 from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
 from archiver_process import Archiver, until, wait_archived
 from postfix_harness import PostfixInstance, SmtpSink
-from requirements import require_binary
 
 pytestmark = [pytest.mark.integration]
 
 BOUND = 3.0  # answer_timeout, seconds
 SLACK = 3.0
 MESSAGES = 6
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    # Postfix daemons must be able to enter it: not pytest's 0700 tmp_path
-    path = Path(tempfile.mkdtemp(prefix="pa-it-"))
-    path.chmod(0o755)
-    yield path
-    if not os.environ.get("POSTFIX_HARNESS_KEEP"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def mta() -> Iterator[tuple[PostfixInstance, SmtpSink]]:
-    require_binary("/usr/sbin/postfix", "Postfix (Debian package postfix)")
-    require_binary("/usr/sbin/smtp-sink", "smtp-sink (Debian package postfix)")
-    with SmtpSink() as sink, PostfixInstance(sink) as postfix:
-        yield postfix, sink
 
 
 def message(subject: str) -> tuple[bytes, str]:
