@@ -213,6 +213,22 @@ class Process:
                 raise AssertionError(f"{url} did not answer:\n{self.log}")
             time.sleep(0.05)
 
+    def wait_port(self, port: int, timeout: float = 20) -> None:
+        """Until something accepts connections on ``port`` (the two listeners of ``run``
+        start one after the other: the web one answering says nothing of the other)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited {self.proc.returncode}:\n{self.log}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on {port}:\n{self.log}")
+            time.sleep(0.05)
+
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(20)
@@ -287,6 +303,7 @@ def test_run_starts_the_proxy_and_the_web_ui(tmp_path: Path, processes: list[Pro
     run = Process(home, "run", "--config", str(config))
     processes.append(run)
     run.wait_http(f"http://127.0.0.1:{web_port}/healthz")
+    run.wait_port(smtp_port)
     with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
         assert smtp.noop()[0] == 250
     log = run.log
