@@ -21,7 +21,6 @@ from argon2 import PasswordHasher
 
 from ..chain import GENESIS
 from ..errors import AccountError
-from ..search import MAX_INT
 from ..sqlite_db import connect_durable, write_transaction
 from .audit import audit_hash, verify_entries
 from .checks import check_addresses, check_name, check_role
@@ -29,6 +28,8 @@ from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_dig
 from .records import AuditCheck, AuditEntry, Session, TokenInfo, User
 from .sqlite_schema import MIGRATIONS
 
+# the largest number SQLite binds: past it an id or offset raises OverflowError
+MAX_INT = 2**63 - 1
 _USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created"
 _AUDIT_COLUMNS = "id, time, user, client, action, detail, prev_hash, hash"
 
@@ -96,10 +97,6 @@ class SqliteAccounts:
         except BaseException:
             self._conn.close()
             raise
-
-    @property
-    def hasher(self) -> PasswordHasher:
-        return self.passwords.hasher
 
     def close(self) -> None:
         with self._lock:
