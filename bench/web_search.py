@@ -39,10 +39,10 @@ from pathlib import Path
 
 import httpx
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web import Accounts
 from postfix_archiver.web.server import WebServer
 
 TARGET_MS = 100.0
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(11)
     words = vocabulary(random.Random(7))
     kinds = query_kinds(rng, words)
-    with Archive(config) as archive, Accounts.open(config) as accounts:
+    with Archive(config) as archive, open_accounts(home_url(config.archive.home)) as accounts:
         stats = archive.stats()
         print(
             f"archive: {stats.messages:,} messages, {stats.raw_bytes / 1e6:,.0f} MB raw, "

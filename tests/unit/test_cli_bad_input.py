@@ -15,11 +15,11 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner
 from tests.conftest import make_config
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.search import MAX_INT, MAX_TERMS
-from postfix_archiver.web.accounts import Accounts
 
 CLI = Path(sys.executable).parent / "postfix-archiver"
 TOO_DEEP = ["-a"] * 1333  # the query: 3999 characters, too deep for SQLite
@@ -39,7 +39,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for raw in MESSAGES:
             archive.ingest(raw, Envelope("a@example.com", ("bob@example.org",)))
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    with Accounts(home / "web.sqlite", hasher=cheap) as accounts:
+    with open_accounts(home_url(home), hasher=cheap) as accounts:
         accounts.add_user("bob", "user", "long enough", ["bob@example.org"])
         accounts.create_token("bob")
     return home

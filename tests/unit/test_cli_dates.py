@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import make_config
 from tests.unit.web.web_helpers import CHEAP, PASSWORD, Web
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
-from postfix_archiver.web import Accounts
 from postfix_archiver.web.auth import RateLimiter
 
 CLI = Path(sys.executable).parent / "postfix-archiver"
@@ -116,7 +116,10 @@ def test_rows_written_before_dates_were_clamped_still_read(tmp_path: Path) -> No
     conn.close()
     run(home, "search", "--json")
     run(home, "stats", "--json")
-    with Archive(config) as archive, Accounts.open(config, hasher=CHEAP) as accounts:
+    with (
+        Archive(config) as archive,
+        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
+    ):
         accounts.add_user("admin", "admin", PASSWORD, [])
         web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
         try:
@@ -139,7 +142,10 @@ def test_rows_written_before_dates_were_clamped_still_read(tmp_path: Path) -> No
 
 def test_web_pages_show_hostile_dates(tmp_path: Path, home: Path) -> None:
     config = make_config(home)
-    with Archive(config) as archive, Accounts.open(config, hasher=CHEAP) as accounts:
+    with (
+        Archive(config) as archive,
+        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
+    ):
         accounts.add_user("admin", "admin", PASSWORD, [])
         web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
         try:

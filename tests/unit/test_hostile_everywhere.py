@@ -30,9 +30,9 @@ from tests.conftest import make_config
 from tests.unit.capture.capture_helpers import Listener, Proxy, run_filter
 from tests.unit.web.web_helpers import CHEAP, PASSWORD, Web
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
-from postfix_archiver.web import Accounts
 from postfix_archiver.web.auth import RateLimiter
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -272,7 +272,10 @@ def read_back_by_cli(home: Path, expected: dict[str, bytes]) -> list[int]:
 
 def read_back_by_web(home: Path, ids: list[int]) -> None:
     config = make_config(home)
-    with Archive(config) as archive, Accounts.open(config, hasher=CHEAP) as accounts:
+    with (
+        Archive(config) as archive,
+        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
+    ):
         accounts.add_user("admin", "admin", PASSWORD, [])
         web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
         try:

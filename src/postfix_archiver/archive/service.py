@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import zstandard
@@ -379,6 +380,14 @@ class Archive:
             raise NotFoundError(f"no archived message with id {message}")
         return row
 
+    def attachments(self, message: int) -> list[AttachmentRow]:
+        """The attachments of ``message`` as indexed (none for an unknown id)."""
+        return self.catalog.attachments(message)
+
+    def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
+        """Whether one of ``addresses`` sent or received ``message`` (see ``Catalog.search``)."""
+        return self.catalog.is_visible(message, addresses)
+
     def view(self, message: int) -> MessageView:
         row = self.get(message)
         return MessageView(row, self.catalog.envelopes(message), self.catalog.attachments(message))
@@ -435,6 +444,10 @@ class Archive:
 
     def stats(self) -> Stats:
         return self.catalog.stats()
+
+    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
+        """Messages and bytes archived per day: ``(YYYY-MM-DD, count, bytes)``, oldest first."""
+        return self.catalog.per_day(since)
 
     def map_parallel(
         self, fn: Callable[[MessageRow], T], rows: Iterable[MessageRow]

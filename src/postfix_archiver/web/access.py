@@ -17,11 +17,12 @@ def visible_message(ctx: WebContext, identity: Identity, ident: str) -> int:
     """
     try:
         message = ctx.archive.resolve(ident)
+        if not 0 < message <= _MAX_ID:
+            raise not_found()
+        ctx.archive.get(message)  # raises NotFoundError for an unknown id
     except NotFoundError:
         raise not_found() from None
-    if not 0 < message <= _MAX_ID or ctx.archive.catalog.get(message) is None:
-        raise not_found()
     user = identity.user
-    if not user.sees_all and not ctx.archive.catalog.is_visible(message, user.addresses):
+    if not user.sees_all and not ctx.archive.is_visible(message, user.addresses):
         raise not_found()
     return message

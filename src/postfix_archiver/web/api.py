@@ -107,7 +107,7 @@ def raw(request: Request, ident: str, identity: ApiUser) -> Response:
 def attachments(request: Request, ident: str, identity: ApiUser) -> JSONResponse:
     ctx = context(request)
     message_id = visible_message(ctx, identity, ident)
-    rows = ctx.archive.catalog.attachments(message_id)
+    rows = ctx.archive.attachments(message_id)
     return JSONResponse({"attachments": [attachment_json(message_id, a) for a in rows]})
 
 
@@ -124,7 +124,7 @@ def attachment(
     with a sanitized file name: the browser saves it, never renders it."""
     ctx = context(request)
     message_id = visible_message(ctx, identity, ident)
-    listed = {a.index for a in ctx.archive.catalog.attachments(message_id)}
+    listed = {a.index for a in ctx.archive.attachments(message_id)}
     if index not in listed:
         raise not_found()
     meta, payload = ctx.archive.attachment(message_id, index)
@@ -188,7 +188,7 @@ def stats(request: Request, identity: ApiUser) -> JSONResponse:
     """``postfix-archiver stats --json`` plus messages per day (auditors and admins)."""
     ctx = context(request)
     require(identity, identity.user.sees_all, "archive statistics")
-    per_day = [{"day": d, "messages": c, "bytes": s} for d, c, s in ctx.archive.catalog.per_day()]
+    per_day = [{"day": d, "messages": c, "bytes": s} for d, c, s in ctx.archive.per_day()]
     return JSONResponse({**ctx.archive.stats().to_json(), "per_day": per_day})
 
 

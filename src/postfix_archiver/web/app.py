@@ -27,12 +27,12 @@ from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..accounts import Accounts, home_url, open_accounts
 from ..archive import Archive
 from ..config import Config
 from ..dates import display, display_day
 from ..errors import ArchiverError, NotFoundError
 from . import api, pages
-from .accounts import Accounts
 from .auth import RateLimiter, cookie_names
 from .context import HttpProblem, LoginRequired, WebContext, not_found
 from .render import clean_text, human_size
@@ -169,7 +169,7 @@ def create_app(
     """The web UI and REST API over ``archive``; accounts from ``web.sqlite`` unless given
     (then the caller closes them)."""
     own_accounts = accounts is None
-    accounts = accounts if accounts is not None else Accounts.open(config)
+    accounts = accounts if accounts is not None else open_accounts(home_url(config.archive.home))
     session_cookie, login_cookie = cookie_names(config.web.secure_cookies)
     ctx = WebContext(
         config=config,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import jinja2
 from starlette.requests import HTTPConnection
 
+from ..accounts import Accounts
 from ..archive import Archive
 from ..config import Config
-from .accounts import Accounts
-
-if TYPE_CHECKING:
-    from .auth import Identity, RateLimiter
+from .identity import Identity
+from .limiter import RateLimiter
 
 
 class HttpProblem(Exception):

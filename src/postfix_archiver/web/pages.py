@@ -17,13 +17,13 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from ..accounts import MIN_PASSWORD, ROLES
 from ..catalog import SearchPage
 from ..dates import header_note
 from ..errors import AccountError, QueryError
 from ..message import parse_message
 from ..search import ORDERS, Order
 from .access import visible_message
-from .accounts import MIN_PASSWORD, ROLES
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
 from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
@@ -331,7 +331,7 @@ def message_body(request: Request, ident: str, identity: PageUser) -> HTMLRespon
 def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
     ctx = context(request)
     require(identity, identity.user.sees_all, "archive statistics")
-    per_day = ctx.archive.catalog.per_day()
+    per_day = ctx.archive.per_day()
     unit, _ = chart_bars(per_day)
     return page(
         request,

@@ -27,10 +27,10 @@ from urllib.parse import quote
 import nh3
 from markupsafe import Markup
 
+from ..accounts import User
 from ..archive import MessageView
 from ..catalog import AttachmentRow, EnvelopeRow
 from ..message import ParsedMessage, leaf_parts
-from .accounts import User
 
 # control characters (but tab and newline) and the bidirectional controls
 _UNSAFE_CHARS = re.compile(

@@ -16,10 +16,10 @@ from collections.abc import Generator
 
 import uvicorn
 
+from ..accounts import home_url, open_accounts
 from ..archive import Archive
 from ..config import Config
 from ..errors import ArchiverError
-from .accounts import Accounts
 from .app import create_app
 
 log = logging.getLogger("postfix_archiver.web")
@@ -108,7 +108,7 @@ class WebServer:
 
 
 def has_users(config: Config) -> bool:
-    with Accounts.open(config) as accounts:
+    with open_accounts(home_url(config.archive.home)) as accounts:
         return accounts.count_users() > 0
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from postfix_archiver.accounts import Accounts, home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config
-from postfix_archiver.web import Accounts
 from postfix_archiver.web.auth import RateLimiter
 
 from .web_helpers import CHEAP, Web, add_users, load_cast
@@ -16,7 +16,7 @@ from .web_helpers import CHEAP, Web, add_users, load_cast
 
 @pytest.fixture
 def accounts(config: Config) -> Iterator[Accounts]:
-    with Accounts.open(config, hasher=CHEAP) as accounts:
+    with open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts:
         yield accounts
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from postfix_archiver.accounts import Accounts, home_url, open_accounts
+from postfix_archiver.accounts import passwords as passwords_module
 from postfix_archiver.cli import main
 from postfix_archiver.config import Config
-from postfix_archiver.web import accounts as accounts_module
-from postfix_archiver.web.accounts import Accounts
 from postfix_archiver.web.server import bind
 
 from .web_helpers import CHEAP, sql
@@ -35,7 +35,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("POSTFIX_ARCHIVER_HOME", str(home))
     monkeypatch.delenv("POSTFIX_ARCHIVER_CONFIG", raising=False)
-    monkeypatch.setattr(accounts_module, "PasswordHasher", lambda: CHEAP)
+    monkeypatch.setattr(passwords_module, "PasswordHasher", lambda: CHEAP)
     return home
 
 
@@ -44,7 +44,7 @@ def cli(*args: str, input: str | None = None) -> Result:
 
 
 def accounts_at(home: Path) -> Accounts:
-    return Accounts(home / "web.sqlite", hasher=CHEAP)
+    return open_accounts(home_url(home), hasher=CHEAP)
 
 
 def test_user_add_from_stdin_and_from_the_prompt(home: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web import Accounts
 
 from .web_helpers import CHEAP, PASSWORD, Web, csrf_of
 
@@ -119,7 +119,9 @@ def test_a_logged_in_visit_to_the_login_form_goes_on(web: Web) -> None:
 
 def test_sessions_expire(web: Web, config: object, tmp_path: Path, archive: Archive) -> None:
     now = [1_000_000.0]
-    with Accounts(web.accounts.path, hasher=CHEAP, clock=lambda: now[0]) as accounts:
+    with open_accounts(
+        home_url(web.config.archive.home), hasher=CHEAP, clock=lambda: now[0]
+    ) as accounts:
         timed = Web(web.config, archive, accounts, web.limiter, web.cast)
         try:
             client = timed.login("bob")

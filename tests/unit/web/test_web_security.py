@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import make_config
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config
-from postfix_archiver.web import Accounts
 from postfix_archiver.web.app import PAGE_CSP, SECURITY_HEADERS
 from postfix_archiver.web.auth import RateLimiter
 from postfix_archiver.web.pages import FRAME_CSP
@@ -128,7 +128,10 @@ def test_page_csp_allows_no_script_and_nothing_from_elsewhere() -> None:
 
 def test_secure_cookies_behind_tls(tmp_path: Path) -> None:
     config = make_config(tmp_path / "home", "[web]\nsecure_cookies = true\nsession_hours = 1\n")
-    with Archive(config) as archive, Accounts.open(config, hasher=CHEAP) as accounts:
+    with (
+        Archive(config) as archive,
+        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
+    ):
         accounts.add_user("bob", "user", PASSWORD, ["bob@example.com"])
         web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
         try:
@@ -432,7 +435,7 @@ def test_message_ids_reveal_nothing(web: Web) -> None:
 
 def test_audit_log_is_append_only_in_the_database(web: Web) -> None:
     web.login("bob")
-    conn = sqlite3.connect(web.accounts.path)
+    conn = sqlite3.connect(web.accounts_path)
     try:
         for statement in (
             "UPDATE audit SET user = 'someone else'",
@@ -457,8 +460,8 @@ def test_a_tampered_audit_log_fails_verification(web: Web, tmp_path: Path) -> No
         web.login(name)
     assert web.accounts.verify_audit().ok
     # someone with the file and the sqlite3 shell: drops the guard, edits history
-    sql(web.accounts.path, "DROP TRIGGER audit_no_update")
-    sql(web.accounts.path, "UPDATE audit SET user = 'mallory' WHERE id = 2")
+    sql(web.accounts_path, "DROP TRIGGER audit_no_update")
+    sql(web.accounts_path, "UPDATE audit SET user = 'mallory' WHERE id = 2")
     check = web.accounts.verify_audit()
     assert not check.ok
     assert check.problem == "entry 2 was altered"

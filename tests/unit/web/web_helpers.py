@@ -14,15 +14,17 @@ import sqlite3
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from starlette.exceptions import StarletteDeprecationWarning
 
+from postfix_archiver.accounts import DB_NAME, Accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web import Accounts, create_app
+from postfix_archiver.web import create_app
 from postfix_archiver.web.auth import RateLimiter
 
 with warnings.catch_warnings():
@@ -196,6 +198,11 @@ class Web:
     def __post_init__(self) -> None:
         self.app = create_app(self.config, self.archive, accounts=self.accounts,
                               limiter=self.limiter)  # fmt: skip
+
+    @property
+    def accounts_path(self) -> Path:
+        """The SQLite file of the accounts, for tests that play someone with the file."""
+        return Path(self.config.archive.home) / DB_NAME
 
     def client(self, **kwargs: Any) -> Any:
         kwargs.setdefault("follow_redirects", False)

@@ -1,0 +1,51 @@
+"""What a user name, role, address list and password must look like, for every backend."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..errors import AccountError
+from .records import ROLES
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # argon2 hashes anything, but a megabyte "password" is an attack
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_ADDRESS = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise AccountError(
+            f"bad user name {name!r}: 1-64 letters, digits and . _ @ -, starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return role
+
+
+def check_addresses(addresses: Sequence[str]) -> tuple[str, ...]:
+    """The addresses in lower case, each once, blanks dropped."""
+    result: list[str] = []
+    for raw in addresses:
+        address = raw.strip().lower()
+        if not address:
+            continue
+        if not _ADDRESS.match(address):
+            raise AccountError(f"not a mail address: {raw!r} (give it as name@example.com)")
+        if address not in result:
+            result.append(address)
+    return tuple(result)
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password too short: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(f"password too long: at most {MAX_PASSWORD} characters")
+    return password

@@ -1,0 +1,397 @@
+"""Accounts in one SQLite file (``web.sqlite`` in the archive home). See ``Accounts``.
+
+The file is created readable by the archiver only (password hashes, the audit log), with a
+versioned schema (``sqlite_schema``). Every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+
+from ..chain import GENESIS
+from ..errors import AccountError
+from ..sqlite_db import connect_durable, write_transaction
+from .audit import audit_hash, verify_entries
+from .checks import check_addresses, check_name, check_role
+from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_digest
+from .records import AuditCheck, AuditEntry, Session, TokenInfo, User
+from .sqlite_schema import MIGRATIONS
+
+# the largest number SQLite binds: past it an id or offset raises OverflowError
+MAX_INT = 2**63 - 1
+_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created"
+_AUDIT_COLUMNS = "id, time, user, client, action, detail, prev_hash, hash"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _user(r: Sequence[Any]) -> User:
+    return User(
+        id=int(r[0]),
+        name=str(r[1]),
+        role=str(r[2]),
+        addresses=tuple(json.loads(str(r[3]))),
+        created=str(r[4]),
+    )
+
+
+def _entry(r: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=int(r[0]),
+        time=str(r[1]),
+        user=str(r[2]),
+        client=str(r[3]),
+        action=str(r[4]),
+        detail=json.loads(str(r[5])),
+        prev_hash=str(r[6]),
+        hash=str(r[7]),
+    )
+
+
+class SqliteAccounts:
+    """See ``Accounts``. One connection behind a lock; writes are ``BEGIN IMMEDIATE``, so
+    they are serialized with other processes (the CLI beside a running web server)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.time,
+        create: bool = True,
+    ) -> None:
+        self.path = path
+        self.url = f"sqlite://{path}"
+        self.passwords = Passwords(hasher)
+        self.clock = clock
+        self._lock = threading.RLock()
+        if not create and not path.exists():
+            raise AccountError(
+                f"no web users yet ({path} does not exist): add one with "
+                "`postfix-archiver user add NAME`, or give --config for another archive"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # password hashes and the audit log: readable by the archiver only
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._conn = connect_durable(path, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise AccountError(f"cannot open the accounts database {path}: {exc}") from exc
+        try:
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteAccounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise AccountError(
+                    f"accounts database {self.path} has schema version {version}, newer than "
+                    f"this postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                # executescript: trigger bodies hold semicolons, so no naive split
+                try:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\n"
+                        f"PRAGMA user_version = {number + 1};\nCOMMIT;"
+                    )
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise AccountError(f"cannot prepare the accounts database {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite's errors become ``AccountError``."""
+        with self._lock:
+            try:
+                with write_transaction(self._conn) as conn:
+                    yield conn
+            except sqlite3.Error as exc:
+                raise AccountError(f"accounts database {self.path}: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise AccountError(f"accounts database {self.path}: {exc}") from exc
+
+    # -- users -------------------------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password: str, addresses: Sequence[str] = ()) -> User:
+        check_name(name)
+        check_role(role)
+        addrs = check_addresses(addresses)
+        digest = self.passwords.hash(password)
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise AccountError(f"user {name!r} exists already (user passwd to reset it)")
+            conn.execute(
+                "INSERT INTO users (name, role, password_hash, addresses, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, role, digest, json.dumps(list(addrs)), _now_iso()),
+            )
+        return self.require_user(name)
+
+    def get_user(self, name: str) -> User | None:
+        rows = self._query(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    def require_user(self, name: str) -> User:
+        user = self.get_user(name)
+        if user is None:
+            raise AccountError(f"no user {name!r} (postfix-archiver user list shows them)")
+        return user
+
+    def users(self) -> list[User]:
+        rows = self._query(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.name")
+        return [_user(r) for r in rows]
+
+    def count_users(self) -> int:
+        return int(self._query("SELECT count(*) FROM users")[0][0])
+
+    def update_user(
+        self, name: str, *, role: str | None = None, addresses: Sequence[str] | None = None
+    ) -> User:
+        if role is not None:
+            check_role(role)
+        addrs = None if addresses is None else check_addresses(addresses)
+        with self._tx() as conn:
+            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise AccountError(f"no user {name!r}")
+            if role is not None and role != "admin" and row[1] == "admin":
+                self._keep_an_admin(conn, int(row[0]), "demote")
+            if role is not None:
+                conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, row[0]))
+            if addrs is not None:
+                conn.execute(
+                    "UPDATE users SET addresses = ? WHERE id = ?", (json.dumps(list(addrs)), row[0])
+                )
+        return self.require_user(name)
+
+    @staticmethod
+    def _keep_an_admin(conn: sqlite3.Connection, user_id: int, what: str) -> None:
+        others = conn.execute(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND id != ?", (user_id,)
+        ).fetchone()[0]
+        if not others:
+            raise AccountError(f"refusing to {what} the last admin: make another admin first")
+
+    def set_password(self, name: str, password: str) -> User:
+        digest = self.passwords.hash(password)
+        with self._tx() as conn:
+            row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise AccountError(f"no user {name!r}")
+            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (digest, row[0]))
+            conn.execute("DELETE FROM sessions WHERE user = ?", (row[0],))
+        return self.require_user(name)
+
+    def remove_user(self, name: str) -> None:
+        with self._tx() as conn:
+            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise AccountError(f"no user {name!r}")
+            if row[1] == "admin":
+                self._keep_an_admin(conn, int(row[0]), "remove")
+            conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        rows = self._query(
+            f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
+        )
+        stored = str(rows[0][5]) if rows else None
+        if stored is None or not self.passwords.verify(stored, password):
+            return None
+        user = _user(rows[0])
+        rehashed = self.passwords.rehashed(stored, password)
+        if rehashed is not None:
+            with self._tx() as conn:
+                conn.execute(
+                    "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                    (rehashed, user.id, stored),
+                )
+        return user
+
+    # -- tokens ------------------------------------------------------------------------
+
+    def create_token(self, name: str, label: str = "") -> tuple[TokenInfo, str]:
+        user = self.require_user(name)
+        secret = new_token()
+        created = _now_iso()
+        label = label.strip()[:100] or "api"
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO tokens (user, sha256, label, created) VALUES (?, ?, ?, ?)",
+                (user.id, token_digest(secret), label, created),
+            )
+            token_id = cur.lastrowid
+        assert token_id is not None
+        return TokenInfo(token_id, user.name, label, created), secret
+
+    def tokens(self, name: str) -> list[TokenInfo]:
+        user = self.require_user(name)
+        rows = self._query(
+            "SELECT id, label, created FROM tokens WHERE user = ? ORDER BY id", (user.id,)
+        )
+        return [TokenInfo(int(r[0]), user.name, str(r[1]), str(r[2])) for r in rows]
+
+    def revoke_token(self, name: str, token_id: int | None = None) -> int:
+        user = self.require_user(name)
+        if token_id is not None and not 0 < token_id <= MAX_INT:
+            return 0  # no such token; SQLite would raise OverflowError past 64 bits
+        with self._tx() as conn:
+            if token_id is None:
+                cur = conn.execute("DELETE FROM tokens WHERE user = ?", (user.id,))
+            else:
+                cur = conn.execute(
+                    "DELETE FROM tokens WHERE user = ? AND id = ?", (user.id, token_id)
+                )
+            return cur.rowcount
+
+    def user_for_token(self, secret: str) -> tuple[User, int] | None:
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+            return None
+        # looked up by digest: timing reveals nothing about a secret nobody can invert
+        rows = self._query(
+            f"SELECT {_USER_COLUMNS}, t.id FROM tokens t "
+            "JOIN users u ON u.id = t.user WHERE t.sha256 = ?",
+            (token_digest(secret),),
+        )
+        if not rows:
+            return None
+        return _user(rows[0]), int(rows[0][5])
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def create_session(self, user: User, client: str, hours: float) -> tuple[str, Session]:
+        session_id = new_secret()
+        csrf = new_secret()
+        now = self.clock()
+        expires = now + hours * 3600
+        with self._tx() as conn:
+            conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+            conn.execute(
+                "INSERT INTO sessions (sha256, user, csrf, client, created, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (token_digest(session_id), user.id, csrf, client[:200], now, expires),
+            )
+        return session_id, Session(user, csrf, expires)
+
+    def session(self, session_id: str) -> Session | None:
+        if len(session_id) > 200:
+            return None
+        rows = self._query(
+            f"SELECT {_USER_COLUMNS}, s.csrf, s.expires FROM sessions s "
+            "JOIN users u ON u.id = s.user WHERE s.sha256 = ?",
+            (token_digest(session_id),),
+        )
+        if not rows or float(rows[0][6]) <= self.clock():
+            return None
+        return Session(_user(rows[0]), str(rows[0][5]), float(rows[0][6]))
+
+    def end_session(self, session_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM sessions WHERE sha256 = ?", (token_digest(session_id),))
+
+    # -- audit -------------------------------------------------------------------------
+
+    def record(
+        self, user: str, client: str, action: str, detail: dict[str, Any] | None = None
+    ) -> AuditEntry:
+        detail = json.loads(json.dumps(detail or {}, default=str))
+        user = user[:200]
+        client = client[:200]
+        with self._tx() as conn:
+            last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            entry_id, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+            when = _now_iso()
+            digest = audit_hash(prev, entry_id, when, user, client, action, detail)
+            conn.execute(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry_id, when, user, client, action, json.dumps(detail), prev, digest),
+            )
+        return AuditEntry(entry_id, when, user, client, action, detail, prev, digest)
+
+    @staticmethod
+    def _audit_where(user: str | None, action: str | None, params: list[object]) -> str:
+        conditions = ["1=1"]
+        if user:
+            conditions.append("user = ?")
+            params.append(user)
+        if action:
+            conditions.append("(action = ? OR action LIKE ? ESCAPE '\\')")
+            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.extend([action, escaped + ".%"])
+        return " AND ".join(conditions)
+
+    def audit(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        user: str | None = None,
+        action: str | None = None,
+    ) -> tuple[int, list[AuditEntry]]:
+        # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
+        # past the end of any log, and a limit that large is all of it
+        limit, offset = min(limit, MAX_INT), min(offset, MAX_INT)
+        params: list[object] = []
+        where = self._audit_where(user, action, params)
+        total = int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
+        rows = self._query(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return total, [_entry(r) for r in rows]
+
+    def _entries(self) -> Iterator[AuditEntry]:
+        """Every audit entry, oldest first, a thousand rows a query."""
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield _entry(r)
+            last = int(rows[-1][0])
+
+    def verify_audit(self) -> AuditCheck:
+        return verify_entries(self._entries())
