@@ -103,6 +103,45 @@ class Source:
         return ConfigError(reason, path=self.path, line=line, key=key or None)
 
 
+class HostPort(str):
+    """``HOST:PORT`` parsed once: the text as written (it prints, compares and goes into
+    Postfix's files unchanged) with ``host`` (an IPv6 literal's brackets removed) and
+    ``port`` beside it. A ``str`` so every place that shows or compares an address keeps
+    working; build it with ``parse_hostport``."""
+
+    host: str
+    port: int
+
+    def __new__(cls, text: str, host: str, port: int) -> HostPort:
+        self = super().__new__(cls, text)
+        self.host = host
+        self.port = port
+        return self
+
+    def __reduce__(self) -> tuple[type[HostPort], tuple[str, str, int]]:
+        return (HostPort, (str(self), self.host, self.port))
+
+
+def parse_hostport(value: str, *, any_port: bool = False) -> HostPort:
+    """The one parser of ``HOST:PORT`` (``[v6]:PORT`` too); ``ValueError`` naming the value.
+
+    The port is 1-65535 in ASCII digits (``isdigit`` takes "²", which ``int`` refuses, and
+    ``int`` refuses 5,000 digits); ``any_port`` allows 0, "any free port", for a listener."""
+    host, sep, port = value.rpartition(":")
+    if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5):
+        raise ValueError(f"{value[:60]!r} is not HOST:PORT")
+    number = int(port)
+    if not (0 if any_port else 1) <= number < 65536:
+        raise ValueError(f"{value[:60]!r}: port {number} is out of range (1-65535)")
+    return HostPort(value, host.strip("[]"), number)
+
+
+# the defaults, parsed once like every configured address (immutable, so shareable)
+SMTP_LISTEN = parse_hostport("127.0.0.1:10025")
+SMTP_REINJECT = parse_hostport("127.0.0.1:10026")
+WEB_LISTEN = parse_hostport("127.0.0.1:8025")
+
+
 @dataclass(frozen=True)
 class ArchiveSettings:
     home: Path
@@ -119,8 +158,8 @@ class ArchiveSettings:
 
 @dataclass(frozen=True)
 class SmtpSettings:
-    listen: str = "127.0.0.1:10025"
-    reinject: str = "127.0.0.1:10026"
+    listen: HostPort = SMTP_LISTEN
+    reinject: HostPort = SMTP_REINJECT
     # a pooled reinjection connection idle this long is closed: before Postfix's smtpd_timeout
     # (300s; 10s under stress) would close it with a 421
     reinject_idle: float = 60.0
@@ -133,7 +172,7 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    listen: str = "127.0.0.1:8025"
+    listen: HostPort = WEB_LISTEN
     secure_cookies: bool = False
     session_hours: int = 8
 
@@ -246,13 +285,11 @@ def _url_for(home: Path, value: str | None, scheme: str, default_name: str) -> s
     return value
 
 
-def _listen(source: Source, section: str, key: str, value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
-    ascii_digits = port.isascii() and port.isdigit() and len(port) <= 5
-    if not sep or not host or not ascii_digits or not 0 < int(port) < 65536:
-        raise source.error((section, key), f"must be HOST:PORT, not {value!r}")
-    return value
+def _listen(source: Source, section: str, key: str, value: str) -> HostPort:
+    try:
+        return parse_hostport(value)
+    except ValueError:
+        raise source.error((section, key), f"must be HOST:PORT, not {value!r}") from None
 
 
 _PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h)?\s*", re.I)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import postfix
-from .config import Config
+from .config import Config, HostPort
 from .errors import ArchiverError
 
 
@@ -22,10 +22,9 @@ class Check:
     fix: str = ""
 
 
-def _ehlo(address: str) -> tuple[bool, str, set[str]]:
-    host, _, port = address.rpartition(":")
+def _ehlo(address: HostPort) -> tuple[bool, str, set[str]]:
     try:
-        with smtplib.SMTP(host.strip("[]"), int(port), timeout=5) as smtp:
+        with smtplib.SMTP(address.host, address.port, timeout=5) as smtp:
             code, _ = smtp.ehlo()
             return code == 250, "", set(smtp.esmtp_features)
     except (OSError, smtplib.SMTPException) as exc:

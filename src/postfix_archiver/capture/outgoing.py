@@ -15,6 +15,7 @@ import smtplib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..config import parse_hostport
 from ..errors import PermanentFailure, TemporaryFailure
 
 log = logging.getLogger("postfix_archiver.reinject")
@@ -64,18 +65,6 @@ def _rcpt_command(recipient: str) -> bytes:
     return b"RCPT TO:<" + _address(recipient) + b">"
 
 
-def parse_hostport(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` too); ``ValueError`` naming the value otherwise."""
-    host, sep, port = value.rpartition(":")
-    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
-    if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5):
-        raise ValueError(f"{value[:60]!r} is not HOST:PORT")
-    number = int(port)
-    if not 0 < number < 65536:
-        raise ValueError(f"{value[:60]!r}: port {number} is out of range (1-65535)")
-    return host.strip("[]"), number
-
-
 @dataclass(frozen=True)
 class Outgoing:
     """One message to reinject."""
@@ -121,7 +110,8 @@ def _xforward_lines(xforward: Mapping[str, str]) -> list[str]:
 
 def send_sync(address: str, msg: Outgoing, *, timeout: float = 120.0) -> str:
     """One reinjection over a new connection (the pipe filter: one message per process)."""
-    host, port = parse_hostport(address)
+    target = parse_hostport(address)
+    host, port = target.host, target.port
     try:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
     except OSError as exc:

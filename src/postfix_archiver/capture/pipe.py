@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import replies
+
+if TYPE_CHECKING:
+    from .pipeline import Incoming
 
 log = logging.getLogger("postfix_archiver.pipe")
 
@@ -120,7 +124,7 @@ def _reinject_address(value: str | None) -> str | None:
     """Checked before anything is archived: a typo in master.cf is one clear line."""
     if value is None:
         return None
-    from .outgoing import parse_hostport
+    from ..config import parse_hostport
 
     try:
         parse_hostport(value)
@@ -133,29 +137,21 @@ def _known(value: str | None) -> str | None:
     return None if value in (None, "", "unknown") else value
 
 
-def run(args: PipeArgs, content: bytes) -> int:
-    from ..archive import Archive
-    from ..config import load_config
-    from ..rules import compile_policy
-    from .pipeline import CapturePipeline, Incoming
+def incoming(args: PipeArgs, content: bytes) -> Incoming:
+    """The message as the pipe received it; the archiving is the caller's (``app``)."""
+    from .pipeline import Incoming
 
-    config = load_config(args.config)
-    policy = compile_policy(config)
-    reinject = None if args.sink else (args.reinject or config.smtp.reinject)
-    with Archive(config, workers=1) as archive:
-        pipeline = CapturePipeline(archive, policy, reinject=reinject, timeout=config.smtp.timeout)
-        incoming = Incoming(
-            content=content,
-            sender=args.sender,
-            recipients=args.recipients,
-            source="sink" if args.sink else "pipe",
-            queue_id=args.queue_id,
-            client_address=args.client_address,
-            client_name=args.client_name,
-            helo=args.helo,
-            xforward=_xforward(args),
-        )
-        return pipeline.run_once(incoming)
+    return Incoming(
+        content=content,
+        sender=args.sender,
+        recipients=args.recipients,
+        source="sink" if args.sink else "pipe",
+        queue_id=args.queue_id,
+        client_address=args.client_address,
+        client_name=args.client_name,
+        helo=args.helo,
+        xforward=_xforward(args),
+    )
 
 
 def _xforward(args: PipeArgs) -> dict[str, str]:
@@ -170,8 +166,9 @@ def _xforward(args: PipeArgs) -> dict[str, str]:
     return {k: xtext(v) for k, v in attrs.items() if v}
 
 
-def main(argv: Sequence[str]) -> int:
-    """Entry point for ``postfix-archiver filter``; never raises, never exits 1 or 2."""
+def main(argv: Sequence[str], run: Callable[[PipeArgs, bytes], int]) -> int:
+    """Entry point for ``postfix-archiver filter``: ``run`` archives the message (see
+    ``app.run_filter``); never raises, never exits 1 or 2."""
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="postfix-archiver: %(message)s"
     )

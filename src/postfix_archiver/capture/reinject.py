@@ -28,6 +28,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import SupportsIndex
 
+from ..config import parse_hostport
 from ..errors import TemporaryFailure
 from .outgoing import (
     XFORWARD_ATTRS,
@@ -37,14 +38,13 @@ from .outgoing import (
     _rcpt_command,
     _refusal,
     _xforward_lines,
-    parse_hostport,
     send_sync,
     xtext,
 )
 
 log = logging.getLogger("postfix_archiver.reinject")
 
-__all__ = ["XFORWARD_ATTRS", "Outgoing", "Reinjector", "parse_hostport", "send_sync", "xtext"]
+__all__ = ["XFORWARD_ATTRS", "Outgoing", "Reinjector", "send_sync", "xtext"]
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 
@@ -167,7 +167,8 @@ class Reinjector:
         idle_limit: float = 60.0,
         helo: str | None = None,
     ) -> None:
-        self.host, self.port = parse_hostport(address)
+        target = parse_hostport(address)
+        self.host, self.port = target.host, target.port
         self.timeout = timeout
         self.max_idle = max_idle
         self.idle_limit = idle_limit

@@ -28,7 +28,7 @@ import nh3
 from markupsafe import Markup
 
 from ..accounts import User
-from ..archive import MessageView
+from ..archive import MessageView, document
 from ..catalog import AttachmentRow, EnvelopeRow
 from ..message import ParsedMessage, leaf_parts
 
@@ -227,34 +227,24 @@ def envelopes_for(
 def message_document(
     view: MessageView, parsed: ParsedMessage, envelopes: EnvelopesShown
 ) -> dict[str, object]:
-    """The API's JSON for one message: the keys of ``postfix-archiver show --json``."""
-    return {
-        **view.row.summary(),
-        "envelopes": [
-            {
-                "id": e.row.id,
-                **e.row.envelope.canonical(),
-                "recipients": [r.address for r in e.recipients],
-                "hidden_recipients": e.hidden,
-            }
-            for e in envelopes.envelopes
+    """The API's JSON for one message: the document of ``archive.message_document`` with
+    the envelopes this user may see and a download URL per attachment."""
+    return document.message_document(
+        view,
+        parsed,
+        envelopes=[
+            (e.row, [r.address for r in e.recipients], e.hidden) for e in envelopes.envelopes
         ],
-        "attachments": [attachment_json(view.row.id, a) for a in view.attachments],
-        "defects": view.row.defects,
-        "headers": parsed.headers,
-        "body": parsed.body_text,
-    }
+        attachment_url=lambda a: attachment_url(view.row.id, a),
+    )
 
 
 def attachment_json(message: int, a: AttachmentRow) -> dict[str, object]:
-    return {
-        "index": a.index,
-        "filename": a.filename,
-        "content_type": a.content_type,
-        "size": a.size,
-        "sha256": a.sha256,
-        "url": f"/api/v1/messages/{message}/attachments/{a.index}",
-    }
+    return {**document.attachment_document(a), "url": attachment_url(message, a)}
+
+
+def attachment_url(message: int, a: AttachmentRow) -> str:
+    return f"/api/v1/messages/{message}/attachments/{a.index}"
 
 
 # -- the statistics chart ----------------------------------------------------------------

@@ -16,26 +16,24 @@ from collections.abc import Generator
 
 import uvicorn
 
-from ..accounts import home_url, open_accounts
+from ..accounts import Accounts
 from ..archive import Archive
-from ..config import Config
+from ..config import Config, parse_hostport
 from ..errors import ArchiverError
 from .app import create_app
 
 log = logging.getLogger("postfix_archiver.web")
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    # isascii: isdigit() takes "²", which int() refuses; len: int() refuses 5,000 digits
-    ascii_digits = port.isascii() and port.isdigit() and len(port) <= 5
-    if not sep or not host or not ascii_digits or not 0 <= int(port) < 65536:
-        raise ArchiverError(f"bad listen address {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8025")
-    return host.strip("[]"), int(port)
-
-
 def bind(listen: str) -> socket.socket:
-    host, port = parse_listen(listen)
+    try:
+        # port 0: any free port (tests, and a second instance beside the first)
+        address = parse_hostport(listen, any_port=True)
+    except ValueError:
+        raise ArchiverError(
+            f"bad listen address {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8025"
+        ) from None
+    host, port = address.host, address.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
     # socket says it is TCP; without it every response waits ~40 ms for a delayed ACK
@@ -67,13 +65,20 @@ class WebServer:
     """The app over ``archive`` on a socket bound now; ``serve`` runs until ``stop``."""
 
     def __init__(
-        self, config: Config, archive: Archive, listen: str, *, own_signals: bool = True
+        self,
+        config: Config,
+        archive: Archive,
+        listen: str,
+        *,
+        own_signals: bool = True,
+        accounts: Accounts | None = None,
     ) -> None:
+        """``accounts``: the application's (it closes them); else the app opens its own."""
         self.sock = bind(listen)
         host, port = self.sock.getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         try:
-            app = create_app(config, archive)
+            app = create_app(config, archive, accounts=accounts)
         except BaseException:
             self.sock.close()
             raise
@@ -105,11 +110,6 @@ class WebServer:
         if self.server.should_exit:  # asked twice: stop waiting for open connections
             self.server.force_exit = True
         self.server.should_exit = True
-
-
-def has_users(config: Config) -> bool:
-    with open_accounts(home_url(config.archive.home)) as accounts:
-        return accounts.count_users() > 0
 
 
 async def serve_beside(web: WebServer, main: asyncio.Task[None]) -> None:

@@ -1,0 +1,207 @@
+"""The one application object: the archiver as built from one config.
+
+``Application`` owns the archive, the rules policy, the web accounts (each opened on first
+use, closed together) and builds the listeners: the SMTP proxy or sink, the web server, and
+the pipe filter's single message. ``serve``, ``run``, ``web`` and ``filter`` are thin calls
+into it, so a new backend or listener is wired here once instead of in every command.
+
+Imports of the heavy parts (aiosmtpd, FastAPI, uvicorn, the archive itself) stay inside
+the methods: ``filter`` runs once per message, and ``entry.py`` reaches ``filter_main``
+without loading any of them up front; an import that fails then fails inside the pipe's
+catch-all, as a temporary failure rather than a bounce.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .capture import pipe
+from .config import Config, HostPort, load_config
+from .errors import ArchiverError
+
+if TYPE_CHECKING:
+    from .accounts import Accounts
+    from .archive import Archive
+    from .capture.pipeline import CapturePipeline, Incoming
+    from .capture.smtp import ProxyServer
+    from .rules import Policy
+    from .web.server import WebServer
+
+log = logging.getLogger("postfix_archiver.smtp")
+
+
+class Application:
+    """The archive, rules, accounts and listeners of one config; a context manager that
+    closes what it opened. ``config_path`` is where SIGHUP re-reads the rules from."""
+
+    def __init__(
+        self, config: Config, *, config_path: str | None = None, workers: int | None = None
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.workers = workers
+        self._archive: Archive | None = None
+        self._accounts: Accounts | None = None
+        self._policy: Policy | None = None
+        self._pipelines: list[CapturePipeline] = []
+
+    @classmethod
+    def load(cls, config_path: str | None, *, workers: int | None = None) -> Application:
+        """From ``config_path``, else ``$POSTFIX_ARCHIVER_CONFIG``, else the defaults."""
+        return cls(load_config(config_path), config_path=config_path, workers=workers)
+
+    def __enter__(self) -> Application:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        accounts, self._accounts = self._accounts, None
+        archive, self._archive = self._archive, None
+        try:
+            if accounts is not None:
+                accounts.close()
+        finally:
+            if archive is not None:
+                archive.close()
+
+    # -- the parts, each opened on first use ------------------------------------------
+
+    @property
+    def archive(self) -> Archive:
+        if self._archive is None:
+            from .archive import Archive
+
+            self._archive = Archive(self.config, workers=self.workers)
+        return self._archive
+
+    @property
+    def accounts(self) -> Accounts:
+        if self._accounts is None:
+            from .accounts import home_url, open_accounts
+
+            self._accounts = open_accounts(home_url(self.config.archive.home))
+        return self._accounts
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            from .rules import compile_policy
+
+            self._policy = compile_policy(self.config)
+        return self._policy
+
+    def has_users(self) -> bool:
+        return self.accounts.count_users() > 0
+
+    def reload(self) -> None:
+        """SIGHUP: the rules from the config file again; a broken file leaves them as they
+        are (the proxy keeps archiving by the rules it had)."""
+        from .rules import compile_policy
+
+        try:
+            fresh = load_config(self.config_path)
+            policy = compile_policy(fresh)
+        except ArchiverError as exc:
+            log.error("reload refused, the rules in force stay: %s", exc)
+            return
+        self._policy = policy
+        for pipeline in self._pipelines:
+            pipeline.set_policy(policy)
+        log.info("reloaded rules from %s", self.config_path or "defaults")
+
+    # -- the listeners ------------------------------------------------------------------
+
+    def pipeline(self, *, sink: bool = False, reinject: str | None = None) -> CapturePipeline:
+        """Decide, archive, reinject: to ``reinject`` (else [smtp] reinject), or, for a
+        sink, nowhere."""
+        from .capture.pipeline import CapturePipeline
+
+        policy = self.policy  # bad rules refuse to start before the archive is opened
+        made = CapturePipeline(
+            self.archive,
+            policy,
+            reinject=None if sink else (reinject or self.config.smtp.reinject),
+            timeout=self.config.smtp.timeout,
+        )
+        self._pipelines.append(made)
+        return made
+
+    def smtp_server(self, pipeline: CapturePipeline, listen: HostPort | None = None) -> ProxyServer:
+        """The proxy (or sink) on ``listen``, else [smtp] listen; it listens once started."""
+        from .capture.smtp import ProxyServer
+
+        address = listen or self.config.smtp.listen
+        return ProxyServer(
+            pipeline,
+            address.host,
+            address.port,
+            max_size=self.config.smtp.max_message_size,
+            timeout=self.config.smtp.timeout,
+        )
+
+    def web_server(self, listen: str | None = None, *, own_signals: bool = True) -> WebServer:
+        """The web UI and API, its socket bound now, on ``listen`` else [web] listen."""
+        from .web.server import WebServer
+
+        return WebServer(
+            self.config,
+            self.archive,
+            listen or self.config.web.listen,
+            own_signals=own_signals,
+            accounts=self.accounts,
+        )
+
+    async def serve(
+        self,
+        *,
+        sink: bool = False,
+        listen: HostPort | None = None,
+        reinject: str | None = None,
+        web_listen: str | None = None,
+        on_web: Callable[[str], None] | None = None,
+    ) -> None:
+        """The SMTP proxy, or the sink with ``sink`` or [smtp] sink, until SIGTERM/SIGINT
+        (SIGHUP reloads the rules); with ``web_listen``, the web server beside it, stopped
+        with it, its URL given to ``on_web`` once it is bound."""
+        import asyncio
+
+        from .capture.smtp import run_proxy
+
+        pipeline = self.pipeline(sink=sink or self.config.smtp.sink, reinject=reinject)
+        server = self.smtp_server(pipeline, listen)
+        try:
+            if web_listen is None:
+                await run_proxy(server, on_reload=self.reload)
+                return
+            from .web.server import serve_beside
+
+            web = self.web_server(web_listen, own_signals=False)
+            if on_web is not None:
+                on_web(web.url)
+            proxy = asyncio.create_task(run_proxy(server, on_reload=self.reload))
+            await serve_beside(web, proxy)
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot listen on {server.host}:{server.port}: {exc.strerror} (is another "
+                "archiver or Postfix service on that port?)"
+            ) from exc
+
+    def filter(self, incoming: Incoming, *, sink: bool = False, reinject: str | None = None) -> int:
+        """One message of the pipe filter, archived and reinjected: its exit code. ([smtp]
+        sink is for the listener: a pipe is a sink only by its own ``--sink``.)"""
+        return self.pipeline(sink=sink, reinject=reinject).run_once(incoming)
+
+
+def run_filter(args: pipe.PipeArgs, content: bytes) -> int:
+    """The pipe filter's work for one message (one process per message: one worker)."""
+    with Application.load(args.config, workers=1) as app:
+        return app.filter(pipe.incoming(args, content), sink=args.sink, reinject=args.reinject)
+
+
+def filter_main(argv: Sequence[str]) -> int:
+    """``postfix-archiver filter``: never raises, never exits with a code Postfix bounces."""
+    return pipe.main(argv, run_filter)

@@ -1,0 +1,65 @@
+"""The JSON document of one archived message, defined once: ``postfix-archiver show --json``
+prints it and ``GET /api/v1/messages/{id}`` answers it.
+
+The two differ only where the reader differs: the API shows each user the envelope
+recipients they may see (with a count of those withheld) and links every attachment; the
+CLI's operator sees every envelope whole and reads attachments from the archive itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from ..catalog import AttachmentRow, EnvelopeRow
+from ..message import ParsedMessage
+from .service import MessageView
+
+# an envelope as one reader may see it: the row, the recipients shown, how many withheld
+VisibleEnvelope = tuple[EnvelopeRow, Sequence[str], int]
+
+
+def message_document(
+    view: MessageView,
+    parsed: ParsedMessage,
+    *,
+    envelopes: Iterable[VisibleEnvelope] | None = None,
+    attachment_url: Callable[[AttachmentRow], str] | None = None,
+) -> dict[str, object]:
+    """Summary, envelopes, attachments, parse defects, decoded headers and the text body.
+
+    ``envelopes``: those the reader may see; by default every envelope whole (and no
+    ``hidden_recipients`` key). ``attachment_url``: adds a ``url`` to each attachment."""
+    if envelopes is None:
+        shown = [{"id": e.id, **e.envelope.canonical()} for e in view.envelopes]
+    else:
+        shown = [
+            {
+                "id": row.id,
+                **row.envelope.canonical(),
+                "recipients": list(recipients),
+                "hidden_recipients": hidden,
+            }
+            for row, recipients, hidden in envelopes
+        ]
+    attachments = [attachment_document(a) for a in view.attachments]
+    if attachment_url is not None:
+        for doc, a in zip(attachments, view.attachments, strict=True):
+            doc["url"] = attachment_url(a)
+    return {
+        **view.row.summary(),
+        "envelopes": shown,
+        "attachments": attachments,
+        "defects": view.row.defects,
+        "headers": parsed.headers,
+        "body": parsed.body_text,
+    }
+
+
+def attachment_document(a: AttachmentRow) -> dict[str, object]:
+    return {
+        "index": a.index,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+    }

@@ -1,0 +1,245 @@
+"""Commands over the archive: import, search, show, export, stats, verify."""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..archive import Archive, message_document, verify
+from ..dates import display, header_note
+from ..export import FORMATS, export
+from ..importers import open_source, worker_processes
+from ..message import parse_message
+from ..search import ORDERS
+from .common import (
+    QUERY_ARGS,
+    Whole,
+    config_option,
+    err,
+    human,
+    load,
+    out,
+    print_json,
+    progress,
+    safe,
+)
+
+
+@click.command("import")
+@config_option
+@click.argument("source")
+@click.option(
+    "--workers",
+    default=0,
+    type=click.IntRange(0, 64),
+    help="Parsing processes (default: two per CPU for a large import).",
+)
+def import_(config_path: str | None, source: str, workers: int) -> None:
+    """Import an mbox, a Maildir, an .eml file or a folder of .eml files."""
+    config = load(config_path)
+    src = open_source(source)
+    new = dup = retried = 0
+    with Archive(config) as archive, progress(src.total, src.unit, "importing") as advance:
+        advances: deque[int] = deque()
+
+        def items() -> Iterator[tuple[bytes, Any]]:
+            for item in src:
+                advances.append(item.advance)
+                yield item.raw, item.envelope
+
+        processes = workers or worker_processes(src)
+        for result in archive.ingest_many(items(), processes=processes):
+            advance(advances.popleft())
+            if result.new_message:
+                new += 1
+            elif result.new_envelope:
+                dup += 1
+            else:
+                retried += 1
+    total = new + dup + retried
+    err.print(
+        f"{src.description}: {total} messages read, {new} new, "
+        f"{dup} already archived (new arrival recorded), "
+        f"{retried} already imported (nothing added)"
+    )
+
+
+@click.command(context_settings=QUERY_ARGS)
+@config_option
+@click.argument("query", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--limit", default=50, show_default=True, type=Whole(1, 100000))
+@click.option("--offset", default=0, type=Whole())
+@click.option("--order", default=ORDERS[0], show_default=True, type=click.Choice(ORDERS))
+def search(
+    config_path: str | None,
+    query: tuple[str, ...],
+    as_json: bool,
+    limit: int,
+    offset: int,
+    order: str,
+) -> None:
+    """Search the archive (empty query: everything), newest first."""
+    config = load(config_path)
+    with Archive(config, readonly=True) as archive:
+        page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
+    if as_json:
+        print_json(page.to_json())
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for name in ("id", "date", "from", "to", "subject", "size", "att"):
+        table.add_column(
+            name,
+            overflow="ellipsis",
+            no_wrap=True,
+            justify="right" if name in ("id", "size", "att") else "left",
+        )
+    for r in page.results:
+        table.add_row(
+            str(r.id),
+            display(r.date, zone=False),
+            r.from_[:40],
+            r.to[:40],
+            r.subject[:70],
+            human(r.size),
+            str(r.attachment_count or ""),
+        )
+    out.print(table)
+    shown = f"{offset + 1}-{offset + len(page.results)}" if page.results else "0"
+    err.print(f"{shown} of {page.total} messages")
+
+
+@click.command()
+@config_option
+@click.argument("ident")
+@click.option("--raw", is_flag=True, help="Write the original message bytes to stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Metadata as one JSON document.")
+def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
+    """Show one archived message (ID from search, or its SHA-256)."""
+    config = load(config_path)
+    with Archive(config, readonly=True) as archive:
+        message = archive.resolve(ident)
+        if raw:
+            data = archive.raw(message)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        view = archive.view(message)
+        parsed = parse_message(archive.raw(message))
+    if as_json:
+        print_json(message_document(view, parsed))
+        return
+    row = view.row
+    for name, value in (
+        ("Id", str(row.id)),
+        ("Date", row.date.isoformat()),
+        ("Date header", header_note(parsed.header("Date")) or ""),
+        ("From", row.from_),
+        ("To", row.to),
+        ("Cc", row.cc),
+        ("Subject", row.subject),
+        ("Message-ID", row.message_id),
+        ("Size", f"{row.size} bytes"),
+        ("SHA-256", row.sha256),
+    ):
+        if value:
+            out.print(f"[bold]{name}:[/] {safe(value)}", markup=True)
+    for e in view.envelopes:
+        env = e.envelope
+        out.print(
+            f"[bold]Envelope:[/] {env.source} {env.received.isoformat()} "
+            f"from <{safe(env.sender)}> to "
+            f"{', '.join('<' + safe(r) + '>' for r in env.recipients) or '(none)'}"
+            + (f" queue {env.queue_id}" if env.queue_id else ""),
+            markup=True,
+        )
+    for a in view.attachments:
+        out.print(
+            f"[bold]Attachment {a.index}:[/] {safe(a.filename) or '(no name)'} "
+            f"{a.content_type} {human(a.size)}",
+            markup=True,
+        )
+    if row.defects:
+        out.print(f"[bold]Defects:[/] {safe('; '.join(row.defects))}", markup=True)
+    out.print()
+    out.print(safe(parsed.body_text), markup=False)
+
+
+@click.command("export", context_settings=QUERY_ARGS)
+@config_option
+@click.argument("query", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def export_(
+    config_path: str | None, query: tuple[str, ...], fmt: str, output: Path, force: bool
+) -> None:
+    """Export the messages matching QUERY (empty: all), byte for byte."""
+    config = load(config_path)
+    with Archive(config, readonly=True) as archive:
+        total = archive.search(" ".join(query), limit=1).total
+        rows = archive.iter_search(" ".join(query))
+        with progress(total, "messages", "exporting") as advance:
+            count = export(archive, rows, fmt, output, force=force, progress=advance)
+    err.print(f"exported {count} messages to {output} ({fmt})")
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def stats(config_path: str | None, as_json: bool) -> None:
+    """Messages, envelopes, raw and stored bytes."""
+    config = load(config_path)
+    with Archive(config, readonly=True) as archive:
+        s = archive.stats()
+    if as_json:
+        print_json(s.to_json())
+        return
+    out.print(f"messages:      {s.messages}")
+    out.print(f"envelopes:     {s.envelopes}")
+    out.print(f"raw bytes:     {s.raw_bytes} ({human(s.raw_bytes)})")
+    out.print(
+        f"stored bytes:  {s.stored_bytes} ({human(s.stored_bytes)}), "
+        f"ratio {s.ratio:.3f}, {s.parts} distinct attachments"
+    )
+    out.print(f"catalog bytes: {s.catalog_bytes} ({human(s.catalog_bytes)})")
+    if s.first_date and s.last_date:
+        out.print(f"dates:         {s.first_date:%Y-%m-%d} .. {s.last_date:%Y-%m-%d}")
+
+
+@click.command("verify")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def verify_(config_path: str | None, as_json: bool) -> None:
+    """Re-read every blob and re-walk the integrity chain; exit 1 on any problem."""
+    config = load(config_path)
+    with Archive(config, readonly=True) as archive:
+        s = archive.stats()
+        with progress(s.messages + s.envelopes, "messages", "verifying") as advance:
+            report = verify(archive, advance)
+    if as_json:
+        print_json(report.to_json())
+    elif report.ok:
+        out.print(
+            f"OK: {report.messages} messages, {report.events} chain events; "
+            f"chain head {report.head}"
+        )
+    else:
+        err.print(
+            f"[red]FAILED:[/] {len(report.problems)} problem(s); "
+            f"the first: {escape(str(report.problems[0]))}",
+            markup=True,
+        )
+        for p in report.problems[1:50]:
+            err.print(f"  {p}", markup=False)
+    sys.exit(0 if report.ok else 1)
+
+
+COMMANDS = (import_, search, show, export_, stats, verify_)

@@ -1,0 +1,117 @@
+"""The long-running commands and the pipe filter: serve, run, web, filter. Each builds the
+``app.Application`` from its config and starts what it asks for."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..app import Application, filter_main
+from ..config import HostPort as Address
+from .common import NO_USERS, HostPort, config_option, err, load
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
+    )
+    # aiosmtpd logs every SMTP command at INFO: far too much for a mail server's log
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@click.command()
+@config_option
+@click.option("--sink", is_flag=True, help="Archive without reinjection (BCC/journal sink).")
+@click.option(
+    "--listen", default=None, type=HostPort(), metavar="HOST:PORT", help="Override [smtp] listen."
+)
+@click.option(
+    "--reinject",
+    default=None,
+    type=HostPort(),
+    metavar="HOST:PORT",
+    help="Override [smtp] reinject.",
+)
+@click.option("-v", "--verbose", is_flag=True)
+def serve(
+    config_path: str | None,
+    sink: bool,
+    listen: Address | None,
+    reinject: Address | None,
+    verbose: bool,
+) -> None:
+    """Run the after-queue SMTP proxy (default 127.0.0.1:10025 -> 127.0.0.1:10026)."""
+    import asyncio
+
+    _setup_logging(verbose)
+    with Application.load(config_path) as app:
+        asyncio.run(app.serve(sink=sink, listen=listen, reinject=reinject))
+
+
+@click.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    }
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def filter(args: tuple[str, ...]) -> None:
+    """Pipe mode: [--config F] [--reinject HOST:PORT] -f SENDER -- RCPT... (message on stdin).
+
+    Exit codes per sysexits: 0, 75 for every temporary failure, 69 only when the
+    reinjection listener rejected permanently. Also accepts HOST PORT SENDER RCPT...
+    """
+    sys.exit(filter_main(args))
+
+
+@click.command()
+@config_option
+@click.option("--web-listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
+def run(config_path: str | None, web_listen: str | None) -> None:
+    """Start the archiver (SMTP proxy and web UI) and print the lines to paste into Postfix."""
+    import asyncio
+
+    from .. import postfix
+
+    config = load(config_path)
+    _setup_logging()
+    err.print(
+        "Paste into Postfix (or run: postfix-archiver postfix-config --apply):\n", markup=False
+    )
+    err.print(postfix.plan(config, "proxy").render(), markup=False)
+    err.print(f"Archive data: {config.archive.home.absolute()}", markup=False)
+    with Application(config, config_path=config_path) as app:
+        if not app.has_users():
+            err.print(NO_USERS, markup=False)
+        asyncio.run(
+            app.serve(
+                web_listen=web_listen or config.web.listen,
+                on_web=lambda url: err.print(f"Web UI and API: {url}", markup=False),
+            )
+        )
+
+
+@click.command()
+@config_option
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
+@click.option("-v", "--verbose", is_flag=True)
+def web(config_path: str | None, listen: str | None, verbose: bool) -> None:
+    """Serve the web UI and the REST API (default 127.0.0.1:8025)."""
+    import asyncio
+
+    _setup_logging(verbose)
+    with Application.load(config_path) as app:
+        if not app.has_users():
+            err.print(NO_USERS, markup=False)
+        server = app.web_server(listen)
+        err.print(f"Web UI and API: {server.url} (API under /api/v1)", markup=False)
+        asyncio.run(server.serve())
+
+
+COMMANDS = (serve, filter, run, web)
