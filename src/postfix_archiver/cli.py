@@ -241,7 +241,10 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
         from .message import parse_message
 
         parsed = parse_message(archive.raw(message))
-    envelopes = [{"id": e.id, **e.envelope.canonical()} for e in view.envelopes]
+    envelopes = [
+        {"id": e.id, **e.envelope.canonical(), "retention": e.retention, "tags": list(e.tags)}
+        for e in view.envelopes
+    ]
     attachments = [
         {
             "index": a.index,
@@ -284,7 +287,9 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             f"[bold]Envelope:[/] {env.source} {env.received.isoformat()} "
             f"from <{_safe(env.sender)}> to "
             f"{', '.join('<' + _safe(r) + '>' for r in env.recipients) or '(none)'}"
-            + (f" queue {env.queue_id}" if env.queue_id else ""),
+            + (f" queue {env.queue_id}" if env.queue_id else "")
+            + (f" retention {e.retention}" if e.retention else "")
+            + (f" tags {_safe(', '.join(e.tags))}" if e.tags else ""),
             markup=True,
         )
     for a in view.attachments:

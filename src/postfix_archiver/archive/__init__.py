@@ -1,6 +1,16 @@
-"""The ingest service and the read side; see ``service.Archive``."""
+"""The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
-from .service import Archive, IngestResult, MessageView
+from .ingest import IngestResult, IngestService, Outcome
+from .service import Archive, MessageView
 from .verify import Problem, VerifyReport, verify
 
-__all__ = ["Archive", "IngestResult", "MessageView", "Problem", "VerifyReport", "verify"]
+__all__ = [
+    "Archive",
+    "IngestResult",
+    "IngestService",
+    "MessageView",
+    "Outcome",
+    "Problem",
+    "VerifyReport",
+    "verify",
+]

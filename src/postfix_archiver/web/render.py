@@ -236,6 +236,8 @@ def message_document(
                 **e.row.envelope.canonical(),
                 "recipients": [r.address for r in e.recipients],
                 "hidden_recipients": e.hidden,
+                "retention": e.row.retention,
+                "tags": list(e.row.tags),
             }
             for e in envelopes.envelopes
         ],
