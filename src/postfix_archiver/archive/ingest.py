@@ -164,7 +164,9 @@ class IngestService:
             if self._closed:
                 raise RuntimeError("ingest service is closed")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="archive-committer", daemon=True
+                )
                 self._thread.start()
             self._waiting.append(job)
             if len(self._waiting) == 1:

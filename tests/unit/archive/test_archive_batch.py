@@ -219,7 +219,7 @@ def test_the_pipe_archives_on_its_own_thread(archive: Archive, catalog: GatedCat
     )
     assert outcome.result is not None
     assert outcome.status == "Archived"
-    assert "ingest" not in {t.name for t in threading.enumerate()} - before
+    assert "archive-committer" not in {t.name for t in threading.enumerate()} - before
     service.close()
 
 
