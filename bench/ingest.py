@@ -41,6 +41,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from postfix_archiver.archive import Archive
+from postfix_archiver.archive.events import seal
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.export import mbox_entry
@@ -408,8 +409,9 @@ def report(title: str, r: Result, ratio_target: bool, rate_target: bool = True) 
 def profile(
     title: str, make: Callable[[int], tuple[bytes, Envelope]], count: int, workdir: Path, top: int
 ) -> None:
-    """One thread does it all, under cProfile: ``prepare`` (parse, split, compress, write and
-    fsync blobs) and catalog batches of 256, as the ingest threads and the writer would."""
+    """One thread does it all, under cProfile: ``stage`` and ``store_staged`` (parse, split,
+    compress, write and fsync blobs) and catalog batches of 256, as the ingest threads and the
+    committer would."""
     config = _config(workdir / f"profile-{len(list(workdir.iterdir()))}")
     samples = [make(100_000 + n) for n in range(count)]
     with Archive(config) as archive:
@@ -418,12 +420,14 @@ def profile(
         profiler.enable()
         batch = []
         for raw, env in samples:
-            batch.append(archive.prepare(raw, env))
+            staged = archive.stage(raw, env)
+            archive.store_staged([staged])
+            batch.append(staged.arrival)
             if len(batch) == 256:
-                archive.catalog.add_batch(batch)
+                archive.catalog.add_batch(batch, seal)
                 batch = []
         if batch:
-            archive.catalog.add_batch(batch)
+            archive.catalog.add_batch(batch, seal)
         profiler.disable()
         seconds = time.perf_counter() - start
     print(f"\n== profile: {count} {title} on one thread, {count / seconds:,.0f} msg/s")

@@ -1,4 +1,4 @@
-"""Catalog test helpers shared by the writer's and the batcher's tests."""
+"""Catalog test helpers shared by the catalog's and the ingest service's tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from postfix_archiver.catalog import AddResult, NewArrival
+from postfix_archiver.catalog import AddResult, NewArrival, Sealer
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
@@ -18,7 +18,7 @@ WAIT = 10.0  # seconds; only reached when something hangs
 class GatedCatalog(SqliteCatalog):
     """A real SQLite catalog that records each batch and can hold the first one back.
 
-    Holding the writer inside its first ``add_batch`` lets a test queue arrivals behind it
+    Holding the committer inside its first ``add_batch`` lets a test queue arrivals behind it
     and know they are committed together in the next batch.
     """
 
@@ -29,13 +29,13 @@ class GatedCatalog(SqliteCatalog):
         self.gate = threading.Event()
         self._first = True
 
-    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]:
+    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]:
         self.batches.append([a.sha256 for a in arrivals])
         if self._first:
             self._first = False
             self.entered.set()
             assert self.gate.wait(WAIT), "test never opened the gate"
-        return super().add_batch(arrivals)
+        return super().add_batch(arrivals, seal)
 
 
 def make_arrival(n: int, *, poison: bool = False, queue_id: str | None = None) -> NewArrival:

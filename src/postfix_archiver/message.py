@@ -96,9 +96,6 @@ class ParsedMessage:
             parts.append(html_to_text(self.text_html))
         return "\n".join(p for p in parts if p)
 
-    def addresses_text(self) -> str:
-        return " ".join(str(a) for a in (*self.from_, *self.to, *self.cc))
-
 
 def html_to_text(markup: str) -> str:
     """Visible text of an HTML body; script and style contents are dropped."""

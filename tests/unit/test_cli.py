@@ -257,6 +257,33 @@ def test_show_prints_headers_and_envelope_with_bcc(cli: Cli) -> None:
     envelopes = doc["envelopes"]
     assert isinstance(envelopes, list)
     assert envelopes[0]["recipients"][-1] == "secret.bcc@example.org"
+    assert (envelopes[0]["retention"], envelopes[0]["tags"]) == (None, [])
+
+
+def test_show_gives_the_retention_and_tags_of_the_keeping_rules(cli: Cli) -> None:
+    from postfix_archiver.config import parse_config
+    from postfix_archiver.rules import compile_policy
+
+    policy = compile_policy(
+        parse_config(
+            '[[rules]]\nname = "finance"\nrecipient = "bob@example.org"\naction = "archive"\n'
+            'retention = "10y"\ntags = ["finance", "sox"]\n',
+            "rules.toml",
+        )
+    )
+    with cli.archive() as archive:
+        outcome = archive.ingester.ingest(
+            eml(2), Envelope("alice@example.com", ("bob@example.org",)), policy=policy
+        )
+    assert outcome.archive_id is not None
+    text = cli.ok("show", str(outcome.archive_id)).stdout.decode()
+    envelope = next(line for line in text.splitlines() if line.startswith("Envelope:"))
+    assert "retention 10y" in envelope
+    assert "tags finance, sox" in envelope
+    doc = cli.json("show", "--json", str(outcome.archive_id))
+    envelopes = doc["envelopes"]
+    assert isinstance(envelopes, list)
+    assert (envelopes[0]["retention"], envelopes[0]["tags"]) == ("10y", ["finance", "sox"])
 
 
 def test_show_unknown_id(cli: Cli) -> None:

@@ -1,13 +1,16 @@
-"""The ingest service and the read side; see ``service.Archive``."""
+"""The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
 from .document import message_document
-from .service import Archive, IngestResult, MessageView
+from .ingest import IngestResult, IngestService, Outcome
+from .service import Archive, MessageView
 from .verify import Problem, VerifyReport, verify
 
 __all__ = [
     "Archive",
     "IngestResult",
+    "IngestService",
     "MessageView",
+    "Outcome",
     "Problem",
     "VerifyReport",
     "message_document",

@@ -30,7 +30,7 @@ def message_document(
     ``envelopes``: those the reader may see; by default every envelope whole (and no
     ``hidden_recipients`` key). ``attachment_url``: adds a ``url`` to each attachment."""
     if envelopes is None:
-        shown = [{"id": e.id, **e.envelope.canonical()} for e in view.envelopes]
+        shown = [{"id": e.id, **e.envelope.canonical(), **_kept(e)} for e in view.envelopes]
     else:
         shown = [
             {
@@ -38,6 +38,7 @@ def message_document(
                 **row.envelope.canonical(),
                 "recipients": list(recipients),
                 "hidden_recipients": hidden,
+                **_kept(row),
             }
             for row, recipients, hidden in envelopes
         ]
@@ -53,6 +54,11 @@ def message_document(
         "headers": parsed.headers,
         "body": parsed.body_text,
     }
+
+
+def _kept(row: EnvelopeRow) -> dict[str, object]:
+    """How long the arrival is kept and its tags, from the rule that archived it."""
+    return {"retention": row.retention, "tags": list(row.tags)}
 
 
 def attachment_document(a: AttachmentRow) -> dict[str, object]:

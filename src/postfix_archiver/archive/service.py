@@ -1,4 +1,4 @@
-"""The archive: one ingest path for every way in, and the read side.
+"""The archive: one ingest path for every way in (``ingest.IngestService``), and the read side.
 
 Ingest order is what makes a crash harmless: the blobs (parts, then the message) are written
 and fsync'd first; only then is the catalog row committed, together with its full-text entry
@@ -24,7 +24,6 @@ from typing import TypeVar
 import zstandard
 
 from ..catalog import (
-    AddResult,
     AttachmentRow,
     Catalog,
     EnvelopeRow,
@@ -35,7 +34,6 @@ from ..catalog import (
     StoredPart,
     open_catalog,
 )
-from ..catalog.writer import CatalogWriter
 from ..config import Config
 from ..envelope import Envelope
 from ..errors import IntegrityError, NotFoundError
@@ -43,25 +41,10 @@ from ..message import Attachment, ParsedMessage, attachment_payload, parse_messa
 from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from . import skeleton
+from .ingest import IngestResult, IngestService, Outcome, Staged
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    id: int
-    sha256: str
-    new_message: bool  # False: the same bytes were already archived (deduplicated)
-    new_envelope: bool  # False: this very arrival was recorded before (a retry)
-
-
-@dataclass(frozen=True, slots=True)
-class Staged:
-    """An arrival ready for the catalog, and the blobs that must be durable before it."""
-
-    arrival: NewArrival
-    blobs: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +84,10 @@ class Archive:
         self._threshold = config.archive.attachment_threshold
         self._level = config.archive.compression_level
         self._local = threading.local()
-        self._writer: CatalogWriter | None = None
-        self._writer_lock = threading.Lock()
-        self._workers = (
-            workers or int(os.environ.get("PA_WORKERS", 0)) or min(8, (os.cpu_count() or 2) * 2)
-        )
+        self._ingester: IngestService | None = None
+        self._lazy_lock = threading.Lock()
+        self._workers = workers or min(8, (os.cpu_count() or 2) * 2)
         self._pool: ThreadPoolExecutor | None = None
-
-    @classmethod
-    def open(cls, config: Config) -> Archive:
-        return cls(config)
 
     def __enter__(self) -> Archive:
         return self
@@ -122,22 +99,23 @@ class Archive:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._ingester is not None:
+            self._ingester.close()
+            self._ingester = None
         self.catalog.close()
         self.store.close()
 
     @property
-    def writer(self) -> CatalogWriter:
-        with self._writer_lock:
-            if self._writer is None:
-                self._writer = CatalogWriter(self.catalog)
-            return self._writer
+    def ingester(self) -> IngestService:
+        """The one ingest service: every way in archives through it."""
+        with self._lazy_lock:
+            if self._ingester is None:
+                self._ingester = IngestService(self)
+            return self._ingester
 
     @property
     def pool(self) -> ThreadPoolExecutor:
-        with self._writer_lock:
+        with self._lazy_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
             return self._pool
@@ -176,25 +154,24 @@ class Archive:
 
     # -- write side --------------------------------------------------------------------------
 
-    def prepare(
-        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
-    ) -> NewArrival:
-        """Hash, parse, split, compress and durably store the blobs of one arrival.
-
-        Returns the arrival for the catalog writer. Safe to call from many threads.
-        """
-        staged = self.stage(raw, envelope, parsed)
-        self.store_staged([staged])
-        return staged.arrival
-
-    def stage(self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None) -> Staged:
-        """``prepare`` without the writing: the arrival and the blobs it needs stored first,
-        so a batch of arrivals can store its blobs in one go (``store_staged``)."""
+    def stage(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        parsed: ParsedMessage | None = None,
+        *,
+        retention: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> Staged:
+        """Hash, parse, split and compress one arrival: the arrival for the catalog and the
+        blobs it needs stored first, so a batch of arrivals can store its blobs in one go
+        (``store_staged``). Safe to call from many threads."""
         sha = sha256_hex(raw)
         if self.catalog.find_sha(sha) is not None:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
-            return Staged(self._arrival(sha, raw, parsed, envelope, 0, []), ())
+            arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags)
+            return Staged(arrival, ())
         if parsed is None:
             parsed = parse_message(raw)
         split = skeleton.split_message(raw, self._threshold, sha256_hex)
@@ -212,7 +189,7 @@ class Archive:
             parts.append(StoredPart(part_sha, len(blob)))
         manifest = self._compress_pieces(skeleton.manifest_pieces(split, raw))
         blobs.append((f"m/{sha}", manifest))
-        arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts)
+        arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts, retention, tags)
         return Staged(arrival, tuple(blobs))
 
     def store_staged(self, staged: Sequence[Staged]) -> None:
@@ -227,6 +204,8 @@ class Archive:
         envelope: Envelope,
         stored_size: int,
         parts: list[StoredPart],
+        retention: str | None,
+        tags: tuple[str, ...],
     ) -> NewArrival:
         return NewArrival(
             sha256=sha,
@@ -243,26 +222,16 @@ class Archive:
             body_text=_index_text(parsed, self.config.archive.index_limit),
             parts=parts,
             envelope=envelope,
+            retention=retention,
+            tags=tags,
         )
 
-    def ingest(
-        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
-    ) -> IngestResult:
-        """Archive one arrival durably; returns once blob and catalog row are on disk."""
-        arrival = self.prepare(raw, envelope, parsed)
-        added = self.writer.add(arrival)
-        return IngestResult(added.id, arrival.sha256, added.new_message, added.new_envelope)
-
-    async def ingest_async(
-        self, raw: bytes, envelope: Envelope, parsed: ParsedMessage | None = None
-    ) -> IngestResult:
-        """``ingest`` without blocking the event loop (work runs in the ingest threads)."""
-        import asyncio  # here, not at the top: the pipe filter starts a process per message
-
-        loop = asyncio.get_running_loop()
-        arrival = await loop.run_in_executor(self.pool, self.prepare, raw, envelope, parsed)
-        added = await asyncio.wrap_future(self.writer.submit(arrival))
-        return IngestResult(added.id, arrival.sha256, added.new_message, added.new_envelope)
+    def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:
+        """Archive one arrival durably, keeping it whatever the rules (``ingester.ingest``
+        for the outcome with rules); returns once blob and catalog row are on disk."""
+        outcome: Outcome = self.ingester.ingest(raw, envelope)
+        assert outcome.result is not None  # without rules nothing is skipped
+        return outcome.result
 
     def ingest_many(
         self,
@@ -276,7 +245,7 @@ class Archive:
 
         Parsing, compression and blob writes run in parallel: on threads, or with
         ``processes > 1`` in worker processes, which parse past the GIL (worth their start-up
-        for a large import). The catalog writer commits whatever is waiting as one
+        for a large import). The ingest service commits whatever is waiting as one
         transaction. At most ``window`` messages or ``max_bytes`` of them are in flight.
         """
         if processes > 1:
@@ -299,7 +268,7 @@ class Archive:
         """Stage a chunk, then store all its blobs in one go (one fsync, not one a message)."""
         staged = [self.stage(raw, envelope) for raw, envelope in chunk]
         self.store_staged(staged)
-        return [s.arrival for s in staged]
+        return [s.arrival for s in staged]  # the blobs are durable: only the rows go on
 
     def _pipeline(
         self,
@@ -310,7 +279,8 @@ class Archive:
         max_bytes: int,
     ) -> Iterator[IngestResult]:
         preparing: deque[tuple[int, int, Future[list[NewArrival]]]] = deque()
-        committing: deque[tuple[str, Future[AddResult]]] = deque()
+        committing: deque[Future[Outcome]] = deque()
+        ingester = self.ingester
         in_flight = 0
         queued = 0
 
@@ -320,12 +290,12 @@ class Archive:
             in_flight -= size
             queued -= count
             for arrival in prepared.result():
-                committing.append((arrival.sha256, self.writer.submit(arrival)))
+                committing.append(ingester.submit_staged(Staged(arrival, ())))
 
         def result() -> IngestResult:
-            sha, committed = committing.popleft()
-            added = committed.result()
-            return IngestResult(added.id, sha, added.new_message, added.new_envelope)
+            outcome = committing.popleft().result()
+            assert outcome.result is not None  # without rules nothing is skipped
+            return outcome.result
 
         for chunk in chunks:
             size = sum(len(raw) for raw, _ in chunk)
@@ -336,7 +306,7 @@ class Archive:
                 preparing[0][2].done() or queued > window or in_flight > max_bytes
             ):
                 commit_oldest()
-            while committing and (committing[0][1].done() or len(committing) > window):
+            while committing and (committing[0].done() or len(committing) > window):
                 yield result()
         while preparing:
             commit_oldest()

@@ -338,10 +338,6 @@ def decode_manifest(data: bytes) -> list[Segment]:
     return segments
 
 
-def part_refs(segments: list[Segment]) -> list[PartRef]:
-    return [s for s in segments if isinstance(s, PartRef)]
-
-
 def rebuild(segments: list[Segment], fetch: Callable[[str], bytes]) -> bytes:
     """The original bytes from segments; ``fetch(sha256)`` returns a part's stored content."""
     out: list[bytes] = []

@@ -13,6 +13,7 @@ from .. import chain
 from ..catalog import MessageRow
 from ..errors import StoreError
 from ..message import parse_message
+from . import events
 from .service import Archive
 
 
@@ -96,8 +97,8 @@ def _check_chain(
                 )
             )
         else:
-            digest = chain.event_hash(
-                link.prev_hash, link.seq, link.message_sha256, link.size, link.envelope.canonical()
+            digest = events.event_hash(
+                link.prev_hash, link.seq, link.message_sha256, link.size, link.envelope
             )
             if digest != link.hash:
                 report.problems.append(

@@ -1,8 +1,9 @@
 """The capture pipeline shared by the SMTP proxy, the pipe filter and the sink.
 
-For each message: parse once, decide by rule per recipient, archive (durably) what the rules
-keep with only the recipients they keep, stamp the reinjected copy, reinject. The reply is
-success only if both the archive and the reinjection listener took the message.
+For each message: hand the bytes and the envelope to the archive's ingest service, which
+decides by rule per recipient and archives (durably) what the rules keep; stamp the
+reinjected copy with the outcome, reinject. The reply is success only if both the archive
+and the reinjection listener took the message.
 
 The archiving is bounded by ``answer_timeout`` from the end of DATA (the start of the pipe
 filter): when it takes longer (a catalog locked by another process), the answer is a temporary
@@ -20,14 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..archive import Archive
-from ..archive.batch import Batcher
-from ..archive.service import Staged
+from ..archive import Archive, Outcome
 from ..envelope import Envelope
 from ..errors import ArchiverError, TemporaryFailure
-from ..message import ParsedMessage, parse_message
-from ..rules import Policy, Verdict
-from ..sqlite_db import deadline
+from ..rules import Policy
 from . import replies
 from .outgoing import Outgoing, send_sync
 from .stamp import stamp
@@ -37,12 +34,9 @@ if TYPE_CHECKING:  # the pipe filter never loads the asynchronous client
 
 log = logging.getLogger("postfix_archiver.smtp")
 
-# "... by mx.example.com (Postfix) with ESMTP id 4Xk2Lq0Zz1z9rxN; ..." -> the queue id
-_RECEIVED_ID = re.compile(r"\(Postfix\)\s+with\s+\S+\s+id\s+([0-9A-Za-z]+)", re.I)
 _UNAVAILABLE = ("[UNAVAILABLE]", "[TEMPUNAVAIL]", "")
-_HEADER_RECIPIENTS = ("X-Original-To", "Delivered-To", "X-Envelope-To")
-# the batch thread gives up this much before the session answers, so that the answer and the
-# log carry its reason ("catalog ... is locked") rather than only that time ran out
+# the ingest service gives up this much before the session answers, so that the answer and
+# the log carry its reason ("catalog ... is locked") rather than only that time ran out
 _EARLY = 0.2
 
 
@@ -65,13 +59,19 @@ class Incoming:
     client_name: str | None = None
     helo: str | None = None
 
-
-@dataclass(frozen=True)
-class Decided:
-    status: str  # the X-Archive-Status value
-    archive_id: int | None
-    verdict: Verdict
-    queue_id: str | None
+    def envelope(self) -> Envelope:
+        """The envelope as the protocol gave it (the archive completes it from the headers:
+        ``archive.decide.complete_envelope``)."""
+        return Envelope(
+            sender=self.sender,
+            recipients=tuple(self.recipients),
+            queue_id=self.queue_id or _xf(self.xforward, "IDENT"),
+            client_address=self.client_address or _xf(self.xforward, "ADDR"),
+            client_name=self.client_name or _xf(self.xforward, "NAME"),
+            helo=self.helo or _xf(self.xforward, "HELO"),
+            received=datetime.now(UTC),
+            source=self.source,
+        )
 
 
 def _xf(xforward: Mapping[str, str], name: str) -> str | None:
@@ -80,30 +80,6 @@ def _xf(xforward: Mapping[str, str], name: str) -> str | None:
         return None
     decoded = xtext_decode(value)
     return None if decoded in _UNAVAILABLE else decoded
-
-
-def queue_id_of(incoming: Incoming, parsed: ParsedMessage) -> str | None:
-    """Postfix's queue id: XFORWARD IDENT, the pipe macro, else the newest Received header."""
-    qid = incoming.queue_id or _xf(incoming.xforward, "IDENT")
-    if qid:
-        return qid
-    received = parsed.header("Received")
-    if received:
-        m = _RECEIVED_ID.search(received)
-        if m:
-            return m.group(1)
-    return None
-
-
-def header_recipients(parsed: ParsedMessage) -> list[str]:
-    """Recipients a delivery agent or journaling MTA wrote into the headers (sink mode)."""
-    found: list[str] = []
-    for name in _HEADER_RECIPIENTS:
-        for value in parsed.header_all(name):
-            for addr in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value):
-                if addr.lower() not in (f.lower() for f in found):
-                    found.append(addr)
-    return found
 
 
 class CapturePipeline:
@@ -124,7 +100,6 @@ class CapturePipeline:
             archive.config.smtp.answer_timeout if answer_timeout is None else answer_timeout
         )
         self._reinjector: Reinjector | None = None
-        self._batcher: Batcher[tuple[Verdict, Envelope]] | None = None
 
     @property
     def sink(self) -> bool:
@@ -134,52 +109,7 @@ class CapturePipeline:
         """Swap the rules in force (SIGHUP); arrivals in flight keep the ones they started with."""
         self.policy = policy
 
-    # -- the decision and the archived copy (blocking; runs in a worker thread) ---------------
-
-    def _envelope(self, incoming: Incoming, parsed: ParsedMessage) -> Envelope:
-        recipients = list(incoming.recipients)
-        if incoming.source == "sink":
-            lowered = {r.lower() for r in recipients}
-            recipients += [r for r in header_recipients(parsed) if r.lower() not in lowered]
-        return Envelope(
-            sender=incoming.sender,
-            recipients=tuple(recipients),
-            queue_id=queue_id_of(incoming, parsed),
-            client_address=incoming.client_address or _xf(incoming.xforward, "ADDR"),
-            client_name=incoming.client_name or _xf(incoming.xforward, "NAME"),
-            helo=incoming.helo or _xf(incoming.xforward, "HELO"),
-            received=datetime.now(UTC),
-            source=incoming.source,
-        )
-
-    def _decide_and_stage(
-        self, incoming: Incoming
-    ) -> tuple[tuple[Verdict, Envelope], Staged | None]:
-        """Parse, decide, and (if kept) stage the blobs: everything before they are stored
-        and the catalog commits, in one go on one thread."""
-        parsed = parse_message(incoming.content)
-        envelope = self._envelope(incoming, parsed)
-        verdict = self.policy.decide(parsed, envelope)
-        if not verdict.archive:
-            return (verdict, envelope), None
-        kept = (
-            envelope.with_recipients(verdict.archived_recipients)
-            if envelope.recipients
-            else envelope
-        )
-        return (verdict, envelope), self.archive.stage(incoming.content, kept, parsed)
-
-    def decide_and_archive(self, incoming: Incoming, until: float | None = None) -> Decided:
-        """``until``: the ``time.monotonic()`` by which the answer is due."""
-        (verdict, envelope), staged = self._decide_and_stage(incoming)
-        added = None
-        if staged is not None:
-            with deadline(until):
-                self.archive.store_staged([staged])
-            added = self.archive.writer.add(staged.arrival, until)
-        return Decided(
-            verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
-        )
+    # -- the archived copy -------------------------------------------------------------------
 
     def _overdue(self) -> TemporaryFailure:
         return TemporaryFailure(
@@ -187,24 +117,21 @@ class CapturePipeline:
             "is the catalog or blob pack locked by another process (a backup, a sqlite3 shell)?"
         )
 
-    async def _decide_and_archive_async(self, incoming: Incoming, until: float) -> Decided:
+    async def _archive_async(self, incoming: Incoming, until: float) -> Outcome:
         import asyncio  # here, not at the top: the pipe filter never needs it
 
-        if self._batcher is None:
-            self._batcher = Batcher(self.archive)
-        future = self._batcher.submit(lambda: self._decide_and_stage(incoming), until - _EARLY)
+        future = self.archive.ingester.submit(
+            incoming.content, incoming.envelope(), policy=self.policy, until=until - _EARLY
+        )
         try:
             # on timeout the future is cancelled: not yet begun, the message is dropped
-            (verdict, envelope), added = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 asyncio.wrap_future(future), max(0.0, until - time.monotonic())
             )
         except TimeoutError:
             raise self._overdue() from None
-        return Decided(
-            verdict.status_header(), added.id if added else None, verdict, envelope.queue_id
-        )
 
-    def _outgoing(self, incoming: Incoming, decided: Decided) -> Outgoing:
+    def _outgoing(self, incoming: Incoming, decided: Outcome) -> Outgoing:
         return Outgoing(
             sender=incoming.sender,
             recipients=incoming.recipients,
@@ -213,7 +140,7 @@ class CapturePipeline:
             xforward=incoming.xforward,
         )
 
-    def _log(self, incoming: Incoming, decided: Decided, reply: str) -> None:
+    def _log(self, incoming: Incoming, decided: Outcome, reply: str) -> None:
         action = (
             f"archived id={decided.archive_id}"
             if decided.archive_id is not None
@@ -221,7 +148,7 @@ class CapturePipeline:
         )
         log.info(
             "%s: %s from=<%s> nrcpt=%d size=%d, %s",
-            decided.queue_id or "-",
+            decided.envelope.queue_id or "-",
             action,
             incoming.sender,
             len(incoming.recipients),
@@ -235,7 +162,7 @@ class CapturePipeline:
         """The SMTP reply for the final dot. Never raises."""
         until = time.monotonic() + self.answer_timeout
         try:
-            decided = await self._decide_and_archive_async(incoming, until)
+            decided = await self._archive_async(incoming, until)
         except Exception as exc:
             log.error(
                 "archiving failed (message stays queued in Postfix): %s",
@@ -249,7 +176,7 @@ class CapturePipeline:
         try:
             reply = await self._reinjector_for().send(self._outgoing(incoming, decided))
         except Exception as exc:
-            log.warning("%s: reinjection failed: %s", decided.queue_id or "-", exc)
+            log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
             return replies.smtp_reply(exc)
         self._log(incoming, decided, f"reinjected: {reply}")
         return (
@@ -271,8 +198,6 @@ class CapturePipeline:
         return self._reinjector
 
     async def aclose(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
         if self._reinjector is not None:
             await self._reinjector.close()
 
@@ -282,7 +207,10 @@ class CapturePipeline:
         """Archive and reinject one message synchronously; the pipe(8) exit code."""
         until = time.monotonic() + self.answer_timeout
         try:
-            decided = self.decide_and_archive(incoming, until)
+            # on this thread: one message per process, no committer thread to start
+            decided = self.archive.ingester.ingest(
+                incoming.content, incoming.envelope(), policy=self.policy, until=until
+            )
         except Exception as exc:
             log.error("archiving failed (message stays queued in Postfix): %s", exc)
             return replies.exit_code(exc)
@@ -295,7 +223,7 @@ class CapturePipeline:
                 self.reinject_address, self._outgoing(incoming, decided), timeout=self.timeout
             )
         except Exception as exc:
-            log.warning("%s: reinjection failed: %s", decided.queue_id or "-", exc)
+            log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
             return replies.exit_code(exc)
         self._log(incoming, decided, f"reinjected: {reply}")
         return replies.EX_OK

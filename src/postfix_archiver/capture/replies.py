@@ -14,19 +14,14 @@ from ..errors import PermanentFailure
 
 log = logging.getLogger("postfix_archiver.smtp")
 
-OK = "250 2.0.0 Ok: archived and queued"
 OK_SINK = "250 2.0.0 Ok: archived"
 TEMPFAIL = "451 4.3.0 Error: archiving failed, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 
 # sysexits.h, as pipe(8) reads them
 EX_OK = 0
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_NOUSER = 67
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
-EX_CONFIG = 78
 
 
 def _one_line(text: str) -> str:

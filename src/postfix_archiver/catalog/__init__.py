@@ -16,10 +16,12 @@ from ..search import ORDERS, Node
 from .records import (
     AddResult,
     AttachmentRow,
+    ChainEvent,
     ChainLink,
     EnvelopeRow,
     MessageRow,
     NewArrival,
+    Sealer,
     SearchPage,
     Stats,
     StoredPart,
@@ -31,9 +33,11 @@ class Catalog(Protocol):
 
     - ``add_batch`` records arrivals in ONE transaction: for each, the message row (unless
       its SHA-256 is known), its addresses, attachments, parts and full-text entry, the
-      envelope (unless the same ``Envelope.key`` is recorded for that message) and a chain
-      event for the new envelope. Either all of a batch commits or none of it. It is called
-      from one writer thread only (``CatalogWriter``).
+      envelope with the retention and tags of its arrival (unless the same ``Envelope.key`` is
+      recorded for that message) and a chain event for the new envelope: the one ``seal``
+      returns given the last event stored, read inside the transaction (the backend stores
+      events; ``archive.events`` computes them). Either all of a batch commits or none of
+      it. It is called by the archive's one committer only (``archive.ingest``).
     - Reads may run on any thread, concurrently with the writer.
     - ``search`` applies ``order`` (one of ``ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
@@ -42,7 +46,7 @@ class Catalog(Protocol):
 
     url: str
 
-    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]: ...
+    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]: ...
 
     def find_sha(self, sha256: str) -> int | None: ...
 
@@ -63,8 +67,6 @@ class Catalog(Protocol):
     def attachments(self, message: int) -> list[AttachmentRow]: ...
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...
-
-    def part_shas(self) -> Iterator[str]: ...
 
     def messages(self) -> Iterator[MessageRow]: ...
 
@@ -96,10 +98,12 @@ __all__ = [
     "AddResult",
     "AttachmentRow",
     "Catalog",
+    "ChainEvent",
     "ChainLink",
     "EnvelopeRow",
     "MessageRow",
     "NewArrival",
+    "Sealer",
     "SearchPage",
     "Stats",
     "StoredPart",

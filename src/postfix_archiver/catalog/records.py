@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,6 +34,9 @@ class NewArrival:
     body_text: str
     parts: list[StoredPart]
     envelope: Envelope
+    # of the rules that kept this arrival (stored with its envelope): see archive.decide
+    retention: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,19 @@ class AddResult:
     new_message: bool  # False: these bytes were archived before (deduplicated)
     new_envelope: bool  # False: this arrival (same queue id and envelope) was recorded before
     event_seq: int | None  # chain event of the new envelope
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """A chain event as the backend stores it (the hash is computed by ``archive.events``)."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+# given the last event stored (None: none yet) and the arrival to record, its event
+Sealer = Callable[[ChainEvent | None, NewArrival], ChainEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,8 @@ class EnvelopeRow:
     id: int
     message: int
     envelope: Envelope
+    retention: str | None = None  # of the rules that kept this arrival; None: none set
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The default catalog: SQLite in WAL mode with an FTS5 full-text index. See ``Catalog``.
 
-One connection writes (used only by the ``CatalogWriter`` thread); every reading thread gets
-its own connection, so searches never wait for a commit.
+One connection writes (used only by the archive's committer); every reading thread gets its
+own connection, so searches never wait for a commit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import chain
 from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
 from ..envelope import Envelope
 from ..errors import CatalogError
@@ -25,10 +24,12 @@ from .compile import Compiler, like_escape
 from .records import (
     AddResult,
     AttachmentRow,
+    ChainEvent,
     ChainLink,
     EnvelopeRow,
     MessageRow,
     NewArrival,
+    Sealer,
     SearchPage,
     Stats,
 )
@@ -114,6 +115,12 @@ MIGRATIONS: list[str] = [
         tokenize = 'unicode61 remove_diacritics 2'
     );
     """,
+    # 2: what the deciding rules said of each arrival (per envelope, as rules are per
+    # recipient and one message can arrive again under other rules)
+    """
+    ALTER TABLE envelopes ADD COLUMN retention TEXT;
+    ALTER TABLE envelopes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'
+    """,
 ]
 
 _MESSAGE_COLUMNS = (
@@ -196,6 +203,10 @@ def _release_reader(
     conn.close()
 
 
+class _NeedsUpgrade(Exception):
+    """A read-only open found an older schema."""
+
+
 class SqliteCatalog:
     def __init__(self, path: str, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -210,7 +221,24 @@ class SqliteCatalog:
         self._all_readers: set[sqlite3.Connection] = set()
         self._readers_lock = threading.Lock()
         if readonly:
-            self._check_version(self._reader())
+            try:
+                self._check_version(self._reader())
+                return
+            except _NeedsUpgrade:
+                pass
+            # an archive from an older version: upgraded once (a write, but of a file that
+            # exists); where even that fails (a full disk), the error says what to do
+            self.readonly = False
+            try:
+                self._migrate()
+            except CatalogError as exc:
+                raise CatalogError(
+                    f"{exc}; the catalog needs upgrading to this version, which needs a "
+                    "writable catalog (free space, or run `postfix-archiver serve` once)"
+                ) from None
+            finally:
+                self.close()
+                self.readonly = True
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,11 +301,7 @@ class SqliteCatalog:
                 f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
             )
         if self.readonly and version < len(MIGRATIONS):
-            raise CatalogError(
-                f"catalog {self.path} has schema version {version} and needs upgrading, which "
-                "a command that only reads does not do: run `postfix-archiver serve` or "
-                "`import` once"
-            )
+            raise _NeedsUpgrade(version)
         return version
 
     def _migrate(self) -> None:
@@ -305,12 +329,12 @@ class SqliteCatalog:
 
     # -- writing -----------------------------------------------------------------------
 
-    def add_batch(self, arrivals: Sequence[NewArrival]) -> list[AddResult]:
+    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]:
         with self._write_lock:
             conn = self._write_conn()
             try:
                 with write_transaction(conn):
-                    results = [self._add(conn, a) for a in arrivals]
+                    results = [self._add(conn, a, seal) for a in arrivals]
             except sqlite3.Error as exc:
                 if is_busy(exc):
                     raise CatalogError(
@@ -320,7 +344,7 @@ class SqliteCatalog:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from exc
             return results
 
-    def _add(self, conn: sqlite3.Connection, a: NewArrival) -> AddResult:
+    def _add(self, conn: sqlite3.Connection, a: NewArrival, seal: Sealer) -> AddResult:
         row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (a.sha256,)).fetchone()
         new_message = row is None
         env = a.envelope
@@ -332,7 +356,8 @@ class SqliteCatalog:
             return AddResult(message, new_message, False, None)
         cur = conn.execute(
             "INSERT INTO envelopes (message, env_key, sender, queue_id, client_address, "
-            "client_name, helo, received, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "client_name, helo, received, source, retention, tags) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message,
                 env.key,
@@ -343,6 +368,8 @@ class SqliteCatalog:
                 env.helo,
                 env.canonical()["received"],
                 env.source,
+                a.retention,
+                json.dumps(list(a.tags)),
             ),
         )
         envelope_id = cur.lastrowid
@@ -358,14 +385,15 @@ class SqliteCatalog:
             "INSERT OR IGNORE INTO addresses (message, kind, address, name) VALUES (?, ?, ?, ?)",
             addresses,
         )
-        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, chain.GENESIS)
-        digest = chain.event_hash(prev, seq, a.sha256, a.size, env.canonical())
+        last = conn.execute(
+            "SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        event = seal(None if last is None else ChainEvent(int(last[0]), last[1], last[2]), a)
         conn.execute(
             "INSERT INTO events (seq, message, envelope, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
-            (seq, message, envelope_id, prev, digest),
+            (event.seq, message, envelope_id, event.prev_hash, event.hash),
         )
-        return AddResult(message, new_message, True, seq)
+        return AddResult(message, new_message, True, event.seq)
 
     def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
         def show(addrs: Sequence[object]) -> str:
@@ -490,10 +518,19 @@ class SqliteCatalog:
     def envelopes(self, message: int) -> list[EnvelopeRow]:
         rows = self._query(
             "SELECT id, message, sender, queue_id, client_address, client_name, helo, "
-            "received, source FROM envelopes WHERE message = ? ORDER BY id",
+            "received, source, retention, tags FROM envelopes WHERE message = ? ORDER BY id",
             (message,),
         )
-        return [EnvelopeRow(int(r[0]), int(r[1]), self._envelope(r[0], r[2:])) for r in rows]
+        return [
+            EnvelopeRow(
+                int(r[0]),
+                int(r[1]),
+                self._envelope(r[0], r[2:9]),
+                retention=_opt(r[9]),
+                tags=tuple(str(t) for t in json.loads(str(r[10]))),
+            )
+            for r in rows
+        ]
 
     def _envelope(self, envelope_id: object, r: Sequence[Any]) -> Envelope:
         recipients = self._query(
@@ -526,10 +563,6 @@ class SqliteCatalog:
         params: list[object] = [message]
         cond = self._compiler.visible(addresses, params)
         return bool(self._query(f"SELECT 1 FROM messages m WHERE m.id = ? AND {cond}", params))
-
-    def part_shas(self) -> Iterator[str]:
-        for r in self._query("SELECT sha256 FROM parts ORDER BY sha256"):
-            yield str(r[0])
 
     def messages(self) -> Iterator[MessageRow]:
         last = 0

@@ -157,7 +157,9 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             f"[bold]Envelope:[/] {env.source} {env.received.isoformat()} "
             f"from <{safe(env.sender)}> to "
             f"{', '.join('<' + safe(r) + '>' for r in env.recipients) or '(none)'}"
-            + (f" queue {env.queue_id}" if env.queue_id else ""),
+            + (f" queue {env.queue_id}" if env.queue_id else "")
+            + (f" retention {e.retention}" if e.retention else "")
+            + (f" tags {safe(', '.join(e.tags))}" if e.tags else ""),
             markup=True,
         )
     for a in view.attachments:

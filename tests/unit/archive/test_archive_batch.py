@@ -1,5 +1,5 @@
-"""The proxy's batcher: stages on one thread, then stores the blobs of what waits in one go
-and commits their rows as one transaction."""
+"""The ingest service's batches: it stages on one thread, then stores the blobs of what
+waits in one go and commits their rows as one transaction."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from concurrent.futures import Future
 import pytest
 from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
 
-from postfix_archiver.archive import Archive
-from postfix_archiver.archive.batch import Batcher
-from postfix_archiver.archive.service import Staged
-from postfix_archiver.catalog import AddResult
+from postfix_archiver.archive import Archive, IngestService, Outcome
+from postfix_archiver.archive.ingest import Staged
 from postfix_archiver.config import Config
+from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import CatalogError, StoreError
+from postfix_archiver.rules import Policy, Verdict
 from postfix_archiver.store import open_store
 
 
@@ -43,8 +43,34 @@ def staged(n: int, **kwargs: object) -> Staged:
     return Staged(arrival, ((f"m/{arrival.sha256}", f"blob {n}".encode()),))
 
 
-def prepared(n: int) -> Callable[[], tuple[int, Staged | None]]:
-    return lambda: (n, staged(n))
+class SkipAll:
+    """Rules that skip everything (a policy is duck-typed: ``decide``)."""
+
+    def decide(self, parsed: object, envelope: Envelope) -> Verdict:
+        return Verdict(())
+
+
+class Broken:
+    def decide(self, parsed: object, envelope: Envelope) -> Verdict:
+        raise OSError("disk full")
+
+
+def skipped(service: IngestService, policy: object = None) -> Future[Outcome]:
+    return service.submit(
+        b"Subject: skip me\n\nbody\n",
+        Envelope("a@example.com", ("b@example.com",)),
+        policy=policy or SkipAll(),  # type: ignore[arg-type]
+    )
+
+
+def seq(service: IngestService) -> Callable[[int], Future[Outcome]]:
+    return lambda n: service.submit_staged(staged(n))
+
+
+def archived_as(future: Future[Outcome]) -> int:
+    outcome = future.result(WAIT)
+    assert outcome.result is not None
+    return outcome.result.id
 
 
 @pytest.fixture
@@ -67,106 +93,186 @@ def archive(config: Config, catalog: GatedCatalog, store: RecordingStore) -> Ite
 def test_what_waits_is_committed_as_one_batch(
     archive: Archive, catalog: GatedCatalog, store: RecordingStore
 ) -> None:
-    batcher: Batcher[int] = Batcher(archive)
+    service = IngestService(archive)
     try:
-        first = batcher.submit(lambda: (0, staged(0)))
+        first = service.submit_staged(staged(0))
         assert catalog.entered.wait(WAIT)
         # these queue up behind the held first batch
-        rest = [batcher.submit(prepared(n)) for n in range(1, 21)]
+        rest = [service.submit_staged(staged(n)) for n in range(1, 21)]
         catalog.gate.set()
         results = [f.result(WAIT) for f in [first, *rest]]
     finally:
-        batcher.close()
-    assert [value for value, _ in results] == list(range(21))
-    assert all(added is not None and added.new_message for _, added in results)
+        service.close()
+    assert all(o.result is not None and o.result.new_message for o in results)
+    assert [o.result.sha256 for o in results if o.result] == [
+        make_arrival(n).sha256 for n in range(21)
+    ]
     assert len(catalog.batches) == 2
     assert len(catalog.batches[1]) == 20
     # the blobs of each batch were stored in one call, before its rows
     assert [len(keys) for keys in store.calls] == [1, 20]
-    for value, _ in results:
-        key = f"m/{make_arrival(value).sha256}"
-        assert archive.store.get(key) == f"blob {value}".encode()
+    for n in range(21):
+        key = f"m/{make_arrival(n).sha256}"
+        assert archive.store.get(key) == f"blob {n}".encode()
 
 
 def test_a_failed_store_fails_only_the_arrivals_that_needed_it(
     archive: Archive, catalog: GatedCatalog, store: RecordingStore
 ) -> None:
     catalog.gate.set()
-    batcher: Batcher[str] = Batcher(archive)
+    service = IngestService(archive)
     try:
-        assert batcher.submit(lambda: ("before", staged(0))).result(WAIT)[1] is not None
+        archived_as(service.submit_staged(staged(0)))
         store.fail = True
         # already archived bytes: a new envelope only, no blob to write
         known = Staged(staged(0).arrival, ())
         with pytest.raises(StoreError, match="disk full"):
-            batcher.submit(lambda: ("new", staged(1))).result(WAIT)
-        value, added = batcher.submit(lambda: ("known", known)).result(WAIT)
-        skipped = batcher.submit(lambda: ("skipped", None)).result(WAIT)
+            service.submit_staged(staged(1)).result(WAIT)
+        added = service.submit_staged(known).result(WAIT).result
+        skip = skipped(service).result(WAIT)
     finally:
-        batcher.close()
-    assert value == "known"
+        service.close()
     assert added is not None
     assert added.new_message is False
-    assert skipped == ("skipped", None)
+    assert skip.result is None
+    assert skip.status == "Skipped; rule=default"
     # no row without its blob: only the first message is in the catalog
     assert archive.stats().messages == 1
 
 
 def test_nothing_to_archive_resolves_without_a_row(archive: Archive, catalog: GatedCatalog) -> None:
     catalog.gate.set()
-    batcher: Batcher[str] = Batcher(archive)
+    service = IngestService(archive)
     try:
-        skipped = batcher.submit(lambda: ("skipped", None))
-        kept = batcher.submit(lambda: ("kept", staged(1)))
-        assert skipped.result(WAIT) == ("skipped", None)
-        value, added = kept.result(WAIT)
+        skip = skipped(service)
+        kept = service.submit_staged(staged(1))
+        assert skip.result(WAIT).archive_id is None
+        ident = archived_as(kept)
     finally:
-        batcher.close()
-    assert value == "kept"
-    assert added is not None
-    assert catalog.get(added.id) is not None
+        service.close()
+    assert catalog.get(ident) is not None
 
 
 def test_a_failing_prepare_or_arrival_fails_alone(archive: Archive, catalog: GatedCatalog) -> None:
-    batcher: Batcher[int] = Batcher(archive)
-
-    def broken() -> tuple[int, Staged | None]:
-        raise OSError("disk full")
-
+    service = IngestService(archive)
     try:
-        first = batcher.submit(lambda: (0, staged(0)))
+        first = service.submit_staged(staged(0))
         assert catalog.entered.wait(WAIT)
-        futures: list[Future[tuple[int, AddResult | None]]] = [
-            batcher.submit(lambda: (1, staged(1))),
-            batcher.submit(broken),
-            batcher.submit(lambda: (3, staged(3, poison=True))),
-            batcher.submit(lambda: (4, staged(4))),
+        futures: list[Future[Outcome]] = [
+            service.submit_staged(staged(1)),
+            skipped(service, Broken()),
+            service.submit_staged(staged(3, poison=True)),
+            service.submit_staged(staged(4)),
         ]
         catalog.gate.set()
-        assert first.result(WAIT)[1] is not None
-        assert futures[0].result(WAIT)[1] is not None
+        archived_as(first)
+        archived_as(futures[0])
         with pytest.raises(OSError, match="disk full"):
             futures[1].result(WAIT)
         with pytest.raises(CatalogError):
             futures[2].result(WAIT)
-        assert futures[3].result(WAIT)[1] is not None
+        archived_as(futures[3])
     finally:
-        batcher.close()
+        service.close()
     # the chain has no gap: events 1..3 for the three good arrivals
     assert [link.seq for link in catalog.chain()] == [1, 2, 3]
 
 
 def test_close_finishes_what_is_waiting(archive: Archive, catalog: GatedCatalog) -> None:
-    batcher: Batcher[int] = Batcher(archive)
-    first = batcher.submit(lambda: (0, staged(0)))
+    service = IngestService(archive)
+    first = service.submit_staged(staged(0))
     assert catalog.entered.wait(WAIT)
-    later = batcher.submit(lambda: (1, staged(1)))
-    closing = threading.Thread(target=batcher.close)
+    later = service.submit_staged(staged(1))
+    closing = threading.Thread(target=service.close)
     closing.start()
     catalog.gate.set()
     closing.join(WAIT)
     assert not closing.is_alive()
-    assert first.result(0)[1] is not None
-    assert later.result(0)[1] is not None
+    assert first.result(0).result is not None
+    assert later.result(0).result is not None
     with pytest.raises(RuntimeError, match="closed"):
-        batcher.submit(lambda: (2, None))
+        service.submit_staged(staged(2))
+
+
+def test_a_cancelled_arrival_is_dropped(archive: Archive, catalog: GatedCatalog) -> None:
+    service = IngestService(archive)
+    try:
+        first = service.submit_staged(staged(0))
+        assert catalog.entered.wait(WAIT)
+        dropped = service.submit_staged(staged(1))
+        assert dropped.cancel()  # the caller stopped waiting before the committer got to it
+        catalog.gate.set()
+        archived_as(first)
+        archived_as(service.submit_staged(staged(2)))
+    finally:
+        service.close()
+    assert catalog.find_sha(make_arrival(1).sha256) is None
+
+
+def test_the_pipe_archives_on_its_own_thread(archive: Archive, catalog: GatedCatalog) -> None:
+    """``ingest`` (the pipe filter) runs the same steps without starting the committer."""
+    catalog.gate.set()
+    service = IngestService(archive)
+    before = {t.name for t in threading.enumerate()}
+    outcome = service.ingest(
+        b"Subject: piped\n\nbody\n", Envelope("a@example.com", ("b@example.com",))
+    )
+    assert outcome.result is not None
+    assert outcome.status == "Archived"
+    assert "archive-committer" not in {t.name for t in threading.enumerate()} - before
+    service.close()
+
+
+def test_rules_decide_and_their_retention_and_tags_are_stored(
+    archive: Archive, catalog: GatedCatalog
+) -> None:
+    from postfix_archiver.config import parse_config
+    from postfix_archiver.rules import compile_policy
+
+    catalog.gate.set()
+    policy: Policy = compile_policy(
+        parse_config(
+            """
+            [[rules]]
+            name = "finance"
+            action = "archive"
+            retention = "10y"
+            tags = ["finance", "sox"]
+            recipient = "cfo@example.com"
+
+            [[rules]]
+            name = "everyone"
+            action = "archive"
+            retention = "90d"
+            tags = ["all", "finance"]
+            recipient = "*@example.com"
+
+            [[rules]]
+            name = "nobody"
+            recipient = "*"
+            action = "skip"
+            """,
+            "rules.toml",
+        )
+    )
+    service = IngestService(archive)
+    try:
+        kept = service.ingest(
+            b"Subject: q3\n\nnumbers\n",
+            Envelope("a@example.org", ("cfo@example.com", "bob@example.com", "x@example.net")),
+            policy=policy,
+        )
+        skip = service.ingest(
+            b"Subject: other\n\nnothing\n",
+            Envelope("a@example.org", ("x@example.net",)),
+            policy=policy,
+        )
+    finally:
+        service.close()
+    assert kept.result is not None
+    assert (kept.retention, kept.tags) == ("10y", ("finance", "sox", "all"))
+    [row] = catalog.envelopes(kept.result.id)
+    assert row.envelope.recipients == ("cfo@example.com", "bob@example.com")
+    assert (row.retention, row.tags) == ("10y", ("finance", "sox", "all"))
+    assert skip.result is None
+    assert skip.status == "Skipped; rule=nobody"

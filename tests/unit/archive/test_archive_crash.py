@@ -66,15 +66,15 @@ def die(*args, **kwargs):
 # the fault: the process dies where the catalog would commit
 FAULTS = {
     "before-commit": """
-from postfix_archiver.catalog.writer import CatalogWriter
-CatalogWriter._commit = die
+from postfix_archiver.archive.ingest import IngestService
+IngestService._commit = die
 """,
     # the rows are inserted in the open transaction, the COMMIT never runs
     "inside-transaction": """
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 _add = SqliteCatalog._add
-def add_then_die(self, conn, arrival):
-    _add(self, conn, arrival)
+def add_then_die(self, conn, arrival, seal):
+    _add(self, conn, arrival, seal)
     die()
 SqliteCatalog._add = add_then_die
 """,

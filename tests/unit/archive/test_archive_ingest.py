@@ -17,7 +17,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postfix_archiver.archive import Archive, verify
+from postfix_archiver.archive import Archive, Outcome, verify
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import IntegrityError, NotFoundError
@@ -271,8 +271,14 @@ def test_ingest_many_returns_results_in_input_order(archive: Archive) -> None:
         assert archive.raw(result.id) == raw
 
 
-def test_ingest_async(archive: Archive) -> None:
-    result = asyncio.run(archive.ingest_async(SIMPLE, env()))
+def test_ingest_from_an_event_loop(archive: Archive) -> None:
+    async def archive_it() -> Outcome:
+        return await asyncio.wrap_future(archive.ingester.submit(SIMPLE, env()))
+
+    outcome = asyncio.run(archive_it())
+    result = outcome.result
+    assert result is not None
+    assert outcome.status == "Archived"
     assert archive.raw(result.id) == SIMPLE
     assert result.new_message
     assert result.new_envelope

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.skeleton import (
     PartRef,
+    Segment,
     Split,
     decode_manifest,
     encode_manifest,
-    part_refs,
     rebuild,
     split_message,
 )
@@ -38,6 +38,10 @@ THRESHOLD = 4096
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def part_refs(segments: list[Segment]) -> list[PartRef]:
+    return [s for s in segments if isinstance(s, PartRef)]
 
 
 def round_trip(raw: bytes, threshold: int = THRESHOLD) -> Split:

@@ -1,4 +1,5 @@
-"""The single catalog writer: group commit, and a bad arrival failing alone."""
+"""The archive's one committer (``IngestService``): group commit, and a bad arrival failing
+alone. Arrivals are handed over staged, as the importers do."""
 
 from __future__ import annotations
 
@@ -13,30 +14,62 @@ from pathlib import Path
 import pytest
 from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
 
-from postfix_archiver.catalog import AddResult
+from postfix_archiver.archive import Archive, IngestResult, IngestService, Outcome
+from postfix_archiver.archive.events import seal
+from postfix_archiver.archive.ingest import Staged, commit_each
+from postfix_archiver.catalog import AddResult, NewArrival
 from postfix_archiver.catalog.sqlite import SqliteCatalog
-from postfix_archiver.catalog.writer import CatalogWriter, commit_each
+from postfix_archiver.config import Config
 from postfix_archiver.errors import CatalogError, TemporaryFailure
 from postfix_archiver.sqlite_db import deadline
 
 
+class Writer:
+    """The ingest service seen as a catalog writer: staged arrivals in, results out."""
+
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+
+    def submit(self, arrival: NewArrival, until: float | None = None) -> Future[IngestResult]:
+        future: Future[IngestResult] = Future()
+
+        def done(outcome: Future[Outcome]) -> None:
+            exc = outcome.exception()
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                result = outcome.result().result
+                assert result is not None
+                future.set_result(result)
+
+        self.service.submit_staged(Staged(arrival, ()), until).add_done_callback(done)
+        return future
+
+    def add(self, arrival: NewArrival, until: float | None = None) -> IngestResult:
+        return self.submit(arrival, until).result()
+
+    def close(self) -> None:
+        self.service.close()
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[GatedCatalog]:
-    c = GatedCatalog(str(tmp_path / "catalog.sqlite"))
+def catalog(config: Config) -> Iterator[GatedCatalog]:
+    c = GatedCatalog(config.archive.catalog_url.removeprefix("sqlite://"))
     yield c
     c.gate.set()
     c.close()
 
 
 @pytest.fixture
-def writer(catalog: GatedCatalog) -> Iterator[CatalogWriter]:
-    w = CatalogWriter(catalog)
-    yield w
-    catalog.gate.set()
-    w.close()
+def writer(config: Config, catalog: GatedCatalog) -> Iterator[Writer]:
+    with Archive(config, catalog=catalog) as archive:
+        w = Writer(archive.ingester)
+        yield w
+        catalog.gate.set()
+        w.close()
 
 
-def hold_writer(catalog: GatedCatalog, writer: CatalogWriter) -> Future[AddResult]:
+def hold_writer(catalog: GatedCatalog, writer: Writer) -> Future[IngestResult]:
     """Park the writer thread inside a batch of one; returns that arrival's future."""
     future = writer.submit(make_arrival(0))
     assert catalog.entered.wait(WAIT)
@@ -47,13 +80,11 @@ def chain_seqs(catalog: SqliteCatalog) -> list[int]:
     return [link.seq for link in catalog.chain()]
 
 
-def test_concurrent_submitters_all_get_their_results(
-    catalog: GatedCatalog, writer: CatalogWriter
-) -> None:
+def test_concurrent_submitters_all_get_their_results(catalog: GatedCatalog, writer: Writer) -> None:
     first = hold_writer(catalog, writer)
     threads, per_thread = 8, 25
     submitted = threading.Barrier(threads + 1)
-    results: dict[int, list[AddResult]] = {}
+    results: dict[int, list[IngestResult]] = {}
     errors: list[BaseException] = []
 
     def submitter(t: int) -> None:
@@ -95,9 +126,9 @@ def test_concurrent_submitters_all_get_their_results(
     assert chain_seqs(catalog) == list(range(1, threads * per_thread + 2))
 
 
-def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: Writer) -> None:
     catalog.gate.set()
-    results: list[AddResult] = []
+    results: list[IngestResult] = []
     lock = threading.Lock()
 
     def adder(t: int) -> None:
@@ -117,7 +148,7 @@ def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: CatalogWr
 
 
 def test_failing_arrival_does_not_fail_its_neighbours(
-    catalog: GatedCatalog, writer: CatalogWriter
+    catalog: GatedCatalog, writer: Writer
 ) -> None:
     first = hold_writer(catalog, writer)
     good = [make_arrival(n) for n in range(1, 11)]
@@ -150,16 +181,16 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     try:
         ok = make_arrival(1)
         with pytest.raises(CatalogError):
-            catalog.add_batch([ok, make_arrival(2, poison=True)])
+            catalog.add_batch([ok, make_arrival(2, poison=True)], seal)
         assert catalog.find_sha(ok.sha256) is None
         assert list(catalog.chain()) == []
-        [result] = catalog.add_batch([ok])
+        [result] = catalog.add_batch([ok], seal)
         assert result.event_seq == 1
     finally:
         catalog.close()
 
 
-def test_the_same_arrival_twice_in_one_batch(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+def test_the_same_arrival_twice_in_one_batch(catalog: GatedCatalog, writer: Writer) -> None:
     """Postfix retrying while the first attempt waits for its commit."""
     hold_writer(catalog, writer)
     arrival = make_arrival(7)
@@ -174,7 +205,7 @@ def test_the_same_arrival_twice_in_one_batch(catalog: GatedCatalog, writer: Cata
     assert [e.envelope.queue_id for e in catalog.envelopes(r1.id)] == ["Q00007", "RETRY2"]
 
 
-def test_close_commits_what_is_queued(catalog: GatedCatalog, writer: CatalogWriter) -> None:
+def test_close_commits_what_is_queued(catalog: GatedCatalog, writer: Writer) -> None:
     first = hold_writer(catalog, writer)
     futures = [writer.submit(make_arrival(n)) for n in range(1, 6)]
     opener = threading.Timer(0.05, catalog.gate.set)
@@ -237,7 +268,7 @@ def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -
 
 
 def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
-    catalog: GatedCatalog, writer: CatalogWriter
+    catalog: GatedCatalog, writer: Writer
 ) -> None:
     catalog.gate.set()
     with locked(catalog.path):
@@ -248,7 +279,7 @@ def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
         took = time.monotonic() - started
         # past the deadline: tried once, not waited for
         with pytest.raises(CatalogError), deadline(started):
-            catalog.add_batch([make_arrival(2)])
+            catalog.add_batch([make_arrival(2)], seal)
     assert 0.4 < took < 2.0  # the catalog's own busy timeout is 30 s
     # the lock is gone: committed at once, the connection's own timeout back in force
     started = time.monotonic()
@@ -258,7 +289,7 @@ def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
 
 
 def test_an_arrival_past_its_deadline_is_not_committed(
-    catalog: GatedCatalog, writer: CatalogWriter
+    catalog: GatedCatalog, writer: Writer
 ) -> None:
     first = hold_writer(catalog, writer)
     late = writer.submit(make_arrival(1), time.monotonic() + 0.05)
