@@ -204,6 +204,9 @@ class StockSMTP(SMTP):
     """aiosmtpd's ``SMTP`` as it comes, plus the XFORWARD command (its attributes kept on the
     transaction's envelope, which aiosmtpd replaces after DATA and RSET)."""
 
+    # Postfix's smtpd takes data lines of any length (it splits them); aiosmtpd's default of
+    # 1001 would answer 500 to mail the proxy rightly passes on
+    line_length_limit = 1 << 20
     on_lost: Callable[[StockSMTP], None] | None = None
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
