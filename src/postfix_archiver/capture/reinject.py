@@ -2,9 +2,10 @@
 
 It keeps connections to the reinjection listener (127.0.0.1:10026) open and reuses them, and
 pipelines XFORWARD, MAIL and RCPT into one write when the listener offers PIPELINING (Postfix
-does): three round trips a message instead of five or more. The rules it follows
-(recipients decided before DATA, XFORWARD passed on, which replies are permanent) are shared
-with the pipe filter's sender in ``outgoing``.
+does): three round trips a message instead of five or more. What it sends and how it reads
+the replies (recipients decided before DATA, XFORWARD passed on, which replies are permanent)
+is the transaction of ``smtp_client``, which the pipe filter's ``outgoing.send_sync`` drives
+too; this module is the transport.
 
 It is a small client on asyncio streams rather than aiosmtplib: the reinjection listener is
 always Postfix's smtpd on the loopback, and aiosmtplib's per-message work (a round trip per
@@ -23,71 +24,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import SupportsIndex
 
-from ..config import parse_hostport
 from ..errors import TemporaryFailure
-from .outgoing import (
+from .outgoing import send_sync
+from .smtp_client import (
+    DATA_CHUNK,
+    DATA_COMMAND,
+    QUIT_COMMAND,
+    RSET_COMMAND,
     XFORWARD_ATTRS,
     Outgoing,
-    _fail,
-    _mail_command,
-    _rcpt_command,
-    _refusal,
-    _xforward_lines,
-    send_sync,
+    Transaction,
+    data_block,
+    data_chunks,
+    ehlo_command,
+    extensions,
+    greeting,
+    host_and_port,
+    reply_line,
     xtext,
 )
 
 log = logging.getLogger("postfix_archiver.reinject")
 
-__all__ = ["XFORWARD_ATTRS", "Outgoing", "Reinjector", "send_sync", "xtext"]
-
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-
-
-# a bigger message is written this much at a time (``write_data``)
-DATA_CHUNK = 1 << 20
-
-
-def data_block(content: bytes) -> bytes:
-    """The DATA payload: CR LF line endings, dot-stuffed, terminated by ``.`` CR LF."""
-    content = _stuffed(content)
-    if content and not content.endswith(b"\r\n"):
-        content += b"\r\n"
-    return content + b".\r\n"
-
-
-def _stuffed(content: bytes) -> bytes:
-    """Lines of ``content`` with CR LF endings, dot-stuffed; ``content`` starts a line."""
-    crlf = content.count(b"\r\n")
-    if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
-        content = _LINE_ENDINGS.sub(b"\r\n", content)  # a bare CR or LF is not SMTP
-    if content.startswith(b"."):
-        content = b"." + content
-    return content.replace(b"\r\n.", b"\r\n..")
-
-
-def data_chunks(content: bytes, size: int = DATA_CHUNK) -> Iterator[bytes]:
-    """``data_block(content)`` in pieces of about ``size`` bytes, for a big message not to be
-    copied whole once more (twice: stuffing, then the transport's buffer).
-
-    Each piece but the last ends just after an LF, so that no CR LF is split (the next piece
-    starts a line: a dot there is stuffed as after any line end) and pieces can be stuffed
-    alone. A line longer than ``size`` is one piece."""
-    pos, end = 0, len(content)
-    while end - pos > size:
-        cut = content.rfind(b"\n", pos, pos + size) + 1
-        if cut <= pos:
-            cut = content.find(b"\n", pos + size) + 1 or end
-            if cut == end:
-                break
-        yield _stuffed(content[pos:cut])
-        pos = cut
-    yield data_block(content[pos:] if pos else content)
+__all__ = [
+    "DATA_CHUNK",
+    "XFORWARD_ATTRS",
+    "Outgoing",
+    "Reinjector",
+    "data_block",
+    "data_chunks",
+    "send_sync",
+    "write_data",
+    "xtext",
+]
 
 
 async def write_data(writer: asyncio.StreamWriter, content: bytes) -> None:
@@ -141,15 +114,10 @@ class _Connection:
         """One reply, possibly of several lines."""
         lines: list[str] = []
         while True:
-            line = await self.reader.readline()
-            if not line.endswith(b"\n"):
-                raise ConnectionResetError("the reinjection listener closed the connection")
-            lines.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                try:
-                    return int(line[:3]), lines
-                except ValueError:
-                    raise ConnectionResetError(f"not an SMTP reply: {line[:60]!r}") from None
+            code, text = reply_line(await self.reader.readline())
+            lines.append(text)
+            if code is not None:
+                return code, lines
 
     def close(self) -> None:
         self.writer.close()
@@ -167,8 +135,7 @@ class Reinjector:
         idle_limit: float = 60.0,
         helo: str | None = None,
     ) -> None:
-        target = parse_hostport(address)
-        self.host, self.port = target.host, target.port
+        self.host, self.port = host_and_port(address)
         self.timeout = timeout
         self.max_idle = max_idle
         self.idle_limit = idle_limit
@@ -185,13 +152,9 @@ class Reinjector:
                 transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
                 conn = _Connection(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
                 try:
-                    code, text = await conn.reply()
-                    if code != 220:
-                        raise TemporaryFailure(f"greeting {code} {text}")
-                    conn.writer.write(f"EHLO {self.helo}\r\n".encode())
-                    code, lines = await conn.reply_lines()
-                    if code != 250:
-                        raise TemporaryFailure(f"EHLO answered {code} {' '.join(lines)}")
+                    greeting(*await conn.reply())
+                    conn.writer.write(ehlo_command(self.helo))
+                    conn.extensions = extensions(*await conn.reply_lines())
                 except BaseException:
                     conn.close()
                     raise
@@ -199,8 +162,6 @@ class Reinjector:
             raise TemporaryFailure(
                 f"reinjection listener {self.host}:{self.port} unavailable: {exc}"
             ) from exc
-        # "250-host greeting", "250-PIPELINING", ..., "250 XFORWARD NAME ADDR ...": keywords
-        conn.extensions = {line.split()[0].upper() for line in lines[1:] if line.strip()}
         return conn
 
     # -- the pool ------------------------------------------------------------------------------
@@ -251,7 +212,7 @@ class Reinjector:
 
     async def _quit(self, conn: _Connection) -> None:
         try:
-            conn.writer.write(b"QUIT\r\n")
+            conn.writer.write(QUIT_COMMAND)
             await asyncio.wait_for(conn.reply(), 5)
         except (OSError, TimeoutError, ConnectionError):
             pass
@@ -291,14 +252,10 @@ class Reinjector:
         return reply
 
     async def _transaction(self, conn: _Connection, msg: Outgoing) -> str:
-        xforward = _xforward_lines(msg.xforward) if "XFORWARD" in conn.extensions else []
-        commands = [f"XFORWARD {line}".encode("ascii") for line in xforward]
-        commands.append(_mail_command(msg.sender, msg.mail_options))
-        commands += [_rcpt_command(r) for r in msg.recipients]
-        pipelining = "PIPELINING" in conn.extensions
+        tx = Transaction(msg, conn.extensions)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._exchange(conn, msg, commands, len(xforward), pipelining)
+                return await self._exchange(conn, tx, msg.content)
         except TimeoutError as exc:
             raise TemporaryFailure("reinjection listener timed out") from exc
         except _StaleConnection:
@@ -306,63 +263,39 @@ class Reinjector:
         except (ConnectionError, OSError) as exc:
             raise TemporaryFailure(f"reinjection failed: {exc}") from exc
 
-    async def _exchange(
-        self,
-        conn: _Connection,
-        msg: Outgoing,
-        commands: list[bytes],
-        xforwards: int,
-        pipelining: bool,
-    ) -> str:
-        replies = await self._commands(conn, commands, pipelining)
-        for code, text in replies[:xforwards]:
-            if code != 250:
-                # not a verdict on the message: never pass it on as permanent
-                raise TemporaryFailure(f"XFORWARD refused: {code} {text}")
-        code, text = replies[xforwards]
-        if code != 250:
-            raise _fail("MAIL FROM", code, text)
-        rcpt_replies = replies[xforwards + 1 :]
-        refused = [
-            (rcpt, c, t)
-            for rcpt, (c, t) in zip(msg.recipients, rcpt_replies, strict=True)
-            if c not in (250, 251)
-        ]
-        if refused:
-            conn.writer.write(b"RSET\r\n")
-            await conn.reply()
-            raise _refusal(refused, len(msg.recipients))
-        conn.writer.write(b"DATA\r\n")
-        code, text = await conn.reply()
-        if code != 354:
-            raise _fail("DATA", code, text)
-        await write_data(conn.writer, msg.content)
-        code, text = await conn.reply()
-        if code != 250:
-            raise _fail("DATA", code, text)
-        return f"{code} {text}"
+    async def _exchange(self, conn: _Connection, tx: Transaction, content: bytes) -> str:
+        await self._envelope(conn, tx)
+        refusal = tx.refusal()
+        if refusal is not None:
+            if tx.rset_first:
+                with contextlib.suppress(ConnectionError, OSError):
+                    conn.writer.write(RSET_COMMAND)
+                    await conn.reply()
+            raise refusal
+        conn.writer.write(DATA_COMMAND)
+        tx.data_reply(*await conn.reply())
+        await write_data(conn.writer, content)
+        return tx.final_reply(*await conn.reply())
 
-    async def _commands(
-        self, conn: _Connection, commands: list[bytes], pipelining: bool
-    ) -> list[tuple[int, str]]:
-        """Send the commands (at once when pipelining) and read one reply each. A connection
-        that fails or says 421 (closing) at its first reply is stale: nothing was accepted,
-        retrying is safe."""
-        first = commands if pipelining else commands[:1]
+    async def _envelope(self, conn: _Connection, tx: Transaction) -> None:
+        """Send the envelope commands (at once when pipelining) and hand the transaction one
+        reply each. A connection that fails or says 421 (closing) at its first reply is
+        stale: nothing was accepted, retrying is safe."""
+        commands, pipelining = tx.commands, tx.pipelining
         try:
-            conn.writer.write(b"".join(c + b"\r\n" for c in first))
-            replies = [await conn.reply()]
+            conn.writer.write(b"".join(commands) if pipelining else commands[0])
+            code, text = await conn.reply()
         except (ConnectionError, OSError) as exc:
             raise _StaleConnection(f"reinjection listener dropped the connection: {exc}") from exc
-        code, text = replies[0]
         if code == 421:
-            verb = first[0].split(b" ", 1)[0].decode("ascii", "replace")
-            raise _StaleConnection(f"reinjection listener answered {code} {text} to {verb}")
+            raise _StaleConnection(
+                f"reinjection listener answered {code} {text} to {tx.first_verb}"
+            )
+        tx.envelope_reply(code, text)
         for command in commands[1:]:
             if not pipelining:
-                conn.writer.write(command + b"\r\n")
-            replies.append(await conn.reply())
-        return replies
+                conn.writer.write(command)
+            tx.envelope_reply(*await conn.reply())
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

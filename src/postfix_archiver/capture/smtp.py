@@ -3,6 +3,14 @@
 The protocol state machine is aiosmtpd's; it is extended only with XFORWARD (so the real
 client reaches the reinjection listener and Postfix's logs) and PIPELINING in the EHLO
 reply. What happens to a message is the pipeline's business (``handle_DATA``).
+
+``ArchiverSMTP`` reads DATA itself (in blocks: faster on big mail, and only CR LF . CR LF ends
+it) and so relies on aiosmtpd internals beyond its handler API: ``_reader`` (the connection's
+stream), ``_set_post_data_state`` and ``_call_handler_hook`` (ending a transaction, calling
+``handle_DATA``), ``_getaddr``, ``_create_envelope`` and ``_reset_timeout``. pyproject.toml
+pins aiosmtpd to the minor version they were checked against, and
+tests/unit/capture/test_capture_aiosmtpd.py checks them, so an upgrade that changes them
+fails a test rather than production.
 """
 
 from __future__ import annotations
@@ -22,9 +30,8 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from .. import memory
 from . import replies
-from .outgoing import xtext_safe
 from .pipeline import CapturePipeline, Incoming
-from .reinject import XFORWARD_ATTRS
+from .smtp_client import XFORWARD_ATTRS, xtext_safe
 
 log = logging.getLogger("postfix_archiver.smtp")
 

@@ -1,10 +1,12 @@
 """Helpers for the capture tests: real sockets and real servers.
 
-The reinjection listener is a second aiosmtpd server (our ``ArchiverSMTP``, so it speaks
-XFORWARD) running on its own event loop in a thread, with a recording handler whose replies
-the test sets. The proxy under test runs the same way in-process (``ProxyServer`` on port
-0), or as a ``postfix-archiver serve`` subprocess. Clients are plain ``smtplib`` and raw
-sockets, as Postfix would be.
+The reinjection listener is a second aiosmtpd server running on its own event loop in a
+thread, with a recording handler whose replies the test sets. It is aiosmtpd's stock ``SMTP``
+(its own DATA reader, not our ``ArchiverSMTP``'s, so a dot-stuffing bug of ours cannot cancel
+itself out), taught only XFORWARD and PIPELINING, as Postfix's smtpd offers them. The proxy
+under test runs the same way in-process (``ProxyServer`` on port 0), or as a
+``postfix-archiver serve`` subprocess. Clients are plain ``smtplib`` and raw sockets, as
+Postfix would be.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aiosmtpd.smtp import SMTP
+
 from postfix_archiver.archive import Archive
 from postfix_archiver.capture.pipeline import CapturePipeline
-from postfix_archiver.capture.smtp import ArchiverSMTP, ProxyServer
+from postfix_archiver.capture.smtp import ProxyServer
 from postfix_archiver.catalog import EnvelopeRow, MessageRow
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.errors import StoreError
@@ -152,6 +156,7 @@ class Recorder:
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> refusal
     data_delay: float = 0.0
     advertise_xforward: bool = True
+    advertise_pipelining: bool = True
     messages: list[Got] = field(default_factory=list)  # accepted (250)
     data_calls: list[Got] = field(default_factory=list)  # every DATA, accepted or not
     connections: int = 0
@@ -163,9 +168,10 @@ class Recorder:
     ) -> list[str]:
         session.host_name = hostname
         self.ehlos += 1
+        extra = ["250-PIPELINING"] if self.advertise_pipelining else []
         if self.advertise_xforward:
-            return [*responses[:-1], f"250-{XFORWARD_ADVERTISED}", responses[-1]]
-        return responses
+            extra.append(f"250-{XFORWARD_ADVERTISED}")
+        return [*responses[:-1], *extra, responses[-1]]
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -194,6 +200,33 @@ class Recorder:
         return self.data_reply.format(n=len(self.data_calls))
 
 
+class StockSMTP(SMTP):
+    """aiosmtpd's ``SMTP`` as it comes, plus the XFORWARD command (its attributes kept on the
+    transaction's envelope, which aiosmtpd replaces after DATA and RSET)."""
+
+    # Postfix's smtpd takes data lines of any length (it splits them); aiosmtpd's default of
+    # 1001 would answer 500 to mail the proxy rightly passes on
+    line_length_limit = 1 << 20
+    on_lost: Callable[[StockSMTP], None] | None = None
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        if not arg:
+            await self.push("501 5.5.4 Syntax: XFORWARD attribute=value...")
+            return
+        assert self.envelope is not None
+        xforward = getattr(self.envelope, "xforward", {})
+        for item in arg.split():
+            name, _, value = item.partition("=")
+            xforward[name.upper()] = value
+        self.envelope.xforward = xforward  # type: ignore[attr-defined]
+        await self.push("250 2.0.0 Ok")
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.on_lost is not None:
+            self.on_lost(self)
+        super().connection_lost(error)
+
+
 class Listener:
     """A real SMTP server on 127.0.0.1 recording what it is given; restartable on its port."""
 
@@ -202,7 +235,7 @@ class Listener:
         self.port = port
         self._thread: LoopThread | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._sessions: set[ArchiverSMTP] = set()
+        self._sessions: set[StockSMTP] = set()
 
     @property
     def address(self) -> str:
@@ -212,8 +245,8 @@ class Listener:
     def running(self) -> bool:
         return self._thread is not None
 
-    def _factory(self) -> ArchiverSMTP:
-        proto = ArchiverSMTP(
+    def _factory(self) -> StockSMTP:
+        proto = StockSMTP(
             self.handler,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -146,3 +146,21 @@ def test_listener_without_xforward_still_gets_the_message(proxy: Proxy, listener
 
     assert code == 250, text
     assert listener.handler.messages[0].xforward == {}
+
+
+def test_a_listener_without_pipelining_gets_commands_one_by_one(
+    proxy: Proxy, listener: Listener
+) -> None:
+    """The same transaction, a reply awaited after each command: refusals mean the same."""
+    listener.handler.advertise_pipelining = False
+
+    code, text = proxy.send(make_message("one by one"), xforward=IDENT)
+    assert code == 250, text
+    assert listener.handler.messages[0].xforward["IDENT"] == "4RetrY1"
+
+    listener.handler.rcpt_replies["carol@example.com"] = "550 5.1.1 unknown"
+    code, _ = proxy.send(
+        make_message("refused"), recipients=["bob@example.com", "carol@example.com"]
+    )
+    assert code == 451  # one refused, one accepted: try again later, nothing sent
+    assert len(listener.handler.data_calls) == 1

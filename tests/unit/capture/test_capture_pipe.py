@@ -322,3 +322,17 @@ def test_a_bad_reinject_address_is_one_line_before_anything_is_archived(
     assert "--reinject" in line
     assert "HOST:PORT" in line or "out of range" in line
     assert not home.exists()
+
+
+def test_filter_to_a_listener_without_pipelining(tmp_path: Path, listener: Listener) -> None:
+    """One command, one reply at a time; the same transaction and the same bytes."""
+    listener.handler.advertise_pipelining = False
+    args = ["--reinject", listener.address, "--queue-id", "4OnE", "-f", "alice@example.com"]
+
+    done = run_filter([*args, "--", "bob@example.com"], MESSAGE, _home(tmp_path))
+
+    assert done.returncode == 0, done.stderr
+    [got] = listener.handler.messages
+    assert got.xforward == {"IDENT": "4OnE"}
+    assert got.recipients == ["bob@example.com"]
+    assert got.content.endswith(b"\r\nHello over the pipe.\r\n.\r\n..leading dots\r\n")
