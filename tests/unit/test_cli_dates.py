@@ -14,11 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import make_config
-from tests.unit.web.web_helpers import CHEAP, PASSWORD, Web
-
-from postfix_archiver.accounts import home_url, open_accounts
-from postfix_archiver.archive import Archive
-from postfix_archiver.web.auth import RateLimiter
+from tests.unit.web.web_helpers import admin_web
 
 CLI = Path(sys.executable).parent / "postfix-archiver"
 
@@ -116,48 +112,32 @@ def test_rows_written_before_dates_were_clamped_still_read(tmp_path: Path) -> No
     conn.close()
     run(home, "search", "--json")
     run(home, "stats", "--json")
-    with (
-        Archive(config) as archive,
-        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
-    ):
-        accounts.add_user("admin", "admin", PASSWORD, [])
-        web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
-        try:
-            page = web.login("admin")
-            api = web.token_client("admin")
-            [row] = archive.search("").results
-            for client, url in [
-                (page, "/search"),
-                (page, f"/messages/{row.id}"),
-                (page, "/stats"),
-                (api, "/api/v1/messages"),
-                (api, f"/api/v1/messages/{row.id}"),
-                (api, "/api/v1/stats"),
-            ]:
-                response = client.get(url)
-                assert response.status_code == 200, (url, response.text)
-        finally:
-            web.close()
+    with admin_web(config) as (archive, web):
+        page = web.login("admin")
+        api = web.token_client("admin")
+        [row] = archive.search("").results
+        for client, url in [
+            (page, "/search"),
+            (page, f"/messages/{row.id}"),
+            (page, "/stats"),
+            (api, "/api/v1/messages"),
+            (api, f"/api/v1/messages/{row.id}"),
+            (api, "/api/v1/stats"),
+        ]:
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.text)
 
 
 def test_web_pages_show_hostile_dates(tmp_path: Path, home: Path) -> None:
     config = make_config(home)
-    with (
-        Archive(config) as archive,
-        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
-    ):
-        accounts.add_user("admin", "admin", PASSWORD, [])
-        web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
-        try:
-            page = web.login("admin")
-            listing = page.get("/search")
-            assert listing.status_code == 200
-            assert "9999-12-30 23:59" in listing.text
-            assert "0001-01-02" in listing.text  # four digits, not "1-01-02"
-            [row] = [r for r in archive.search("", limit=100).results if r.subject == "dated 0"]
-            shown = page.get(f"/messages/{row.id}")
-            assert shown.status_code == 200
-            assert "Fri, 31 Dec 9999 23:59:59 -1200" in shown.text
-            assert web.token_client("admin").get("/api/v1/stats").status_code == 200
-        finally:
-            web.close()
+    with admin_web(config) as (archive, web):
+        page = web.login("admin")
+        listing = page.get("/search")
+        assert listing.status_code == 200
+        assert "9999-12-30 23:59" in listing.text
+        assert "0001-01-02" in listing.text  # four digits, not "1-01-02"
+        [row] = [r for r in archive.search("", limit=100).results if r.subject == "dated 0"]
+        shown = page.get(f"/messages/{row.id}")
+        assert shown.status_code == 200
+        assert "Fri, 31 Dec 9999 23:59:59 -1200" in shown.text
+        assert web.token_client("admin").get("/api/v1/stats").status_code == 200

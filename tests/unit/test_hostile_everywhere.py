@@ -28,12 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import make_config
 from tests.unit.capture.capture_helpers import Listener, Proxy, run_filter
-from tests.unit.web.web_helpers import CHEAP, PASSWORD, Web
+from tests.unit.web.web_helpers import admin_web
 
-from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
-from postfix_archiver.web.auth import RateLimiter
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 CHARSETS = [
@@ -272,34 +270,26 @@ def read_back_by_cli(home: Path, expected: dict[str, bytes]) -> list[int]:
 
 def read_back_by_web(home: Path, ids: list[int]) -> None:
     config = make_config(home)
-    with (
-        Archive(config) as archive,
-        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
-    ):
-        accounts.add_user("admin", "admin", PASSWORD, [])
-        web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
-        try:
-            page = web.login("admin")
-            api = web.token_client("admin")
-            urls = ["/search", "/search?q=&order=date", "/stats", "/api/v1/messages?limit=1000"]
-            urls += ["/api/v1/stats", "/api/v1/export?format=mbox", "/api/v1/export?format=eml-zip"]
-            for ident in ids:
-                doc = api.get(f"/api/v1/messages/{ident}")
-                assert doc.status_code == 200, doc.text
-                body: dict[str, Any] = doc.json()
-                base = f"/api/v1/messages/{ident}"
-                urls += [f"/messages/{ident}", f"/messages/{ident}/body", f"{base}/raw"]
-                urls.append(f"{base}/attachments")
-                urls += [f"{base}/attachments/{a['index']}" for a in body["attachments"]]
-                urls.append(f"/api/v1/messages?q={_quote(str(body['subject'])[:200])}")
-            for url in urls:
-                client = api if url.startswith("/api/") else page
-                response = client.get(url)
-                assert response.status_code < 500, (url, response.status_code, response.text)
-                if "?q=" not in url:
-                    assert response.status_code == 200, (url, response.status_code)
-        finally:
-            web.close()
+    with admin_web(config) as (_archive, web):
+        page = web.login("admin")
+        api = web.token_client("admin")
+        urls = ["/search", "/search?q=&order=date", "/stats", "/api/v1/messages?limit=1000"]
+        urls += ["/api/v1/stats", "/api/v1/export?format=mbox", "/api/v1/export?format=eml-zip"]
+        for ident in ids:
+            doc = api.get(f"/api/v1/messages/{ident}")
+            assert doc.status_code == 200, doc.text
+            body: dict[str, Any] = doc.json()
+            base = f"/api/v1/messages/{ident}"
+            urls += [f"/messages/{ident}", f"/messages/{ident}/body", f"{base}/raw"]
+            urls.append(f"{base}/attachments")
+            urls += [f"{base}/attachments/{a['index']}" for a in body["attachments"]]
+            urls.append(f"/api/v1/messages?q={_quote(str(body['subject'])[:200])}")
+        for url in urls:
+            client = api if url.startswith("/api/") else page
+            response = client.get(url)
+            assert response.status_code < 500, (url, response.status_code, response.text)
+            if "?q=" not in url:
+                assert response.status_code == 200, (url, response.status_code)
 
 
 def _quote(text: str) -> str:

@@ -12,6 +12,8 @@ import base64
 import re
 import sqlite3
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from starlette.exceptions import StarletteDeprecationWarning
 
-from postfix_archiver.accounts import DB_NAME, Accounts
+from postfix_archiver.accounts import DB_NAME, Accounts, home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
@@ -251,3 +253,18 @@ def sql(path: Any, statement: str) -> list[tuple[Any, ...]]:
         return rows
     finally:
         conn.close()
+
+
+@contextmanager
+def admin_web(config: Config) -> Iterator[tuple[Archive, Web]]:
+    """The archive of ``config`` and a ``Web`` over it with one admin, "admin" (no cast)."""
+    with (
+        Archive(config) as archive,
+        open_accounts(home_url(config.archive.home), hasher=CHEAP) as accounts,
+    ):
+        accounts.add_user("admin", "admin", PASSWORD, [])
+        web = Web(config, archive, accounts, RateLimiter(), cast=None)  # type: ignore[arg-type]
+        try:
+            yield archive, web
+        finally:
+            web.close()
