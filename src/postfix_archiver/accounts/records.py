@@ -81,15 +81,7 @@ class AuditEntry:
         }
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "time": self.time,
-            "user": self.user,
-            "client": self.client,
-            "action": self.action,
-            "detail": self.detail,
-            "hash": self.hash,
-        }
+        return {**self.chained(), "hash": self.hash}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,14 @@ import click
 from ..config import HostPort as Address
 from .common import HostPort, config_option, load, out
 
+# Postfix's configuration directory, for postfix-config and doctor alike
+config_dir_option = click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/etc/postfix"),
+    show_default=True,
+)
+
 
 @click.command("postfix-config")
 @config_option
@@ -23,12 +31,7 @@ from .common import HostPort, config_option, load, out
     is_flag=True,
     help="Apply through postconf (backs up main.cf and master.cf first).",
 )
-@click.option(
-    "--config-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("/etc/postfix"),
-    show_default=True,
-)
+@config_dir_option
 @click.option("--maxproc", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--user", default=None, help="Pipe mode: the user the filter runs as.")
 @click.option("--no-reload", is_flag=True, help="With --apply: do not reload Postfix.")
@@ -101,12 +104,7 @@ def _executable() -> str:
     default=None,
     help="The mode to check for (default: what main.cf shows).",
 )
-@click.option(
-    "--config-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("/etc/postfix"),
-    show_default=True,
-)
+@config_dir_option
 def doctor(config_path: str | None, mode: str | None, config_dir: Path) -> None:
     """Check that Postfix and the archiver are set up to work together; say what to fix."""
     from ..doctor import run_checks

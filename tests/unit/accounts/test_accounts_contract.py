@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from tests.unit.web.web_helpers import sql
 
 from postfix_archiver.accounts import (
     DB_NAME,
@@ -225,17 +226,6 @@ class TestContract:
     def test_an_empty_audit_log_verifies(self, accounts: Accounts) -> None:
         check = accounts.verify_audit()
         assert (check.ok, check.entries, check.head, check.problem) == (True, 0, GENESIS, None)
-
-
-def sql(path: Path, statement: str) -> list[tuple[Any, ...]]:
-    """One statement on its own connection (closed again), as a person with the file would."""
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute(statement).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
 
 
 class TestSqlite:
