@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import retention
 from .errors import ConfigError
 
 ENV_CONFIG = "POSTFIX_ARCHIVER_CONFIG"
@@ -154,6 +155,9 @@ class ArchiveSettings:
     index_limit: int = 8 << 20
     default_action: str = "archive"
     local_domains: tuple[str, ...] = ()
+    # kept this long when no archiving rule says (``retention.check``); forever by default:
+    # an archive that deletes by surprise is worse than one that grows
+    retention: str = "forever"
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "index_limit": int,
         "default": str,
         "local_domains": list,
+        "retention": str,
     },
     "smtp": {
         "listen": str,
@@ -334,6 +339,11 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
     domains = a.get("local_domains", [])
     if not all(isinstance(d, str) for d in domains):
         raise source.error(("archive", "local_domains"), "must be a list of domain names")
+    retention_default = a.get("retention", ArchiveSettings.retention)
+    try:
+        retention.check(retention_default)
+    except ValueError as exc:
+        raise source.error(("archive", "retention"), str(exc)) from None
     for key in ("catalog", "store"):
         value = a.get(key)
         if value is not None and "://" not in value:
@@ -351,6 +361,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         index_limit=index_limit,
         default_action=default_action,
         local_domains=tuple(d.lower().lstrip("@") for d in domains),
+        retention=retention_default,
     )
     smtp = SmtpSettings(
         listen=_listen(source, "smtp", "listen", s.get("listen", SmtpSettings.listen)),

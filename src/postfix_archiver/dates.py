@@ -49,7 +49,7 @@ def days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146097 + doe - 719468
 
 
-def _days_in_month(year: int, month: int) -> int:
+def days_in_month(year: int, month: int) -> int:
     if month == 2:
         leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
         return 29 if leap else 28
@@ -91,7 +91,7 @@ def _header_instant(value: str) -> tuple[int, int]:
     year = _written_year(value, year)
     if not 1 <= month <= 12:
         raise UnreadableDate(f"month {month}")
-    if not 1 <= day <= _days_in_month(year, month):
+    if not 1 <= day <= days_in_month(year, month):
         raise UnreadableDate(f"day {day} of month {month}")
     if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 60):
         raise UnreadableDate(f"time {hour:02d}:{minute:02d}:{second:02d}")

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 
 from ..envelope import Envelope
 from ..message import ParsedMessage
+from ..retention import longest
 from ..rules import Policy, Verdict
 
 # "... by mx.example.com (Postfix) with ESMTP id 4Xk2Lq0Zz1z9rxN; ..." -> the queue id
 _RECEIVED_ID = re.compile(r"\(Postfix\)\s+with\s+\S+\s+id\s+([0-9A-Za-z]+)", re.I)
 _HEADER_RECIPIENTS = ("X-Original-To", "Delivered-To", "X-Envelope-To")
-_PERIOD = re.compile(r"^(\d+)([dwmy])$")
-_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,7 @@ def kept(verdict: Verdict, envelope: Envelope) -> Kept | None:
         envelope.with_recipients(verdict.archived_recipients) if envelope.recipients else envelope
     )
     periods = [d.retention for d in archived if d.retention is not None]
-    retention = max(periods, key=_days) if periods else None
+    retention = longest(periods)
     tags = tuple(dict.fromkeys(t for d in archived for t in d.tags))
     return Kept(narrowed, retention, tags)
 
@@ -100,9 +99,3 @@ def decide(
 ) -> tuple[Verdict, Kept | None]:
     verdict = policy.decide(parsed, envelope)
     return verdict, kept(verdict, envelope)
-
-
-def _days(period: str) -> float:
-    """A retention period's length in days, for comparing (``forever`` is the longest)."""
-    m = _PERIOD.match(period)
-    return float("inf") if m is None else int(m.group(1)) * _DAYS[m.group(2)]

@@ -38,6 +38,7 @@ from ..config import Config
 from ..envelope import Envelope
 from ..errors import IntegrityError, NotFoundError
 from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
+from ..retention import until as retention_until
 from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from . import skeleton
@@ -224,6 +225,9 @@ class Archive:
             envelope=envelope,
             retention=retention,
             tags=tags,
+            retain_until=retention_until(
+                retention or self.config.archive.retention, envelope.received
+            ),
         )
 
     def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:

@@ -37,7 +37,8 @@ class Catalog(Protocol):
       recorded for that message) and a chain event for the new envelope: the one ``seal``
       returns given the last event stored, read inside the transaction (the backend stores
       events; ``archive.events`` computes them). Either all of a batch commits or none of
-      it. It is called by the archive's one committer only (``archive.ingest``).
+      it. It is called by the archive's one committer only (``archive.ingest``). A message's
+      ``retain_until`` is the latest any of its arrivals gives (None, forever, wins).
     - Reads may run on any thread, concurrently with the writer.
     - ``search`` applies ``order`` (one of ``ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
@@ -65,6 +66,10 @@ class Catalog(Protocol):
     def envelopes(self, message: int) -> list[EnvelopeRow]: ...
 
     def attachments(self, message: int) -> list[AttachmentRow]: ...
+
+    def held(self, messages: Sequence[int]) -> set[int]:
+        """Those of ``messages`` under a legal hold not released: they may not be removed."""
+        ...
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...
 

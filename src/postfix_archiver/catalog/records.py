@@ -37,6 +37,9 @@ class NewArrival:
     # of the rules that kept this arrival (stored with its envelope): see archive.decide
     retention: str | None = None
     tags: tuple[str, ...] = ()
+    # the retention date this arrival gives its message (None: forever); a message that
+    # arrives again under a longer retention is kept the longer
+    retain_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class MessageRow:
     cc: str
     attachment_count: int
     defects: list[str] = field(default_factory=list)
+    retain_until: datetime | None = None  # None: kept forever
 
     def summary(self) -> dict[str, object]:
         """The stable JSON form used by ``search --json`` and the REST API."""

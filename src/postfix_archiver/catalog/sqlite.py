@@ -121,12 +121,36 @@ MIGRATIONS: list[str] = [
     ALTER TABLE envelopes ADD COLUMN retention TEXT;
     ALTER TABLE envelopes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'
     """,
+    # 3: retention dates and legal holds. Messages archived before keep NULL (forever): an
+    # upgrade must never make mail deletable by surprise. A hold's messages are recorded when
+    # the hold is placed and as matching mail arrives, so a hold covers what it covered even
+    # if the query language changes meaning later.
+    """
+    ALTER TABLE messages ADD COLUMN retain_until INTEGER;
+    CREATE INDEX messages_retain_until ON messages(retain_until);
+    CREATE TABLE holds (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        query TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        released_by TEXT,
+        released_at INTEGER
+    );
+    CREATE TABLE message_holds (
+        hold INTEGER NOT NULL REFERENCES holds(id),
+        message INTEGER NOT NULL REFERENCES messages(id),
+        PRIMARY KEY (hold, message)
+    );
+    CREATE INDEX message_holds_message ON message_holds(message)
+    """,
 ]
 
 _MESSAGE_COLUMNS = (
     "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
     "m.message_id, m.from_text, m.to_text, m.cc_text, m.attachment_count, "
-    "m.defects"
+    "m.defects, m.retain_until"
 )
 # one entry for each of search.ORDERS (the CLI, the API and the web pages offer those)
 _ORDER_SQL: dict[str, str] = {
@@ -354,6 +378,12 @@ class SqliteCatalog:
         ).fetchone()
         if exists is not None:
             return AddResult(message, new_message, False, None)
+        if not new_message:  # a new arrival keeps the message at least as long as it says
+            conn.execute(
+                "UPDATE messages SET retain_until = CASE WHEN retain_until IS NULL "
+                "OR ?1 IS NULL THEN NULL ELSE max(retain_until, ?1) END WHERE id = ?2",
+                (None if a.retain_until is None else _ts(a.retain_until), message),
+            )
         cur = conn.execute(
             "INSERT INTO envelopes (message, env_key, sender, queue_id, client_address, "
             "client_name, helo, received, source, retention, tags) "
@@ -401,8 +431,8 @@ class SqliteCatalog:
 
         cur = conn.execute(
             "INSERT INTO messages (sha256, size, stored_size, date, received, message_id, "
-            "subject, from_text, to_text, cc_text, attachment_count, defects) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "subject, from_text, to_text, cc_text, attachment_count, defects, retain_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.sha256,
                 a.size,
@@ -416,6 +446,7 @@ class SqliteCatalog:
                 show(a.cc),
                 len(a.attachments),
                 json.dumps(a.defects),
+                None if a.retain_until is None else _ts(a.retain_until),
             ),
         )
         message = cur.lastrowid
@@ -478,6 +509,7 @@ class SqliteCatalog:
             cc=str(r[10]),
             attachment_count=int(r[11]),
             defects=json.loads(str(r[12])),
+            retain_until=None if r[13] is None else _dt(int(r[13])),
         )
 
     def find_sha(self, sha256: str) -> int | None:
@@ -558,6 +590,22 @@ class SqliteCatalog:
             AttachmentRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]))
             for r in rows
         ]
+
+    def held(self, messages: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(messages), 500):  # under SQLite's bound-parameter limit
+            chunk = list(messages[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                int(r[0])
+                for r in self._query(
+                    "SELECT DISTINCT mh.message FROM message_holds mh "
+                    "JOIN holds h ON h.id = mh.hold "
+                    f"WHERE h.released_at IS NULL AND mh.message IN ({marks})",
+                    chunk,
+                )
+            )
+        return found
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         params: list[object] = [message]

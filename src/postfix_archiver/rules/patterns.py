@@ -23,10 +23,11 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .. import retention
+
 _GLOB_CHARS = frozenset("*?")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_RETENTION = re.compile(r"^[1-9]\d{0,3}[dwmy]$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but ':'
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -154,11 +155,7 @@ def parse_network(value: str) -> Network:
 
 def check_retention(value: object) -> str:
     """Retention classes: a count and a unit, ``d``/``w``/``m``/``y`` (``90d``, ``10y``)."""
-    if isinstance(value, str) and (_RETENTION.match(value) or value == "forever"):
-        return value
-    raise ValueError(
-        f'must be a period such as "90d", "26w", "6m", "10y" or "forever", not {value!r}'
-    )
+    return retention.check(value)
 
 
 def check_header_name(name: str) -> str:
