@@ -226,7 +226,7 @@ def test_reader_threads_that_end_give_their_connection_back(catalog: GatedCatalo
         t = threading.Thread(target=read)
         t.start()
         t.join()
-    assert len(catalog.sqlite._all_readers) <= 1
+    assert len(catalog.sqlite._readers) <= 1
 
 
 @contextlib.contextmanager
