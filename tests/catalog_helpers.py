@@ -1,29 +1,67 @@
-"""Catalog test helpers shared by the catalog's and the ingest service's tests."""
+"""Catalog test helpers shared by the catalog's and the ingest service's tests.
+
+``BACKENDS`` lists the catalog backends the contract tests in ``tests/unit/catalog`` run
+against. Add a backend by adding an entry: a function that, given a test's fresh directory,
+returns the URL of a new, empty catalog (a PostgreSQL entry would create a database on a
+server fixture's cluster, or call ``pytest.skip`` without one). Every test there that takes
+``config``, ``archive``, ``catalog_url`` or the gated ``catalog`` then runs against it; a test
+of one backend's own ways (its file, its locks, its pragmas) says so with ``only(...)``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
-from postfix_archiver.catalog import AddResult, NewArrival, Sealer
+import pytest
+
+from postfix_archiver.catalog import (
+    AddResult,
+    AttachmentRow,
+    Catalog,
+    ChainLink,
+    EnvelopeRow,
+    MessageRow,
+    NewArrival,
+    Sealer,
+    SearchPage,
+    Stats,
+)
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
+from postfix_archiver.search import Node
 
 WAIT = 10.0  # seconds; only reached when something hangs
 
+CatalogUrl = Callable[[Path], str]
 
-class GatedCatalog(SqliteCatalog):
-    """A real SQLite catalog that records each batch and can hold the first one back.
+BACKENDS: dict[str, CatalogUrl] = {
+    # the default: catalog.sqlite in the archive's home
+    "sqlite": lambda home: f"sqlite://{(home / 'catalog.sqlite').absolute()}",
+}
+
+
+def only(backend: str) -> pytest.MarkDecorator:
+    """For a test of what only ``backend`` has: it runs against that backend alone (it
+    overrides the ``catalog_backend`` fixture's parameters)."""
+    return pytest.mark.parametrize("catalog_backend", [backend], indirect=True)
+
+
+class GatedCatalog:
+    """A real catalog of any backend that records each batch and can hold the first one back.
 
     Holding the committer inside its first ``add_batch`` lets a test queue arrivals behind it
-    and know they are committed together in the next batch.
+    and know they are committed together in the next batch. Everything else is the wrapped
+    catalog's own (``inner``).
     """
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
+    def __init__(self, inner: Catalog) -> None:
+        self.inner = inner
+        self.url = inner.url
         self.batches: list[list[str]] = []
         self.entered = threading.Event()
         self.gate = threading.Event()
@@ -35,7 +73,59 @@ class GatedCatalog(SqliteCatalog):
             self._first = False
             self.entered.set()
             assert self.gate.wait(WAIT), "test never opened the gate"
-        return super().add_batch(arrivals, seal)
+        return self.inner.add_batch(arrivals, seal)
+
+    def find_sha(self, sha256: str) -> int | None:
+        return self.inner.find_sha(sha256)
+
+    def search(
+        self,
+        query: Node,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "-date",
+        visible_to: Sequence[str] | None = None,
+    ) -> SearchPage:
+        return self.inner.search(
+            query, limit=limit, offset=offset, order=order, visible_to=visible_to
+        )
+
+    def get(self, message: int) -> MessageRow | None:
+        return self.inner.get(message)
+
+    def envelopes(self, message: int) -> list[EnvelopeRow]:
+        return self.inner.envelopes(message)
+
+    def attachments(self, message: int) -> list[AttachmentRow]:
+        return self.inner.attachments(message)
+
+    def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
+        return self.inner.is_visible(message, addresses)
+
+    def messages(self) -> Iterator[MessageRow]:
+        return self.inner.messages()
+
+    def chain(self) -> Iterator[ChainLink]:
+        return self.inner.chain()
+
+    def orphans(self) -> tuple[list[int], list[int]]:
+        return self.inner.orphans()
+
+    def stats(self) -> Stats:
+        return self.inner.stats()
+
+    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
+        return self.inner.per_day(since)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    @property
+    def sqlite(self) -> SqliteCatalog:
+        """The wrapped catalog, for a test of SQLite's own ways (marked ``only("sqlite")``)."""
+        assert isinstance(self.inner, SqliteCatalog), "a test of SQLite's own ways"
+        return self.inner
 
 
 def make_arrival(n: int, *, poison: bool = False, queue_id: str | None = None) -> NewArrival:

@@ -1,12 +1,15 @@
-"""What the catalog and the blob pack share about SQLite: durable connections, transactions."""
+"""What the SQLite backends (catalog, blob pack, accounts) share: durable and read-only
+connections, a connection per thread, write transactions, versioned schemas."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -112,3 +115,117 @@ def connect_readonly(path: Path, *, timeout: float = 30) -> sqlite3.Connection:
     )
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
+
+
+class PerThread:
+    """A connection for each thread that uses one, so readers never wait for one another or
+    for the writer. A thread that ends gives its connection back (web worker threads come and
+    go); ``close`` closes them all.
+
+    Each connection has a lock, held while ``use`` lends it out and by ``close``: closing a
+    connection another thread is using crashes the interpreter."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: set[_Entry] = set()
+
+    @contextlib.contextmanager
+    def use(self, connect: Callable[[], sqlite3.Connection]) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, for the block's length; ``connect`` opens it on the
+        thread's first use. (Given here, not kept: the owner's methods would keep the owner
+        alive, and its connections open, until the next garbage collection.)"""
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = _Holder(connect())
+            entry = (holder.conn, holder.lock)
+            with self._lock:
+                self._all.add(entry)
+            # weakly: the set and its lock only, so the owner can still be collected
+            weakref.finalize(holder, _release, entry, self._all, self._lock)
+            self._local.holder = holder
+        with holder.lock:
+            yield holder.conn
+
+    def __len__(self) -> int:
+        """How many connections are open."""
+        with self._lock:
+            return len(self._all)
+
+    def close(self) -> None:
+        """Closes every thread's connection, each once its query in flight is done; a thread
+        that uses this again gets a new one."""
+        with self._lock:
+            for conn, lock in self._all:
+                with lock:
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class _Holder:
+    """A thread's connection and its lock; when the thread ends, so does this, and the
+    connection is closed (``_release``)."""
+
+    __slots__ = ("__weakref__", "conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+
+_Entry = tuple[sqlite3.Connection, threading.Lock]
+
+
+def _release(entry: _Entry, all_: set[_Entry], lock: threading.Lock) -> None:
+    with lock:
+        if entry not in all_:
+            return  # closed already
+        all_.discard(entry)
+    conn, conn_lock = entry
+    with conn_lock:
+        conn.close()
+
+
+class SchemaTooNew(Exception):
+    """The file's schema is newer than this version knows: written by a later release."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(f"schema version {version}, newer than {known}")
+        self.version = version
+        self.known = known
+
+
+def schema_version(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
+    """The schema version of ``conn``'s file (``PRAGMA user_version``: how many of
+    ``migrations`` it has had); raises ``SchemaTooNew`` past the last of them."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(migrations):
+        raise SchemaTooNew(version, len(migrations))
+    return version
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
+    """Brings the file up to the last of ``migrations`` (each a script of statements, applied
+    in order, each in a write transaction of its own with its new ``user_version``). Raises
+    ``SchemaTooNew`` for a newer file and ``sqlite3.Error`` for a step that fails (that step is
+    rolled back; the ones before it stay)."""
+    for number in range(schema_version(conn, migrations), len(migrations)):
+        with write_transaction(conn):
+            for statement in _statements(migrations[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one, each whole: a ``;`` ends one only where
+    SQLite agrees (not inside a trigger's body or a string)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        yield pending  # unfinished: SQLite's syntax error names it

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 
 from ..chain import GENESIS
 from ..errors import AccountError
-from ..sqlite_db import connect_durable, write_transaction
+from ..sqlite_db import SchemaTooNew, connect_durable, migrate, write_transaction
 from .audit import audit_hash, verify_entries
 from .checks import check_addresses, check_name, check_role
 from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_digest
@@ -111,25 +111,13 @@ class SqliteAccounts:
     # -- plumbing ----------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        conn = self._conn
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise AccountError(
-                    f"accounts database {self.path} has schema version {version}, newer than "
-                    f"this postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
-                )
-            for number in range(version, len(MIGRATIONS)):
-                # executescript: trigger bodies hold semicolons, so no naive split
-                try:
-                    conn.executescript(
-                        f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\n"
-                        f"PRAGMA user_version = {number + 1};\nCOMMIT;"
-                    )
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+            migrate(self._conn, MIGRATIONS)
+        except SchemaTooNew as exc:
+            raise AccountError(
+                f"accounts database {self.path} has schema version {exc.version}, newer than "
+                f"this postfix-archiver knows ({exc.known}): upgrade postfix-archiver"
+            ) from None
         except sqlite3.Error as exc:
             raise AccountError(f"cannot prepare the accounts database {self.path}: {exc}") from exc
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,16 @@ from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timesta
 from ..envelope import Envelope
 from ..errors import CatalogError
 from ..search import Field, Node, Text
-from ..sqlite_db import connect_durable, connect_readonly, is_busy, write_transaction
+from ..sqlite_db import (
+    PerThread,
+    SchemaTooNew,
+    connect_durable,
+    connect_readonly,
+    is_busy,
+    migrate,
+    schema_version,
+    write_transaction,
+)
 from .compile import Compiler, like_escape
 from .records import (
     AddResult,
@@ -207,26 +215,6 @@ def _iso(value: object) -> datetime:
         return EARLIEST
 
 
-class _Reader:
-    """A thread's read connection; when the thread ends, so does this, and the connection is
-    closed (``_release_reader``)."""
-
-    __slots__ = ("__weakref__", "conn")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-
-def _release_reader(
-    conn: sqlite3.Connection, readers: set[sqlite3.Connection], lock: threading.Lock
-) -> None:
-    with lock:
-        if conn not in readers:
-            return  # closed already
-        readers.discard(conn)
-    conn.close()
-
-
 class _NeedsUpgrade(Exception):
     """A read-only open found an older schema."""
 
@@ -237,16 +225,15 @@ class SqliteCatalog:
         # read-only: for commands that only read; opens nothing for writing, creates nothing
         self.readonly = readonly
         self.url = f"sqlite://{self.path}"
-        self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._dialect = SqliteDialect()
         self._compiler = Compiler(self._dialect)
-        self._all_readers: set[sqlite3.Connection] = set()
-        self._readers_lock = threading.Lock()
+        self._readers = PerThread()
         if readonly:
             try:
-                self._check_version(self._reader())
+                with self._readers.use(self._connect_reader) as conn:
+                    self._check_version(conn)
                 return
             except _NeedsUpgrade:
                 pass
@@ -292,18 +279,10 @@ class SqliteCatalog:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        holder: _Reader | None = getattr(self._local, "reader", None)
-        if holder is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-            holder = _Reader(conn)
-            with self._readers_lock:
-                self._all_readers.add(conn)
-            # a thread that ends (web worker threads come and go) gives its connection back
-            weakref.finalize(holder, _release_reader, conn, self._all_readers, self._readers_lock)
-            self._local.reader = holder
-        return holder.conn
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=ON")
+        return conn
 
     def _write_conn(self) -> sqlite3.Connection:
         if self.readonly:
@@ -316,40 +295,37 @@ class SqliteCatalog:
 
     def _check_version(self, conn: sqlite3.Connection) -> int:
         try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            version = schema_version(conn, MIGRATIONS)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot read catalog {self.path}: {exc}") from exc
-        if version > len(MIGRATIONS):
-            raise CatalogError(
-                f"catalog {self.path} has schema version {version}, newer than this "
-                f"postfix-archiver knows ({len(MIGRATIONS)}): upgrade postfix-archiver"
-            )
+        except SchemaTooNew as exc:
+            raise self._too_new(exc) from None
         if self.readonly and version < len(MIGRATIONS):
             raise _NeedsUpgrade(version)
         return version
 
+    def _too_new(self, exc: SchemaTooNew) -> CatalogError:
+        return CatalogError(
+            f"catalog {self.path} has schema version {exc.version}, newer than this "
+            f"postfix-archiver knows ({exc.known}): upgrade postfix-archiver"
+        )
+
     def _migrate(self) -> None:
         conn = self._write_conn()
         try:
-            version = self._check_version(conn)
-            for number in range(version, len(MIGRATIONS)):
-                with write_transaction(conn):
-                    for statement in MIGRATIONS[number].split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number + 1}")
+            self._check_version(conn)  # a file it cannot read says so
+            migrate(conn, MIGRATIONS)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot prepare catalog {self.path}: {exc}") from exc
+        except SchemaTooNew as exc:
+            raise self._too_new(exc) from None
 
     def close(self) -> None:
-        with self._write_lock, self._readers_lock:
+        with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-            for conn in self._all_readers:
-                conn.close()
-            self._all_readers.clear()
-        self._local = threading.local()
+            self._readers.close()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -489,7 +465,8 @@ class SqliteCatalog:
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self._reader().execute(sql, params).fetchall()
+            with self._readers.use(self._connect_reader) as conn:
+                return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog query failed: {exc}") from exc
 

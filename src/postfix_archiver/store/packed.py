@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..sqlite_db import connect_durable, connect_readonly, is_busy, write_transaction
+from ..sqlite_db import PerThread, connect_durable, connect_readonly, is_busy, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -27,20 +26,6 @@ CREATE TABLE IF NOT EXISTS blobs (
     data BLOB NOT NULL
 )
 """
-
-
-class _Conn:
-    """A thread's connection and the lock that keeps ``close`` from pulling it away mid-query
-    (closing a connection another thread is using crashes the interpreter)."""
-
-    __slots__ = ("__weakref__", "conn", "lock")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.lock = threading.Lock()
-
-
-Entry = tuple[sqlite3.Connection, threading.Lock]
 
 
 class PackedBlobs:
@@ -51,10 +36,8 @@ class PackedBlobs:
         self.path = path
         # read-only: never writes or creates the file; a missing pack holds nothing
         self.readonly = readonly
-        self._local = threading.local()
         self._lock = threading.Lock()  # one writer per process; SQLite locks across them
-        self._conns_lock = threading.Lock()
-        self._all: set[Entry] = set()
+        self._conns = PerThread()  # each thread reads (and the writer writes) on its own
         if readonly:
             return
         try:
@@ -63,42 +46,24 @@ class PackedBlobs:
         except sqlite3.Error as exc:
             raise _error("prepare", path, exc) from exc
 
-    def _holder(self) -> _Conn:
-        holder: _Conn | None = getattr(self._local, "holder", None)
-        if holder is None and self.readonly:
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
             try:
-                conn = connect_readonly(self.path)
+                return connect_readonly(self.path)
             except sqlite3.Error as exc:
                 raise _error("open", self.path, exc) from exc
-            holder = self._keep(conn)
-        elif holder is None:
-            try:
-                # durable commits: the blobs must be on disk before their rows commit;
-                # auto_vacuum before WAL (it cannot change after): lets retention give space
-                # back without a full VACUUM
-                conn = connect_durable(
-                    self.path, timeout=60, first=("PRAGMA auto_vacuum=INCREMENTAL",)
-                )
-            except sqlite3.Error as exc:
-                raise _error("open", self.path, exc) from exc
-            holder = self._keep(conn)
-        return holder
-
-    def _keep(self, conn: sqlite3.Connection) -> _Conn:
-        holder = _Conn(conn)
-        entry = (conn, holder.lock)
-        with self._conns_lock:
-            self._all.add(entry)
-        # a thread that ends (web worker threads come and go) gives its connection back
-        weakref.finalize(holder, _release, entry, self._all, self._conns_lock)
-        self._local.holder = holder
-        return holder
+        try:
+            # durable commits: the blobs must be on disk before their rows commit;
+            # auto_vacuum before WAL (it cannot change after): lets retention give space
+            # back without a full VACUUM
+            return connect_durable(self.path, timeout=60, first=("PRAGMA auto_vacuum=INCREMENTAL",))
+        except sqlite3.Error as exc:
+            raise _error("open", self.path, exc) from exc
 
     @contextlib.contextmanager
     def _use(self) -> Iterator[sqlite3.Connection]:
-        holder = self._holder()
-        with holder.lock:
-            yield holder.conn
+        with self._conns.use(self._connect) as conn:
+            yield conn
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         if not items:
@@ -152,22 +117,8 @@ class PackedBlobs:
         return row
 
     def close(self) -> None:
-        with self._lock, self._conns_lock:
-            for conn, lock in self._all:
-                with lock:  # waits for a query in flight on that connection
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
-
-
-def _release(entry: Entry, all_: set[Entry], conns_lock: threading.Lock) -> None:
-    with conns_lock:
-        if entry not in all_:
-            return  # closed already
-        all_.discard(entry)
-    conn, lock = entry
-    with lock:
-        conn.close()
+        with self._lock:
+            self._conns.close()  # waits for a query in flight on each connection
 
 
 def _error(action: str, path: Path, exc: sqlite3.Error) -> StoreError:

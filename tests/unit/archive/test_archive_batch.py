@@ -12,6 +12,7 @@ from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
 
 from postfix_archiver.archive import Archive, IngestService, Outcome
 from postfix_archiver.archive.ingest import Staged
+from postfix_archiver.catalog import open_catalog
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import CatalogError, StoreError
@@ -75,7 +76,7 @@ def archived_as(future: Future[Outcome]) -> int:
 
 @pytest.fixture
 def catalog(config: Config) -> GatedCatalog:
-    return GatedCatalog(config.archive.catalog_url.removeprefix("sqlite://"))
+    return GatedCatalog(open_catalog(config.archive.catalog_url))
 
 
 @pytest.fixture

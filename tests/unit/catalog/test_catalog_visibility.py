@@ -1,4 +1,7 @@
-"""Searching as a user who may see only their own mail: other people's Bcc stays hidden."""
+"""Searching as a user who may see only their own mail: other people's Bcc stays hidden.
+
+Run against every catalog backend (the ``archive`` fixture's ``config`` names each in turn).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """The archive's one committer (``IngestService``): group commit, and a bad arrival failing
-alone. Arrivals are handed over staged, as the importers do."""
+alone. Arrivals are handed over staged, as the importers do.
+
+Run against every catalog backend (``tests.catalog_helpers.BACKENDS``); the tests marked
+``only("sqlite")`` are of SQLite's own ways (per-thread connections, another process's lock
+on the file, the busy timeout).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,12 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival
+from tests.catalog_helpers import WAIT, GatedCatalog, make_arrival, only
 
 from postfix_archiver.archive import Archive, IngestResult, IngestService, Outcome
 from postfix_archiver.archive.events import seal
 from postfix_archiver.archive.ingest import Staged, commit_each
-from postfix_archiver.catalog import AddResult, NewArrival
-from postfix_archiver.catalog.sqlite import SqliteCatalog
+from postfix_archiver.catalog import AddResult, Catalog, NewArrival, open_catalog
 from postfix_archiver.config import Config
 from postfix_archiver.errors import CatalogError, TemporaryFailure
 from postfix_archiver.sqlite_db import deadline
@@ -53,14 +57,6 @@ class Writer:
 
 
 @pytest.fixture
-def catalog(config: Config) -> Iterator[GatedCatalog]:
-    c = GatedCatalog(config.archive.catalog_url.removeprefix("sqlite://"))
-    yield c
-    c.gate.set()
-    c.close()
-
-
-@pytest.fixture
 def writer(config: Config, catalog: GatedCatalog) -> Iterator[Writer]:
     with Archive(config, catalog=catalog) as archive:
         w = Writer(archive.ingester)
@@ -76,7 +72,7 @@ def hold_writer(catalog: GatedCatalog, writer: Writer) -> Future[IngestResult]:
     return future
 
 
-def chain_seqs(catalog: SqliteCatalog) -> list[int]:
+def chain_seqs(catalog: Catalog) -> list[int]:
     return [link.seq for link in catalog.chain()]
 
 
@@ -176,8 +172,8 @@ def test_failing_arrival_does_not_fail_its_neighbours(
     assert catalog.orphans() == ([], [])
 
 
-def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
-    catalog = SqliteCatalog(str(tmp_path / "c.sqlite"))
+def test_a_failed_batch_leaves_nothing_behind(catalog_url: str) -> None:
+    catalog = open_catalog(catalog_url)
     try:
         ok = make_arrival(1)
         with pytest.raises(CatalogError):
@@ -221,6 +217,7 @@ def test_close_commits_what_is_queued(catalog: GatedCatalog, writer: Writer) -> 
     writer.close()  # a second close is harmless
 
 
+@only("sqlite")
 def test_reader_threads_that_end_give_their_connection_back(catalog: GatedCatalog) -> None:
     def read() -> None:
         assert catalog.get(1) is None
@@ -229,7 +226,7 @@ def test_reader_threads_that_end_give_their_connection_back(catalog: GatedCatalo
         t = threading.Thread(target=read)
         t.start()
         t.join()
-    assert len(catalog._all_readers) <= 1
+    assert len(catalog.sqlite._readers) <= 1
 
 
 @contextlib.contextmanager
@@ -244,12 +241,13 @@ def locked(path: Path) -> Iterator[None]:
         other.close()
 
 
+@only("sqlite")
 def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -> None:
     catalog.gate.set()
-    catalog._write_conn().execute("PRAGMA busy_timeout=300")  # not the 30 s of a real one
+    catalog.sqlite._write_conn().execute("PRAGMA busy_timeout=300")  # not the 30 s of a real one
     arrivals = [make_arrival(n) for n in range(5)]
 
-    with locked(catalog.path):
+    with locked(catalog.sqlite.path):
         started = time.monotonic()
         outcomes = commit_each(catalog, arrivals)
         took = time.monotonic() - started
@@ -267,11 +265,12 @@ def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -
     assert len(catalog.batches) == 2
 
 
+@only("sqlite")
 def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
     catalog: GatedCatalog, writer: Writer
 ) -> None:
     catalog.gate.set()
-    with locked(catalog.path):
+    with locked(catalog.sqlite.path):
         started = time.monotonic()
         future = writer.submit(make_arrival(1), started + 0.5)
         with pytest.raises(CatalogError, match="locked by another process"):
@@ -285,7 +284,7 @@ def test_the_wait_for_a_locked_catalog_ends_at_the_deadline(
     started = time.monotonic()
     assert writer.add(make_arrival(1), time.monotonic() + 5).new_message
     assert time.monotonic() - started < 1.0
-    assert catalog._write_conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    assert catalog.sqlite._write_conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
 
 
 def test_an_arrival_past_its_deadline_is_not_committed(

@@ -2,6 +2,10 @@
 
 The SQL text may depend on the shape of a query, never on the text a user typed: every value
 is a bound parameter, and full-text values reach FTS5 as string literals, never as syntax.
+
+SQLite's own: these check the SQL the SQLite dialect writes and run it on an in-memory FTS5
+table. Another backend brings tests of its own dialect; what every backend must find is
+checked through the archive in ``test_search_oracle`` and the other tests here.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ messages and envelopes it generated, using the semantics documented in
 * ``after:`` date >= the UTC day start, ``before:`` date < it; ``larger:``/``smaller:`` strict
   on the raw size; ``filename:`` a case-insensitive glob on attachment names.
 
-The oracle walks the parsed tree (the parser has its own tests), never SQL.
+The oracle walks the parsed tree (the parser has its own tests), never SQL. The corpus is
+built once for each catalog backend (``tests.catalog_helpers.BACKENDS``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from email.utils import format_datetime, formataddr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.catalog_helpers import BACKENDS
 from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
@@ -330,12 +332,15 @@ class Corpus:
         return next(m for m in self.mails if m.id == ident)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def corpus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Corpus]:
     rng = random.Random(SEED)
     generated = [make_mail(rng, n) for n in range(N_MESSAGES)]
     home = tmp_path_factory.mktemp("oracle") / "data"
-    with Archive(make_config(home)) as archive:
+    url = BACKENDS[request.param](home)
+    with Archive(make_config(home, f"catalog = {url!r}")) as archive:
         results = list(archive.ingest_many((m.raw, e) for m, e in generated))
         mails: list[Mail] = []
         for (mail, envelope), result in zip(generated, results, strict=True):

@@ -334,7 +334,7 @@ class TestPack:
             t = threading.Thread(target=read)
             t.start()
             t.join()
-        assert len(store._packed._all) <= 2  # this thread's, and perhaps the last one's
+        assert len(store._packed._conns) <= 2  # this thread's, and perhaps the last one's
         store.close()
 
     def test_close_waits_for_reads_in_flight(self, tmp_path: Path) -> None:
