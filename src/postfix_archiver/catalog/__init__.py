@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..errors import CatalogError
-from ..search import ORDERS, Node
+from ..search import Node
 from .records import (
     AddResult,
     AttachmentRow,
@@ -39,7 +39,7 @@ class Catalog(Protocol):
       events; ``archive.events`` computes them). Either all of a batch commits or none of
       it. It is called by the archive's one committer only (``archive.ingest``).
     - Reads may run on any thread, concurrently with the writer.
-    - ``search`` applies ``order`` (one of ``ORDERS``), then ``offset``/``limit``; when
+    - ``search`` applies ``order`` (one of ``search.ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
       sender or recipient or in From/To/Cc are seen.
     """
@@ -94,7 +94,6 @@ def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
 
 
 __all__ = [
-    "ORDERS",
     "AddResult",
     "AttachmentRow",
     "Catalog",
