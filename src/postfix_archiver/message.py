@@ -57,6 +57,27 @@ class Attachment:
     sha256: str  # of the decoded bytes
 
 
+@dataclass(frozen=True, slots=True)
+class InlinePart:
+    """An image of the message's own, for a ``cid:`` reference in its HTML body."""
+
+    content_type: str
+    data: bytes  # decoded
+
+
+# the images kept for ``cid:`` references: types a browser shows safely, and a bound on
+# what one message may make a reader hold (and a page embed as ``data:`` URIs)
+INLINE_IMAGE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp")
+MAX_INLINE_IMAGE = 2 * 1024 * 1024
+MAX_INLINE_TOTAL = 8 * 1024 * 1024
+
+
+def normalize_message_id(value: str) -> str:
+    """A Message-ID (or a Content-ID, of the same syntax) as stored and compared: without
+    its angle brackets and the blanks around them. The one place that says so."""
+    return value.strip().strip("<>").strip()
+
+
 @dataclass(slots=True)
 class ParsedMessage:
     size: int
@@ -71,6 +92,9 @@ class ParsedMessage:
     text_html: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    # images by Content-ID (normalized, lower case); only ``parse_message(inline=True)``
+    # collects them: the archive's readers need them, ingest does not
+    inline: dict[str, InlinePart] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         """First value of header ``name`` (case-insensitive), decoded."""
@@ -454,8 +478,9 @@ def _parse_single_part(raw: bytes) -> Message | None:
     return msg
 
 
-def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
-    """Parse ``raw``; never raises, records what is wrong in ``defects``."""
+def parse_message(raw: bytes, *, fast: bool = True, inline: bool = False) -> ParsedMessage:
+    """Parse ``raw``; never raises, records what is wrong in ``defects``. ``inline``: keep
+    the message's images by Content-ID too (``ParsedMessage.inline``), from the same parse."""
     defects: list[str] = []
     try:
         msg = (_parse_single_part(raw) if fast else None) or _parse_bytes(raw)
@@ -463,13 +488,13 @@ def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
         return ParsedMessage(size=len(raw), headers=[], defects=[f"unparseable message: {exc}"])
     parsed = ParsedMessage(size=len(raw), headers=_header_list(msg), defects=defects)
     try:
-        _fill(parsed, msg, defects)
+        _fill(parsed, msg, defects, inline)
     except Exception as exc:  # never lose a message to a parser corner case
         defects.append(f"parse error: {type(exc).__name__}: {exc}")
     return parsed
 
 
-def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
+def _fill(parsed: ParsedMessage, msg: Message, defects: list[str], inline: bool) -> None:
     parsed.subject = decode_header_value(msg.get("Subject"))
     parsed.message_id = decode_header_value(msg.get("Message-ID"))
     parsed.date = _parse_date(parsed.header("Date"), defects)
@@ -477,6 +502,7 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
         setattr(parsed, attr, parse_addresses(_raw_header(msg, name)))
     plain: list[str] = []
     htmls: list[str] = []
+    images = _InlineImages(parsed.inline) if inline else None
     for index, part in enumerate(leaf_parts(msg)):
         ctype = part.get_content_type()
         filename = attachment_filename(part)
@@ -486,6 +512,8 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
             (htmls if ctype == "text/html" else plain).append(text)
             continue
         payload = _payload(part, defects)
+        if images is not None and ctype in INLINE_IMAGE_TYPES:
+            images.add(part, ctype, payload)
         if attachment:
             parsed.attachments.append(
                 Attachment(
@@ -507,6 +535,37 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str]) -> None:
     parsed.text_html = "\n".join(htmls).replace("\x00", "")
     # keep the list short and stable: the same defect on many parts is noted once
     parsed.defects[:] = list(dict.fromkeys(defects))
+
+
+class _InlineImages:
+    """Collects images by Content-ID, in document order, within the bounds above: an image
+    too big is skipped, and past the total nothing more is kept."""
+
+    def __init__(self, found: dict[str, InlinePart]) -> None:
+        self.found = found
+        self.total = 0
+
+    def add(self, part: Message, ctype: str, payload: bytes) -> None:
+        if self.total > MAX_INLINE_TOTAL:
+            return
+        cid = normalize_message_id(str(part.get("Content-ID") or ""))
+        if not cid or len(payload) > MAX_INLINE_IMAGE:
+            return
+        self.total += len(payload)
+        if self.total <= MAX_INLINE_TOTAL:
+            self.found[cid.lower()] = InlinePart(ctype, payload)
+
+
+def decode_body(body: bytes, transfer_encoding: str) -> bytes:
+    """A part body as stored in the message, decoded from ``transfer_encoding`` exactly as
+    parsing the whole message decodes it (the same ``_payload``): for serving a part that
+    is stored on its own without parsing the message around it."""
+    part = Message()
+    if transfer_encoding:
+        part["Content-Transfer-Encoding"] = transfer_encoding
+    # how the parser holds a body: its bytes as ASCII, 8-bit bytes as surrogate escapes
+    part.set_payload(str(body, "ascii", "surrogateescape"))
+    return _payload(part, [])
 
 
 def attachment_payload(raw: bytes, index: int) -> tuple[Attachment, bytes]:

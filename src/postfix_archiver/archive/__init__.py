@@ -1,7 +1,8 @@
 """The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
-from .document import message_document
+from .document import message_document, search_document, stats_document
 from .ingest import IngestResult, IngestService, Outcome
+from .reading import MessageRead
 from .service import Archive, MessageView
 from .verify import Problem, VerifyReport, verify
 
@@ -9,10 +10,13 @@ __all__ = [
     "Archive",
     "IngestResult",
     "IngestService",
+    "MessageRead",
     "MessageView",
     "Outcome",
     "Problem",
     "VerifyReport",
     "message_document",
+    "search_document",
+    "stats_document",
     "verify",
 ]

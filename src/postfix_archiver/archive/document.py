@@ -1,5 +1,8 @@
-"""The JSON document of one archived message, defined once: ``postfix-archiver show --json``
-prints it and ``GET /api/v1/messages/{id}`` answers it.
+"""The public JSON documents, defined once, here and not in a backend: a catalog returns
+rows, and these are what the CLI's ``--json`` and the REST API make of them.
+
+The document of one archived message: ``postfix-archiver show --json`` prints it and
+``GET /api/v1/messages/{id}`` answers it.
 
 The two differ only where the reader differs: the API shows each user the envelope
 recipients they may see (with a count of those withheld) and links every attachment; the
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..catalog import AttachmentRow, EnvelopeRow
+from ..catalog import AttachmentRow, EnvelopeRow, MessageRow, SearchPage, Stats
 from ..message import ParsedMessage
 from .service import MessageView
 
@@ -47,7 +50,7 @@ def message_document(
         for doc, a in zip(attachments, view.attachments, strict=True):
             doc["url"] = attachment_url(a)
     return {
-        **view.row.summary(),
+        **message_summary(view.row),
         "envelopes": shown,
         "attachments": attachments,
         "defects": view.row.defects,
@@ -68,4 +71,41 @@ def attachment_document(a: AttachmentRow) -> dict[str, object]:
         "content_type": a.content_type,
         "size": a.size,
         "sha256": a.sha256,
+    }
+
+
+def message_summary(row: MessageRow) -> dict[str, object]:
+    """One message as ``search --json`` and the API's search list it (and the start of its
+    own document): the stable summary."""
+    return {
+        "id": row.id,
+        "date": row.date.isoformat(),
+        "from": row.from_,
+        "to": row.to,
+        "cc": row.cc,
+        "subject": row.subject,
+        "size": row.size,
+        "attachments": row.attachment_count,
+        "message_id": row.message_id,
+        "sha256": row.sha256,
+    }
+
+
+def search_document(page: SearchPage) -> dict[str, object]:
+    """``postfix-archiver search --json`` and ``GET /api/v1/messages?q=``."""
+    return {"total": page.total, "results": [message_summary(r) for r in page.results]}
+
+
+def stats_document(stats: Stats) -> dict[str, object]:
+    """``postfix-archiver stats --json`` (the API adds messages per day)."""
+    return {
+        "messages": stats.messages,
+        "envelopes": stats.envelopes,
+        "raw_bytes": stats.raw_bytes,
+        "stored_bytes": stats.stored_bytes,
+        "ratio": round(stats.ratio, 4),
+        "parts": stats.parts,
+        "catalog_bytes": stats.catalog_bytes,
+        "first_date": stats.first_date.isoformat() if stats.first_date else None,
+        "last_date": stats.last_date.isoformat() if stats.last_date else None,
     }

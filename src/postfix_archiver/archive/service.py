@@ -43,6 +43,7 @@ from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
+from .reading import MessageRead, ParseCache, stored_attachment
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
@@ -89,6 +90,8 @@ class Archive:
         self._lazy_lock = threading.Lock()
         self._workers = workers or min(8, (os.cpu_count() or 2) * 2)
         self._pool: ThreadPoolExecutor | None = None
+        # the last few parses, so a page's iframe body right after the page parses nothing
+        self._parses = ParseCache()
 
     def __enter__(self) -> Archive:
         return self
@@ -366,6 +369,14 @@ class Archive:
         row = self.get(message)
         return MessageView(row, self.catalog.envelopes(message), self.catalog.attachments(message))
 
+    def read(self, message: int) -> MessageRead:
+        """The read model of ``message``: its rows, read now, and one parse of its bytes
+        (checked against their SHA-256), kept for the next few reads of the same message."""
+        view = self.view(message)
+        sha = view.row.sha256
+        parsed = self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
+        return MessageRead(view, parsed)
+
     def resolve(self, ident: str) -> int:
         """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""
         ident = ident.strip()
@@ -388,13 +399,20 @@ class Archive:
         return self.read_blob(self.get(message).sha256)
 
     def read_blob(self, sha: str) -> bytes:
+        return self._rebuild(sha, self._segments(sha))
+
+    def _segments(self, sha: str) -> list[skeleton.Segment]:
+        """The stored message ``sha``: its skeleton's bytes and references to its parts."""
         key = f"m/{sha}"
         data = self._fetch(key, "message")
         try:
-            segments = skeleton.decode_manifest(data)
+            return skeleton.decode_manifest(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"message blob {key}: manifest is damaged ({exc})") from exc
-        return _checked(skeleton.rebuild(segments, self._read_part), sha, f"message blob {key}")
+
+    def _rebuild(self, sha: str, segments: list[skeleton.Segment]) -> bytes:
+        rebuilt = skeleton.rebuild(segments, self._read_part)
+        return _checked(rebuilt, sha, f"message blob m/{sha}")
 
     def _read_part(self, sha: str) -> bytes:
         key = f"p/{sha}"
@@ -411,8 +429,19 @@ class Archive:
         return self._decompress(stored, f"{kind} blob {key}")
 
     def attachment(self, message: int, index: int) -> tuple[Attachment, bytes]:
+        """Leaf part ``index`` decoded. An indexed attachment comes from its part as stored
+        on its own (``reading.stored_attachment``), without rebuilding the message; one
+        the skeleton kept (a small one, malformed MIME) from parsing the whole message."""
+        sha = self.get(message).sha256
+        segments = self._segments(sha)
+        for a in self.catalog.attachments(message):
+            if a.index != index:
+                continue
+            payload = stored_attachment(segments, a.sha256, self._read_part)
+            if payload is not None:
+                return Attachment(a.index, a.filename, a.content_type, a.size, a.sha256), payload
         try:
-            return attachment_payload(self.raw(message), index)
+            return attachment_payload(self._rebuild(sha, segments), index)
         except KeyError:
             raise NotFoundError(f"message {message} has no part {index}") from None
 

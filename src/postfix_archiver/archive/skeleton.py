@@ -220,6 +220,19 @@ def _scan(
     out.append((body_start, end, cte.group(1).decode("latin-1").lower() if cte else ""))
 
 
+def transfer_encoding_before(literal: bytes) -> str:
+    """The Content-Transfer-Encoding (lower case; "" if none) of the part whose body a
+    skeleton cut out right after ``literal``: ``literal`` ends with that part's header block
+    and the empty line after it, as ``_scan`` cut it. The block starts after the delimiter
+    line or the empty line before it. A misreading costs only the fast path: whoever decodes
+    with it checks the result's SHA-256."""
+    text = literal.rstrip(b"\r\n")  # the empty line and the block's last line end
+    cut = max(text.rfind(b"\n\n"), text.rfind(b"\n\r\n"), text.rfind(b"\n--"))
+    block = text[cut + 1 :] if cut >= 0 else text
+    cte = _TRANSFER_ENCODING.search(block)
+    return cte.group(1).decode("latin-1").lower() if cte else ""
+
+
 def _delimiters(raw: bytes, start: int, end: int, marker: bytes) -> Iterator[tuple[int, int, bool]]:
     """(line start, end of line, is close delimiter) of each ``--boundary`` line."""
     pos = start

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import chain
 from ..catalog import MessageRow
 from ..errors import StoreError
-from ..message import parse_message
+from ..message import normalize_message_id, parse_message
 from . import events
 from .service import Archive
 
@@ -186,7 +186,7 @@ def _check_one(archive: Archive, row: MessageRow) -> list[Problem]:
                 f"{len(parsed.attachments)}: the row was edited",
             )
         )
-    if parsed.message_id.strip().strip("<>").strip() != row.message_id:
+    if normalize_message_id(parsed.message_id) != row.message_id:
         problems.append(
             Problem(
                 "catalog",

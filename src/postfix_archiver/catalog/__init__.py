@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..errors import CatalogError
-from ..search import ORDERS, Node
+from ..search import Node
 from .records import (
     AddResult,
     AttachmentRow,
@@ -40,7 +40,7 @@ class Catalog(Protocol):
       it. It is called by the archive's one committer only (``archive.ingest``). A message's
       ``retain_until`` is the latest any of its arrivals gives (None, forever, wins).
     - Reads may run on any thread, concurrently with the writer.
-    - ``search`` applies ``order`` (one of ``ORDERS``), then ``offset``/``limit``; when
+    - ``search`` applies ``order`` (one of ``search.ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
       sender or recipient or in From/To/Cc are seen.
     """
@@ -99,7 +99,6 @@ def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
 
 
 __all__ = [
-    "ORDERS",
     "AddResult",
     "AttachmentRow",
     "Catalog",

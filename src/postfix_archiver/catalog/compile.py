@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..message import normalize_message_id
 from ..search import (
     All,
     And,
@@ -56,10 +57,6 @@ def glob_to_like(value: str) -> str:
     return like_escape(value).replace("*", "%")
 
 
-def normalize_msgid(value: str) -> str:
-    return value.strip().strip("<>").strip()
-
-
 class Compiler:
     """Compiles one caller's queries. ``own``: the caller's addresses when they may see only
     their own mail; envelope recipients other than these are hidden from them (Bcc), so
@@ -100,9 +97,9 @@ class Compiler:
                 )
             case Field(name="msgid", value=value):
                 if "*" in value:
-                    params.append(glob_to_like(normalize_msgid(value)))
+                    params.append(glob_to_like(normalize_message_id(value)))
                     return f"m.message_id {self.d.like} {p} ESCAPE '\\'"
-                params.append(normalize_msgid(value))
+                params.append(normalize_message_id(value))
                 return f"m.message_id = {p}"
             case Field(name=name):
                 raise ValueError(f"unknown field {name!r}")

@@ -1,4 +1,5 @@
-"""Plain records passed between the archive and a catalog backend."""
+"""Plain records passed between the archive and a catalog backend: rows, no JSON (the
+public documents are ``archive.document``'s)."""
 
 from __future__ import annotations
 
@@ -80,21 +81,6 @@ class MessageRow:
     defects: list[str] = field(default_factory=list)
     retain_until: datetime | None = None  # None: kept forever
 
-    def summary(self) -> dict[str, object]:
-        """The stable JSON form used by ``search --json`` and the REST API."""
-        return {
-            "id": self.id,
-            "date": self.date.isoformat(),
-            "from": self.from_,
-            "to": self.to,
-            "cc": self.cc,
-            "subject": self.subject,
-            "size": self.size,
-            "attachments": self.attachment_count,
-            "message_id": self.message_id,
-            "sha256": self.sha256,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class EnvelopeRow:
@@ -119,9 +105,6 @@ class AttachmentRow:
 class SearchPage:
     total: int
     results: list[MessageRow]
-
-    def to_json(self) -> dict[str, object]:
-        return {"total": self.total, "results": [r.summary() for r in self.results]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +135,3 @@ class Stats:
     @property
     def ratio(self) -> float:
         return self.stored_bytes / self.raw_bytes if self.raw_bytes else 0.0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "messages": self.messages,
-            "envelopes": self.envelopes,
-            "raw_bytes": self.raw_bytes,
-            "stored_bytes": self.stored_bytes,
-            "ratio": round(self.ratio, 4),
-            "parts": self.parts,
-            "catalog_bytes": self.catalog_bytes,
-            "first_date": self.first_date.isoformat() if self.first_date else None,
-            "last_date": self.last_date.isoformat() if self.last_date else None,
-        }

@@ -17,6 +17,7 @@ from typing import Any
 from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
 from ..envelope import Envelope
 from ..errors import CatalogError
+from ..message import normalize_message_id
 from ..search import Field, Node, Text
 from ..sqlite_db import (
     PerThread,
@@ -415,7 +416,7 @@ class SqliteCatalog:
                 a.stored_size,
                 _ts(a.date),
                 _ts(a.envelope.received),
-                a.message_id.strip().strip("<>").strip(),
+                normalize_message_id(a.message_id),
                 a.subject,
                 show(a.from_),
                 show(a.to),

@@ -12,11 +12,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..archive import Archive, message_document, verify
+from ..archive import Archive, message_document, search_document, stats_document, verify
 from ..dates import display, header_note
 from ..export import FORMATS, export
 from ..importers import open_source, worker_processes
-from ..message import parse_message
 from ..search import ORDERS
 from .common import (
     QUERY_ARGS,
@@ -91,7 +90,7 @@ def search(
     with Archive(config, readonly=True) as archive:
         page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
     if as_json:
-        print_json(page.to_json())
+        print_json(search_document(page))
         return
     table = Table(show_edge=False, pad_edge=False, box=None)
     for name in ("id", "date", "from", "to", "subject", "size", "att"):
@@ -131,8 +130,8 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
-        view = archive.view(message)
-        parsed = parse_message(archive.raw(message))
+        read = archive.read(message)
+    view, parsed = read.view, read.parsed
     if as_json:
         print_json(message_document(view, parsed))
         return
@@ -202,7 +201,7 @@ def stats(config_path: str | None, as_json: bool) -> None:
     with Archive(config, readonly=True) as archive:
         s = archive.stats()
     if as_json:
-        print_json(s.to_json())
+        print_json(stats_document(s))
         return
     out.print(f"messages:      {s.messages}")
     out.print(f"envelopes:     {s.envelopes}")

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import export
+from ..archive import search_document, stats_document
 from ..errors import QueryError
-from ..message import parse_message
 from ..search import MAX_INT, Order, parse_query
 from .access import visible_message
 from .auth import ApiUser, require
@@ -66,7 +66,7 @@ def search(
         ctx.audit(request, identity, "search", query=q, error=str(exc))
         raise query_problem(exc) from None
     ctx.audit(request, identity, "search", query=q, order=order, offset=offset, total=page.total)
-    return JSONResponse(page.to_json())
+    return JSONResponse(search_document(page))
 
 
 @router.get("/messages/{ident}", summary="Message metadata", responses=_BY_ID)
@@ -76,11 +76,10 @@ def message(request: Request, ident: str, identity: ApiUser) -> JSONResponse:
     ``postfix-archiver show --json``. ``ident`` is the archive id or the SHA-256."""
     ctx = context(request)
     message_id = visible_message(ctx, identity, ident)
-    view = ctx.archive.view(message_id)
-    parsed = parse_message(ctx.archive.raw(message_id))
+    read = ctx.archive.read(message_id)
     ctx.audit(request, identity, "view", message=message_id)
-    shown = envelopes_for(identity.user, view.envelopes, parsed)
-    return JSONResponse(message_document(view, parsed, shown))
+    shown = envelopes_for(identity.user, read.envelopes, read.parsed)
+    return JSONResponse(message_document(read.view, read.parsed, shown))
 
 
 @router.get(
@@ -189,7 +188,7 @@ def stats(request: Request, identity: ApiUser) -> JSONResponse:
     ctx = context(request)
     require(identity, identity.user.sees_all, "archive statistics")
     per_day = [{"day": d, "messages": c, "bytes": s} for d, c, s in ctx.archive.per_day()]
-    return JSONResponse({**ctx.archive.stats().to_json(), "per_day": per_day})
+    return JSONResponse({**stats_document(ctx.archive.stats()), "per_day": per_day})
 
 
 @router.get("/audit", summary="Audit log", responses=_COMMON)

@@ -21,7 +21,6 @@ from ..accounts import MIN_PASSWORD, ROLES
 from ..catalog import SearchPage
 from ..dates import header_note
 from ..errors import AccountError, QueryError
-from ..message import parse_message
 from ..search import ORDERS, Order
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
@@ -290,10 +289,11 @@ def search_page(
 def message_page(request: Request, ident: str, identity: PageUser) -> HTMLResponse:
     ctx = context(request)
     message = visible_message(ctx, identity, ident)
-    view = ctx.archive.view(message)
-    raw = ctx.archive.raw(message)
-    parsed = parse_message(raw)
-    html = sanitize_html(parsed.text_html, inline_images(raw)) if parsed.text_html else None
+    read = ctx.archive.read(message)
+    view, parsed = read.view, read.parsed
+    html = (
+        sanitize_html(parsed.text_html, inline_images(parsed.inline)) if parsed.text_html else None
+    )
     ctx.audit(request, identity, "view", message=message)
     return page(
         request,
@@ -315,9 +315,8 @@ def message_body(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     """The sanitized HTML body, for the sandboxed iframe of the message page."""
     ctx = context(request)
     message = visible_message(ctx, identity, ident)
-    raw = ctx.archive.raw(message)
-    parsed = parse_message(raw)
-    clean = sanitize_html(parsed.text_html, inline_images(raw))
+    parsed = ctx.archive.read(message).parsed  # the page's parse, kept a moment for this
+    clean = sanitize_html(parsed.text_html, inline_images(parsed.inline))
     html = ctx.render("body.html", content=Markup(clean.html))  # noqa: S704 - sanitized above
     return HTMLResponse(
         html, headers={"Content-Security-Policy": FRAME_CSP, "X-Frame-Options": "SAMEORIGIN"}

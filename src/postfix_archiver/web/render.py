@@ -20,8 +20,6 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from email import policy
-from email.parser import BytesParser
 from urllib.parse import quote
 
 import nh3
@@ -30,7 +28,7 @@ from markupsafe import Markup
 from ..accounts import User
 from ..archive import MessageView, document
 from ..catalog import AttachmentRow, EnvelopeRow
-from ..message import ParsedMessage, leaf_parts
+from ..message import InlinePart, ParsedMessage, normalize_message_id
 
 # control characters (but tab and newline) and the bidirectional controls
 _UNSAFE_CHARS = re.compile(
@@ -75,9 +73,6 @@ ALLOWED_STYLES = {
 }  # fmt: skip
 _DATA_IMAGE = re.compile(r"^data:image/(png|gif|jpeg|webp);base64,[A-Za-z0-9+/=\s]*$", re.I)
 _REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
-INLINE_IMAGE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp")
-MAX_INLINE_IMAGE = 2 * 1024 * 1024
-MAX_INLINE_TOTAL = 8 * 1024 * 1024
 
 
 def clean_text(value: object) -> str:
@@ -119,27 +114,13 @@ class SanitizedHtml:
     inline_images: int = 0  # cid: images shown from the message's own parts
 
 
-def inline_images(raw: bytes) -> dict[str, str]:
-    """``data:`` URIs of the message's own images by Content-ID, for ``cid:`` references."""
-    found: dict[str, str] = {}
-    total = 0
-    try:
-        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
-        for part in leaf_parts(msg):
-            cid = str(part.get("Content-ID") or "").strip().strip("<>").strip()
-            ctype = part.get_content_type()
-            if not cid or ctype not in INLINE_IMAGE_TYPES:
-                continue
-            payload = part.get_payload(decode=True)
-            if not isinstance(payload, bytes) or len(payload) > MAX_INLINE_IMAGE:
-                continue
-            total += len(payload)
-            if total > MAX_INLINE_TOTAL:
-                break
-            found[cid.lower()] = f"data:{ctype};base64,{base64.b64encode(payload).decode()}"
-    except Exception:  # a broken part only costs its picture
-        return found
-    return found
+def inline_images(parts: Mapping[str, InlinePart]) -> dict[str, str]:
+    """``data:`` URIs of the message's own images by Content-ID, for ``cid:`` references
+    (the images are the read model's: ``ParsedMessage.inline``, bounded there)."""
+    return {
+        cid: f"data:{p.content_type};base64,{base64.b64encode(p.data).decode()}"
+        for cid, p in parts.items()
+    }
 
 
 def sanitize_html(markup: str, inline: Mapping[str, str] | None = None) -> SanitizedHtml:
@@ -152,7 +133,7 @@ def sanitize_html(markup: str, inline: Mapping[str, str] | None = None) -> Sanit
             if tag == "img" and _DATA_IMAGE.match(value):
                 return value
             if tag == "img" and value.lower().startswith("cid:"):
-                data = images.get(value[4:].strip().strip("<>").lower())
+                data = images.get(normalize_message_id(value[4:]).lower())
                 if data is not None:
                     result.inline_images += 1
                 return data

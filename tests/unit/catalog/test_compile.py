@@ -24,9 +24,9 @@ from postfix_archiver.catalog.compile import (
     Compiler,
     glob_to_like,
     like_escape,
-    normalize_msgid,
 )
 from postfix_archiver.catalog.sqlite import SqliteDialect, fts_string, fts_term
+from postfix_archiver.message import normalize_message_id as normalize_msgid
 from postfix_archiver.search import (
     STRING_FIELDS,
     All,
