@@ -24,8 +24,7 @@ def test_the_application_starts_the_checkpointer_only_when_asked(tmp_path: Path)
             assert app.checkpointer() is None
     key = create_signing_key(tmp_path / "keys" / "signing.key").private
     text = (
-        f'[archive]\nhome = "{home}"\n[integrity]\nsigning_key = "{key}"\n'
-        "checkpoint_messages = 1\n"
+        f'[archive]\nhome = "{home}"\n[integrity]\nsigning_key = "{key}"\ncheckpoint_messages = 1\n'
     )
     with Application(parse_config(text)) as app:
         checkpointer = app.checkpointer()

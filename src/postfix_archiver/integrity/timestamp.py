@@ -66,16 +66,26 @@ def _run(args: list[str], what: str) -> str:
 
 
 def _reason(stderr: bytes, stdout: str) -> str:
-    """openssl's own words, shortened: the first error line is the one that says why."""
-    lines = [
-        line.strip()
-        for line in (stdout + "\n" + stderr.decode("utf-8", "replace")).splitlines()
-        if line.strip() and line.strip() != "Using configuration from"
-    ]
-    errors = [line for line in lines if "error" in line.lower() or "FAILED" in line]
-    # "40F7...:error:17800064:time stamp routines:ts_check_status_info:..." -> its tail
-    picked = [e.split(":error:", 1)[-1] for e in errors] or lines
-    return "; ".join(picked[:3])[:400] or "openssl failed"
+    """openssl's own words, shortened: the reason (and detail) of each error line, e.g.
+    ``40B7…:error:17800067:time stamp routines:ts_check_imprints:message imprint mismatch:
+    ../crypto/ts/ts_rsp_verify.c:508:`` -> ``message imprint mismatch``."""
+    lines = (stdout + "\n" + stderr.decode("utf-8", "replace")).splitlines()
+    reasons: list[str] = []
+    for line in lines:
+        if ":error:" not in line:
+            continue
+        # code:library:function:reason:file:line:detail
+        fields = line.split(":error:", 1)[1].split(":")
+        if len(fields) >= 4:
+            detail = ":".join(fields[6:]).strip()
+            reasons.append(f"{fields[3]} ({detail})" if detail else fields[3])
+    if not reasons:
+        reasons = [
+            line.strip()
+            for line in lines
+            if line.strip() and not line.startswith("Using configuration from")
+        ]
+    return "; ".join(dict.fromkeys(reasons))[:400] or "openssl failed"
 
 
 def request_timestamp(data: bytes, url: str, ca_file: Path, timeout: float) -> Timestamp:
