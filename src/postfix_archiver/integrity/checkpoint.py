@@ -139,6 +139,8 @@ def parse(statement: bytes, where: str) -> Checkpoint:
 def read_limited(path: Path, what: str, limit: int) -> bytes:
     """At most ``limit`` bytes of ``path``; ``CheckpointError`` if it is larger or unreadable."""
     try:
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or not end
+            raise CheckpointError(f"{what} {path} is not a regular file")
         with path.open("rb") as f:
             data = f.read(limit + 1)
     except FileNotFoundError:

@@ -101,6 +101,8 @@ def _fsync_dir(directory: Path) -> None:
 
 def _read_pem(path: Path, what: str, fix: str) -> bytes:
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise CheckpointError(f"{what} {path} is not a regular file")  # a FIFO would block
         with path.open("rb") as f:
             data = f.read(MAX_KEY_FILE + 1)
     except FileNotFoundError:

@@ -8,6 +8,7 @@ behind the archiver's back, as an intruder with the disk would."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -480,3 +481,15 @@ def test_serve_makes_checkpoints_only_with_a_trigger_and_a_key(tmp_path: Path) -
     assert not enabled(integrity(missing, checkpoint_interval=0, checkpoint_messages=0))
     created = create_signing_key(tmp_path / "k" / "signing.key")
     assert enabled(IntegritySettings(signing_key=created.private))
+
+
+def test_a_fifo_in_place_of_a_file_does_not_hang(signed: Signed) -> None:
+    path = signed.make()
+    fmt.signature_path(path).unlink()
+    os.mkfifo(fmt.signature_path(path))
+    with pytest.raises(CheckpointError, match=r"\.json\.sig is not a regular file"):
+        signed.check(path)
+    fifo = signed.directory / "key.pub"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="key.pub is not a regular file"):
+        load_public_key(fifo)
