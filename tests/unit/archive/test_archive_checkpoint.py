@@ -491,5 +491,5 @@ def test_a_fifo_in_place_of_a_file_does_not_hang(signed: Signed) -> None:
         signed.check(path)
     fifo = signed.directory / "key.pub"
     os.mkfifo(fifo)
-    with pytest.raises(CheckpointError, match="key.pub is not a regular file"):
+    with pytest.raises(CheckpointError, match=r"key\.pub is not a regular file"):
         load_public_key(fifo)
