@@ -348,6 +348,15 @@ def test_a_missing_signature_file_is_a_clear_error(signed: Signed) -> None:
             b'{"format": "postfix-archiver-checkpoint/1", "events": 99999999999999999999999}',
             "events",
         ),
+        *(
+            (
+                b'{"archive":"' + b"a" * 64 + b'","events":1,'
+                b'"format":"postfix-archiver-checkpoint/1","head":"' + b"b" * 64 + b'",'
+                b'"key":"sha256:' + b"c" * 64 + b'","time":"' + time + b'"}',
+                "time is not a UTC time",
+            )
+            for time in (b"0000-01-01T00:00:00Z", b"2026-02-30T00:00:00Z", b"1e9", b"")
+        ),
     ],
 )
 def test_a_signed_statement_that_is_not_a_checkpoint_is_refused_clearly(
