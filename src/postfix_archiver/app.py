@@ -24,6 +24,7 @@ from .errors import ArchiverError
 if TYPE_CHECKING:
     from .accounts import Accounts
     from .archive import Archive
+    from .archive.checkpointer import Checkpointer
     from .capture.pipeline import CapturePipeline, Incoming
     from .capture.smtp import ProxyServer
     from .rules import Policy
@@ -173,6 +174,7 @@ class Application:
 
         pipeline = self.pipeline(sink=sink or self.config.smtp.sink, reinject=reinject)
         server = self.smtp_server(pipeline, listen)
+        checkpointer = self.checkpointer()
         try:
             if web_listen is None:
                 await run_proxy(server, on_reload=self.reload)
@@ -189,6 +191,23 @@ class Application:
                 f"cannot listen on {server.host}:{server.port}: {exc.strerror} (is another "
                 "archiver or Postfix service on that port?)"
             ) from exc
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+
+    def checkpointer(self) -> Checkpointer | None:
+        """The started thread that makes ``serve``'s signed checkpoints, when [integrity]
+        asks for them (``archive.checkpointer``); ``None`` when it does not."""
+        from .archive.checkpoint import checkpoint_directory
+        from .archive.checkpointer import Checkpointer, enabled
+
+        if not enabled(self.config.integrity):
+            return None
+        made = Checkpointer(
+            self.archive.catalog, self.config.integrity, checkpoint_directory(self.config)
+        )
+        made.start()
+        return made
 
     def filter(self, incoming: Incoming, *, sink: bool = False, reinject: str | None = None) -> int:
         """One message of the pipe filter, archived and reinjected: its exit code. ([smtp]

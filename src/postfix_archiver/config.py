@@ -181,11 +181,31 @@ class WebSettings:
     session_hours: int = 8
 
 
+DEFAULT_SIGNING_KEY = Path("/etc/postfix-archiver/signing.key")
+
+
+@dataclass(frozen=True)
+class IntegritySettings:
+    """Signed checkpoints of the chain head (``archive.checkpoint``) and their optional
+    RFC 3161 timestamps. A period or count of 0 turns that trigger off."""
+
+    signing_key: Path = DEFAULT_SIGNING_KEY
+    # set in the file: serve then complains when the key is missing; the default path is
+    # only used when a key is there
+    signing_key_configured: bool = False
+    checkpoint_interval: float = 3600.0  # seconds
+    checkpoint_messages: int = 0  # new chain events
+    tsa_url: str | None = None
+    tsa_ca_file: Path | None = None
+    tsa_timeout: float = 10.0
+
+
 @dataclass(frozen=True)
 class Config:
     archive: ArchiveSettings
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    integrity: IntegritySettings = field(default_factory=IntegritySettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     source: Source = field(default_factory=lambda: Source(None, None))
 
@@ -212,6 +232,14 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "answer_timeout": object,  # a number or "30s": _period checks it
     },
     "web": {"listen": str, "secure_cookies": bool, "session_hours": int},
+    "integrity": {
+        "signing_key": str,
+        "checkpoint_interval": object,  # a period, 0 or "off": _build_integrity checks it
+        "checkpoint_messages": int,
+        "tsa_url": str,
+        "tsa_ca_file": str,
+        "tsa_timeout": object,
+    },
 }
 
 
@@ -297,8 +325,8 @@ def _listen(source: Source, section: str, key: str, value: str) -> HostPort:
         raise source.error((section, key), f"must be HOST:PORT, not {value!r}") from None
 
 
-_PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h)?\s*", re.I)
-_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600}
+_PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h|d)?\s*", re.I | re.ASCII)
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _period(
@@ -396,4 +424,77 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             raise source.error(("rules", i), "each rule must be a [[rules]] table")
-    return Config(archive=archive, smtp=smtp, web=web, rules=tuple(rules), source=source)
+    integrity = _build_integrity(data.get("integrity", {}), source, archive)
+    return Config(
+        archive=archive,
+        smtp=smtp,
+        web=web,
+        integrity=integrity,
+        rules=tuple(rules),
+        source=source,
+    )
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is ``directory`` or under it, symbolic links followed."""
+    return path.resolve().is_relative_to(directory.resolve())
+
+
+def _build_integrity(
+    i: Mapping[str, Any], source: Source, archive: ArchiveSettings
+) -> IntegritySettings:
+    base = Path(source.path).parent if source.path else Path.cwd()
+    key = _resolve(base, i["signing_key"]) if "signing_key" in i else DEFAULT_SIGNING_KEY
+    # whoever can rewrite the archive must not be able to re-sign it too
+    guarded = [("the archive directory", archive.home)]
+    if archive.store_url.startswith("file://"):
+        guarded.append(("the blob store", Path(archive.store_url.removeprefix("file://"))))
+    for name, directory in guarded:
+        if _inside(key, directory):
+            raise source.error(
+                ("integrity", "signing_key"),
+                f"{key} is inside {name} ({directory}): keep the signing key where whoever "
+                "can change the archive cannot read it, e.g. /etc/postfix-archiver/signing.key",
+            )
+    interval_value = i.get("checkpoint_interval", IntegritySettings.checkpoint_interval)
+    interval = (
+        0.0
+        if interval_value in (0, "0", "off")
+        else _period(source, "integrity", "checkpoint_interval", interval_value, 1, 366 * 86400)
+    )
+    messages = i.get("checkpoint_messages", 0)
+    if not 0 <= messages <= 1 << 40:
+        raise source.error(
+            ("integrity", "checkpoint_messages"), "must be a count from 0 (off) to 2**40"
+        )
+    url = i.get("tsa_url")
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url, re.ASCII):
+        raise source.error(
+            ("integrity", "tsa_url"),
+            f"must be an http:// or https:// URL of an RFC 3161 time-stamping authority, "
+            f"not {url[:80]!r}",
+        )
+    ca = _resolve(base, i["tsa_ca_file"]) if "tsa_ca_file" in i else None
+    if url is not None and ca is None:
+        raise source.error(
+            ("integrity", "tsa_url"),
+            "needs tsa_ca_file too: the PEM file of the certificate authority that issued the "
+            "time-stamping authority's certificate, to check its tokens",
+        )
+    timeout = _period(
+        source,
+        "integrity",
+        "tsa_timeout",
+        i.get("tsa_timeout", IntegritySettings.tsa_timeout),
+        1,
+        300,
+    )
+    return IntegritySettings(
+        signing_key=key,
+        signing_key_configured="signing_key" in i,
+        checkpoint_interval=interval,
+        checkpoint_messages=messages,
+        tsa_url=url,
+        tsa_ca_file=ca,
+        tsa_timeout=timeout,
+    )

@@ -12,6 +12,7 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     │   └── IntegrityError     a blob's bytes no longer match their SHA-256
     ├── CatalogError           the catalog failed (locked, migration, connection)
     ├── AccountError           a web user, password or token operation refused (web accounts)
+    ├── CheckpointError        a signing key, checkpoint or timestamp that cannot be made or read
     ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
     └── PermanentFailure       a permanent reject passed on from the reinjection listener
 """
@@ -78,6 +79,11 @@ class CatalogError(ArchiverError):
 class AccountError(ArchiverError):
     """A web account operation that cannot be done: unknown user, bad role, weak password,
     removing the last admin; or the accounts database failed."""
+
+
+class CheckpointError(ArchiverError):
+    """A signing key, a signed checkpoint or its RFC 3161 timestamp that cannot be made,
+    read or used (a missing or malformed file, an unreachable time-stamping authority)."""
 
 
 class TemporaryFailure(ArchiverError):

@@ -77,6 +77,15 @@ class Catalog(Protocol):
 
     def chain(self) -> Iterator[ChainLink]: ...
 
+    def events(self, after: int = 0) -> Iterator[ChainEvent]:
+        """The chain events as stored (seq, prev_hash, hash) with seq above ``after``, in
+        order, without the rows they cover: what a signed checkpoint is checked against."""
+        ...
+
+    def last_event(self) -> ChainEvent | None:
+        """The chain's head (the event with the highest seq); ``None``: no events yet."""
+        ...
+
     def orphans(self) -> tuple[list[int], list[int]]:
         """Ids of messages and of envelopes that have no chain event."""
         ...

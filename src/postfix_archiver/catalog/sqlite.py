@@ -632,6 +632,23 @@ class SqliteCatalog:
                 )
             last = int(rows[-1][0])
 
+    def events(self, after: int = 0) -> Iterator[ChainEvent]:
+        last = after
+        while True:
+            rows = self._query(
+                "SELECT seq, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT 5000",
+                (last,),
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield ChainEvent(int(r[0]), str(r[1]), str(r[2]))
+            last = int(rows[-1][0])
+
+    def last_event(self) -> ChainEvent | None:
+        rows = self._query("SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1")
+        return ChainEvent(int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
     def orphans(self) -> tuple[list[int], list[int]]:
         messages = self._query(
             "SELECT m.id FROM messages m WHERE NOT EXISTS "

@@ -1,4 +1,5 @@
-"""Commands over the archive: import, search, show, export, stats, verify."""
+"""Commands over the archive: import, search, show, export, stats, verify (with a signed
+checkpoint: ``archive.checkpoint``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..archive import Archive, message_document, search_document, stats_document, verify
+from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
 from ..export import FORMATS, export
 from ..importers import open_source, worker_processes
+from ..integrity.keys import load_public_key
 from ..search import ORDERS
 from .common import (
     QUERY_ARGS,
@@ -218,16 +221,57 @@ def stats(config_path: str | None, as_json: bool) -> None:
 @click.command("verify")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
-def verify_(config_path: str | None, as_json: bool) -> None:
-    """Re-read every blob and re-walk the integrity chain; exit 1 on any problem."""
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also check that the archive descends from this signed checkpoint.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The public key (PEM) that signed --checkpoint.",
+)
+@click.option(
+    "--tsa-ca-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CA certificate(s) of the time-stamping authority (default: [integrity] tsa_ca_file).",
+)
+def verify_(
+    config_path: str | None,
+    as_json: bool,
+    checkpoint_file: Path | None,
+    public_key: Path | None,
+    tsa_ca_file: Path | None,
+) -> None:
+    """Re-read every blob and re-walk the integrity chain; exit 1 on any problem. With
+    --checkpoint and --public-key, first check that checkpoint's signature, timestamp and
+    that the archive still descends from it."""
+    if (checkpoint_file is None) != (public_key is None):
+        raise click.UsageError("--checkpoint and --public-key go together")
     config = load(config_path)
     with Archive(config, readonly=True) as archive:
+        checked = None
+        if checkpoint_file is not None and public_key is not None:
+            checked = check_checkpoint(
+                archive.catalog,
+                checkpoint_file,
+                load_public_key(public_key),
+                tsa_ca_file or config.integrity.tsa_ca_file,
+            )
         s = archive.stats()
         with progress(s.messages + s.envelopes, "messages", "verifying") as advance:
             report = verify(archive, advance)
+    if checked is not None:
+        report.problems[:0] = checked.problems
     if as_json:
-        print_json(report.to_json())
+        doc = report.to_json()
+        if checked is not None:
+            doc["checkpoint"] = checked.to_json()
+        print_json(doc)
     elif report.ok:
+        if checked is not None:
+            _print_checkpoint(checked)
         out.print(
             f"OK: {report.messages} messages, {report.events} chain events; "
             f"chain head {report.head}"
@@ -241,6 +285,24 @@ def verify_(config_path: str | None, as_json: bool) -> None:
         for p in report.problems[1:50]:
             err.print(f"  {p}", markup=False)
     sys.exit(0 if report.ok else 1)
+
+
+def _print_checkpoint(checked: CheckpointReport) -> None:
+    c = checked.checkpoint
+    if c is None:
+        return
+    out.print(
+        f"checkpoint {checked.path.name}: signature good (key {c.key}); the archive descends "
+        f"from its {c.events} events (head {c.head}, signed {c.time:%Y-%m-%d %H:%M:%S} UTC)",
+        markup=False,
+    )
+    if checked.timestamp is not None:
+        out.print(
+            f"timestamp: good, the TSA saw it at {checked.timestamp:%Y-%m-%d %H:%M:%S} UTC",
+            markup=False,
+        )
+    else:
+        out.print(f"timestamp: {checked.timestamp_note}", markup=False)
 
 
 COMMANDS = (import_, search, show, export_, stats, verify_)
