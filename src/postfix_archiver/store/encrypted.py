@@ -49,6 +49,9 @@ HEADER_BYTES = len(MAGIC) + 1 + ID_BYTES + NONCE_BYTES
 _NAME_LEN = struct.Struct(">H")
 # how often a long-running process looks whether the key file changed (a rotation)
 RELOAD_SECONDS = 10.0
+# blobs (or bytes) a rewrap makes durable together
+REWRAP_BATCH = 64
+REWRAP_BATCH_BYTES = 16 << 20
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -259,28 +262,63 @@ def rewrap(
     is_plain: Callable[[bytes], bool] = lambda blob: True,
     names: Sequence[str] | None = None,
 ) -> RewrapReport:
-    """Seal every blob of ``store`` with its current key, one blob at a time.
+    """Seal every blob of ``store`` with its current key.
 
     Resumable and safe to kill: a blob already under the current key is skipped, and each
-    blob is replaced by one atomic put (a sealed one in place; a plain one is sealed under its
-    keyed name first, and its plain copy deleted only after that is durable). ``is_plain``
-    tells a blob from before encryption (the archive's are zstd frames) from a sealed one
-    whose header was damaged, which is left alone. ``names``: the stored names to go through
-    (default: all, listed first so a progress bar knows the total).
+    blob is replaced atomically (a sealed one in place; a plain one is sealed under its keyed
+    name first, and its plain copy deleted only after that is durable). Blobs go in batches
+    (one ``put_many``: one transaction of the pack for the lot). ``is_plain`` tells a blob
+    from before encryption (the archive's are zstd frames) from a sealed one whose header was
+    damaged, which is left alone. ``names``: the stored names to go through (default: all,
+    listed first so a progress bar knows the total).
     """
     report = RewrapReport()
-    inner = store.inner
+    batch = _Batch(store, progress)
     current = store.keyring.current
-    for stored in names if names is not None else list(inner.keys()):
+    for stored in names if names is not None else list(store.inner.keys()):
         try:
-            _rewrap_one(store, stored, current, is_plain, report)
+            _rewrap_one(store, stored, current, is_plain, report, batch)
         except KeyError:
-            pass  # deleted since it was listed
+            batch.skip()  # deleted since it was listed
         except IntegrityError:
             report.damaged.append(stored)
-        if progress:
-            progress(1)
+            batch.skip()
+    batch.flush()
     return report
+
+
+class _Batch:
+    """Writes of a rewrap made durable together, then the plain copies they replace deleted."""
+
+    def __init__(self, store: EncryptedStore, progress: Callable[[int], None] | None) -> None:
+        self.store = store
+        self.progress = progress
+        self.writes: list[tuple[str, bytes]] = []
+        self.plain: list[str] = []
+        self.size = 0
+        self.done = 0
+
+    def add(self, stored: str, sealed: bytes, plain: str | None = None) -> None:
+        self.writes.append((stored, sealed))
+        if plain is not None:
+            self.plain.append(plain)
+        self.size += len(sealed)
+        self.done += 1
+        if len(self.writes) >= REWRAP_BATCH or self.size >= REWRAP_BATCH_BYTES:
+            self.flush()
+
+    def skip(self) -> None:
+        self.done += 1
+        if not self.writes:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.inner.put_many(self.writes)
+        for name in self.plain:
+            self.store.inner.delete(name)
+        if self.progress and self.done:
+            self.progress(self.done)
+        self.writes, self.plain, self.size, self.done = [], [], 0, 0
 
 
 def _rewrap_one(
@@ -289,19 +327,21 @@ def _rewrap_one(
     current: str,
     is_plain: Callable[[bytes], bool],
     report: RewrapReport,
+    batch: _Batch,
 ) -> None:
-    inner = store.inner
-    blob = inner.get(stored)
+    blob = store.inner.get(stored)
     ident = sealed_key_id(blob)
     if ident == current:
         report.current += 1
+        batch.skip()
     elif ident is not None:
         key, data = store.open(stored, blob)
-        inner.put(stored, store.seal(stored, key, data))
+        batch.add(stored, store.seal(stored, key, data))
         report.resealed += 1
     elif is_plain(blob):
-        store.put(stored, blob)  # a plain blob's stored name is its key
-        inner.delete(stored)
+        key = stored  # a plain blob's stored name is its key
+        sealed_name = store.stored_name(key)
+        batch.add(sealed_name, store.seal(sealed_name, key, blob), plain=stored)
         report.encrypted += 1
     else:
         raise IntegrityError(f"blob {stored} is neither sealed nor plain")
