@@ -84,6 +84,7 @@ def _check_key(key: str) -> None:
         or name.startswith(".")
         or kind.startswith(".")
         or "\x00" in key
+        or not key.isprintable()
     ):
         raise StoreError(f"invalid blob key {key!r}")
 
@@ -127,7 +128,7 @@ class EncryptedStore:
             raise EncryptionKeyError(
                 f"blob {stored} is sealed with key {ident}, which is not in the key file "
                 f"{self._ring.path}: restore the key file that holds key {ident} "
-                "(the archive cannot be read without it)"
+                "(the archive cannot be read without it), unless the blob's header was damaged"
             )
         cipher = self._aead[ident] = AESGCM(key)
         return cipher
@@ -135,7 +136,11 @@ class EncryptedStore:
     def _reload(self) -> None:
         # if the file cannot be read, the keys in memory stay; the caller names the key
         with self._ring_lock, contextlib.suppress(EncryptionKeyError):
-            self._ring = load_key_file(self._ring.path)
+            ring = load_key_file(self._ring.path)
+            # another name secret (a key file replaced under a running process) would move
+            # every name: only a rotation of the same file is taken up
+            if hmac.compare_digest(ring.name_secret, self._ring.name_secret):
+                self._ring = ring
 
     def _follow_rotation(self) -> None:
         """After `keys rotate`, a running `serve` seals with the new key within seconds."""

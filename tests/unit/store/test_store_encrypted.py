@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from postfix_archiver.errors import EncryptionKeyError, IntegrityError
+from postfix_archiver.errors import EncryptionKeyError, IntegrityError, StoreError
 from postfix_archiver.store.encrypted import MAGIC, EncryptedStore, rewrap, sealed_key_id
 from postfix_archiver.store.fs import FileStore
 from postfix_archiver.store.keyring import (
@@ -181,6 +181,25 @@ class TestKeys:
         other = open_encrypted(tmp_path, keys)  # e.g. the web, reading it
         assert other.get(f"m/{SHA_A}") == b"after rotation"
         store.close()
+
+    def test_a_running_store_ignores_a_key_file_with_another_name_secret(
+        self, tmp_path: Path, keys: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("postfix_archiver.store.encrypted.RELOAD_SECONDS", 0.0)
+        store = open_encrypted(tmp_path, keys)
+        name = store.stored_name(f"m/{SHA_A}")
+        keys.unlink()
+        create_key_file(keys)  # replaced under the running process, not rotated
+        store.put(f"m/{SHA_A}", b"x")
+        assert store.stored_name(f"m/{SHA_A}") == name
+        assert store.get(f"m/{SHA_A}") == b"x"
+        store.close()
+
+    def test_unencodable_names_are_refused(self, store: EncryptedStore) -> None:
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.put("m/\udcff" + SHA_A, b"x")
+        with pytest.raises(StoreError, match="invalid blob key"):
+            store.get("m/\u2028" + SHA_A)
 
     def test_key_file_is_0600_and_not_overwritten(self, keys: Path) -> None:
         assert keys.stat().st_mode & 0o777 == 0o600
