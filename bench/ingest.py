@@ -14,6 +14,11 @@ included:
 Targets: >= 1,000 messages/s, stored/raw <= 0.35 on the attachment corpus.
 
     .venv/bin/python bench/ingest.py [--messages N] [--attachment-messages N] [--profile]
+    .venv/bin/python bench/ingest.py --encryption [--rounds N]
+
+``--encryption`` imports each corpus with and without encryption at rest (AES-256-GCM, keyed
+blob names), alternating ``--rounds`` times (default 2) so both see the same machine, and
+prints the best rate of each and their ratio, plus the raw sealing speed of one thread.
 
 ``--profile`` additionally runs a sample of the text corpus on one thread under cProfile
 (prepare + catalog batches, what the ingest threads and the writer do) and prints where the
@@ -47,6 +52,9 @@ from postfix_archiver.envelope import Envelope
 from postfix_archiver.export import mbox_entry
 from postfix_archiver.importers import open_source, worker_processes
 from postfix_archiver.importers.base import import_envelope
+from postfix_archiver.store.encrypted import EncryptedStore
+from postfix_archiver.store.fs import FileStore
+from postfix_archiver.store.keyring import create_key_file, new_keyring
 
 TARGET_RATE = 1000.0
 TARGET_RATIO = 0.35
@@ -320,18 +328,25 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def _config(home: Path) -> Config:
-    return parse_config(f'[archive]\nhome = "{home}"\n', str(home / "archiver.toml"))
+def _config(home: Path, key_file: Path | None = None) -> Config:
+    text = f'[archive]\nhome = "{home}"\n'
+    if key_file is not None:
+        text += f'encryption = "aes-256-gcm"\nkey_file = "{key_file}"\n'
+    return parse_config(text, str(home / "archiver.toml"))
 
 
 def run(
-    name: str, count: int, make: Callable[[int], tuple[bytes, Envelope]], workdir: Path
+    name: str,
+    count: int,
+    make: Callable[[int], tuple[bytes, Envelope]],
+    workdir: Path,
+    key_file: Path | None = None,
 ) -> Result:
     """Write the corpus to an mbox file (not timed), then import it the way
     ``postfix-archiver import`` does: read the mbox, ``Archive.ingest_many``, full indexing."""
     home = workdir / name
     mbox = workdir / f"{name}.mbox"
-    config = _config(home)
+    config = _config(home, key_file)
     raw_bytes = 0
     t = time.perf_counter()
     with mbox.open("wb") as out:
@@ -406,6 +421,58 @@ def report(title: str, r: Result, ratio_target: bool, rate_target: bool = True) 
     return ok_rate and (ok_ratio or not ratio_target)
 
 
+def compare_encryption(
+    title: str,
+    count: int,
+    make: Callable[[int], tuple[bytes, Envelope]],
+    workdir: Path,
+    rounds: int,
+) -> None:
+    """The same corpus imported plain and encrypted, alternating, best of ``rounds`` each."""
+    key_file = workdir / "keys" / "archive.keys"
+    if not key_file.exists():
+        create_key_file(key_file)
+    best: dict[str, Result] = {}
+    for n in range(rounds):
+        for mode, keys in (("plain", None), ("encrypted", key_file)):
+            r = run(f"{title}-{mode}-{n}", count, make, workdir, keys)
+            if mode not in best or r.seconds < best[mode].seconds:
+                best[mode] = r
+    plain, sealed = best["plain"], best["encrypted"]
+    print(f"\n== encryption at rest, {title} corpus: {count:,} messages, best of {rounds}")
+    for mode, r in best.items():
+        print(
+            f"  {mode:<10} {r.rate:>8,.0f} messages/s  {r.raw_bytes / r.seconds / 1e6:>6,.1f} MB/s"
+            f"  blob store {_mb(r.blob_dir_bytes)}"
+        )
+    print(
+        f"  encrypted/plain: rate {sealed.rate / plain.rate:.3f}, "
+        f"blob store bytes {sealed.blob_dir_bytes / plain.blob_dir_bytes:.3f}"
+    )
+
+
+def sealing_speed(workdir: Path, size: int = 64 * 1024, seconds: float = 1.0) -> None:
+    """AES-256-GCM sealing and opening of one blob size on one thread, in MB/s (in memory:
+    the store under it is never written)."""
+    store = EncryptedStore(FileStore(workdir / "seal"), new_keyring(workdir / "seal.keys"))
+    data = random.Random(3).randbytes(size)
+    key = "m/" + "0" * 64
+    name = store.stored_name(key)
+    blob = store.seal(name, key, data)
+    steps: dict[str, Callable[[], object]] = {
+        "seal": lambda: store.seal(name, key, data),
+        "open": lambda: store.open(name, blob),
+    }
+    for label, step in steps.items():
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step()
+            n += 1
+        rate = n * size / (time.perf_counter() - start) / 1e6
+        print(f"  {label} {size // 1024} KB blobs, one thread: {rate:,.0f} MB/s")
+    store.close()
+
+
 def profile(
     title: str, make: Callable[[int], tuple[bytes, Envelope]], count: int, workdir: Path, top: int
 ) -> None:
@@ -449,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-messages", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary archives")
     parser.add_argument(
+        "--encryption", action="store_true", help="compare ingest with and without encryption"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --encryption")
+    parser.add_argument(
         "--dir",
         default=str(Path(__file__).parent / "out"),
         help="where the temporary archives go (default bench/out: an archive's own directory; "
@@ -466,6 +537,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = TextCorpus()
         ok = True
+        if args.encryption:
+            print("\n== AES-256-GCM")
+            sealing_speed(workdir)
+            if args.messages:
+                compare_encryption("text", args.messages, text.message, workdir, args.rounds)
+            if args.attachment_messages:
+                attachments = AttachmentCorpus(text, args.pool)
+                compare_encryption(
+                    "attachments",
+                    args.attachment_messages,
+                    attachments.message,
+                    workdir,
+                    args.rounds,
+                )
+            return 0
         if args.messages:
             r = run("text", args.messages, text.message, workdir)
             ok &= report(f"text corpus: {args.messages:,} messages of ~10 KB", r, False)

@@ -25,6 +25,8 @@ from .errors import ConfigError
 ENV_CONFIG = "POSTFIX_ARCHIVER_CONFIG"
 ENV_HOME = "POSTFIX_ARCHIVER_HOME"
 DEFAULT_HOME = "./archive-data"
+DEFAULT_KEY_FILE = Path("/etc/postfix-archiver/archive.keys")
+ENCRYPTIONS = ("none", "aes-256-gcm")
 
 KeyPath = tuple[str | int, ...]
 
@@ -159,6 +161,14 @@ class ArchiveSettings:
     # an archive that deletes by surprise is worse than one that grows
     retention: str = "forever"
 
+    # "aes-256-gcm": every blob sealed with a key from key_file (store/encrypted.py)
+    encryption: str = "none"
+    key_file: Path = DEFAULT_KEY_FILE
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption != "none"
+
 
 @dataclass(frozen=True)
 class SmtpSettings:
@@ -221,6 +231,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "default": str,
         "local_domains": list,
         "retention": str,
+
+        "encryption": str,
+        "key_file": str,
     },
     "smtp": {
         "listen": str,
@@ -347,6 +360,27 @@ def _period(
     return seconds
 
 
+def _check_key_file(
+    source: Source, key_file: Path, home: Path, store_url: str, catalog_url: str
+) -> None:
+    """Refuse a key file kept with the data it protects: a copy of the archive directory (a
+    backup, a stolen disk image) would then hold the keys too."""
+    places = [home]
+    for url, scheme in ((store_url, "file://"), (catalog_url, "sqlite://")):
+        if url.startswith(scheme):
+            path = Path(url.removeprefix(scheme))
+            places.append(path if scheme == "file://" else path.parent)
+    resolved = key_file.resolve()
+    for place in places:
+        if resolved.is_relative_to(place.resolve()):
+            raise source.error(
+                ("archive", "key_file"),
+                f"{key_file} is inside the archive directory {place}: keep the key file "
+                "elsewhere (e.g. /etc/postfix-archiver/archive.keys), or a copy of the "
+                "archive holds its keys",
+            )
+
+
 def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
     _check_types(data, source)
     a = data.get("archive", {})
@@ -380,16 +414,32 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
                 f"must be a URL such as "
                 f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs'}",
             )
+    encryption = a.get("encryption", "none")
+    if encryption not in ENCRYPTIONS:
+        raise source.error(
+            ("archive", "encryption"), f"must be one of {', '.join(map(repr, ENCRYPTIONS))}"
+        )
+    if "\x00" in a.get("key_file", "") or a.get("key_file", None) == "":
+        raise source.error(("archive", "key_file"), "must be the path of a file")
+    base = Path(source.path).parent if source.path else Path.cwd()
+    key_file = _resolve(base, a["key_file"]) if "key_file" in a else DEFAULT_KEY_FILE
+    store_url = _url_for(home, a.get("store"), "file", "blobs")
+    catalog_url = _url_for(home, a.get("catalog"), "sqlite", "catalog.sqlite")
+    if encryption != "none" or "key_file" in a:
+        _check_key_file(source, key_file, home, store_url, catalog_url)
     archive = ArchiveSettings(
         home=home,
-        catalog_url=_url_for(home, a.get("catalog"), "sqlite", "catalog.sqlite"),
-        store_url=_url_for(home, a.get("store"), "file", "blobs"),
+        catalog_url=catalog_url,
+        store_url=store_url,
         attachment_threshold=threshold,
         compression_level=level,
         index_limit=index_limit,
         default_action=default_action,
         local_domains=tuple(d.lower().lstrip("@") for d in domains),
         retention=retention_default,
+
+        encryption=encryption,
+        key_file=key_file,
     )
     smtp = SmtpSettings(
         listen=_listen(source, "smtp", "listen", s.get("listen", SmtpSettings.listen)),

@@ -9,7 +9,8 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     ├── NotFoundError          no message with that id (or not visible to this user)
     ├── SourceError            an import source or export target that cannot be used
     ├── StoreError             the blob store failed (disk full, permissions, S3 down)
-    │   └── IntegrityError     a blob's bytes no longer match their SHA-256
+    │   ├── IntegrityError     a blob's bytes no longer match their SHA-256 (or its seal)
+    │   └── EncryptionKeyError the key file cannot be used, or lacks the key a blob needs
     ├── CatalogError           the catalog failed (locked, migration, connection)
     ├── AccountError           a web user, password or token operation refused (web accounts)
     ├── CheckpointError        a signing key, checkpoint or timestamp that cannot be made or read
@@ -70,6 +71,11 @@ class StoreError(ArchiverError):
 
 class IntegrityError(StoreError):
     """Stored bytes do not hash to the SHA-256 they were stored under."""
+
+
+class EncryptionKeyError(StoreError):
+    """The encryption key file is missing, unreadable or malformed, or does not hold the key
+    (named by its id) that a blob was encrypted with."""
 
 
 class CatalogError(ArchiverError):

@@ -41,6 +41,7 @@ from ..message import Attachment, ParsedMessage, attachment_payload, parse_messa
 from ..retention import until as retention_until
 from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
+from ..store.encrypted import EncryptedStore
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, stored_attachment
@@ -79,7 +80,11 @@ class Archive:
         # the catalog first: with no archive there, its error says so before the store opens
         self.catalog = catalog or open_catalog(config.archive.catalog_url, readonly=readonly)
         try:
-            self.store = store or open_store(config.archive.store_url, readonly=readonly)
+            self.store = store or open_store(
+                config.archive.store_url,
+                readonly=readonly,
+                key_file=config.archive.key_file if config.archive.encrypted else None,
+            )
         except BaseException:
             self.catalog.close()
             raise
@@ -423,8 +428,15 @@ class Archive:
         try:
             stored = self.store.get(key)
         except KeyError:
+            hint = ""
+            if isinstance(self.store, EncryptedStore):
+                # a key file with another name secret looks for every blob under other names
+                hint = (
+                    f" (or the key file {self.store.keyring.path} is not the one this "
+                    "archive was written with)"
+                )
             raise IntegrityError(
-                f"{kind} blob {key} is missing from the store {self.store.url}"
+                f"{kind} blob {key} is missing from the store {self.store.url}{hint}"
             ) from None
         return self._decompress(stored, f"{kind} blob {key}")
 

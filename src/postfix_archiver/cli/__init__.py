@@ -2,7 +2,7 @@
 
 A module per area holds its commands (``archive_cmds``: import, search, show, export, stats,
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
-``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init;
+``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init|rotate|rewrap;
 ``checkpoint``: checkpoint); ``common`` what they share. The
 long-running commands build ``app.Application`` and start it.
 """

@@ -1,34 +1,69 @@
-"""``keys``: the archive's keys. ``keys init`` creates the Ed25519 key that signs checkpoints
-(``integrity.keys``)."""
+"""``keys init|rotate|rewrap``: the archive's keys. The Ed25519 key that signs checkpoints
+(``integrity.keys``) and the encryption key file (``archive.encryption``)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
+from ..archive import Archive
+from ..archive.encryption import init_keys, rewrap_archive, rotate_keys, stored_names
 from ..integrity.keys import create_signing_key
-from .common import config_option, err, load, out
+from .common import config_option, err, load, out, progress
 
 
-@click.group()
+@click.group("keys")
 def keys() -> None:
-    """Create the keys that sign checkpoints."""
+    """The checkpoint signing key and the encryption keys: create, rotate, re-encrypt."""
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 @keys.command("init")
 @config_option
 def init(config_path: str | None) -> None:
-    """Create the checkpoint signing key ([integrity] signing_key) and its public key beside
-    it; never overwrites an existing key."""
+    """Create the keys the config names that are not there yet: the key that signs
+    checkpoints ([integrity] signing_key, its public key beside it) and, when encryption is
+    on, the encryption key file ([archive] key_file). Never overwrites a key."""
     config = load(config_path)
-    made = create_signing_key(config.integrity.signing_key)
-    out.print(f"signing key:  {made.private} (keep it secret, outside the archive)", markup=False)
-    out.print(f"public key:   {made.public} (give it to your auditors)", markup=False)
-    out.print(f"key id:       {made.id}", markup=False)
-    err.print(
-        "Make a checkpoint with `postfix-archiver checkpoint`; `serve` makes them as "
-        "[integrity] says.",
-        markup=False,
-    )
+    signing = config.integrity.signing_key
+    encrypted = config.archive.encrypted
+    have_signing = _exists(signing)
+    have_key_file = encrypted and _exists(config.archive.key_file)
+    if have_signing and (have_key_file or not encrypted):
+        create_signing_key(signing)  # refuses, saying the key exists and is never overwritten
+    if have_signing:
+        out.print(f"signing key:  {signing} exists already; kept", markup=False)
+    else:
+        made = create_signing_key(signing)
+        out.print(
+            f"signing key:  {made.private} (keep it secret, outside the archive)", markup=False
+        )
+        out.print(f"public key:   {made.public} (give it to your auditors)", markup=False)
+        out.print(f"key id:       {made.id}", markup=False)
+        err.print(
+            "Make a checkpoint with `postfix-archiver checkpoint`; `serve` makes them as "
+            "[integrity] says.",
+            markup=False,
+        )
+    if not encrypted:
+        out.print(
+            'encryption is off ([archive] encryption = "none"): no encryption key file created'
+        )
+    elif have_key_file:
+        out.print(f"key file:     {config.archive.key_file} exists already; kept", markup=False)
+    else:
+        ring = init_keys(config)
+        assert ring is not None
+        out.print(
+            f"created key file {ring.path} (mode 0600) with key {ring.current}; "
+            "back it up apart from the archive: without it the archive cannot be read",
+            markup=False,
+        )
 
 
 COMMANDS = (keys,)

@@ -3,12 +3,14 @@
 A store keeps opaque byte strings under keys such as ``m/3f2a...`` and makes each one durable
 before ``put`` returns. It knows nothing of mail, hashing or compression: the archive hashes
 and compresses, the store only keeps bytes. The filesystem store packs small blobs into one
-SQLite file (see ``packed``).
+SQLite file (see ``packed``). With a key file, ``encrypted.EncryptedStore`` seals every blob
+over whichever store the URL names (see ``encrypted`` and ``keyring``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..errors import StoreError
@@ -51,9 +53,16 @@ class BlobStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, readonly: bool = False) -> BlobStore:
+def open_store(url: str, *, readonly: bool = False, key_file: Path | None = None) -> BlobStore:
     """The store for ``url``: ``file:///abs/path``. ``readonly``: for commands that only read;
-    creates nothing and works on a full disk."""
+    creates nothing and works on a full disk. ``key_file``: encrypt at rest with its keys
+    (the key file is read before anything is opened)."""
+    if key_file is not None:
+        from .encrypted import EncryptedStore
+        from .keyring import load_key_file
+
+        ring = load_key_file(key_file)
+        return EncryptedStore(open_store(url, readonly=readonly), ring)
     if url.startswith("file://"):
         from .fs import FileStore
 

@@ -336,3 +336,21 @@ def test_filter_to_a_listener_without_pipelining(tmp_path: Path, listener: Liste
     assert got.xforward == {"IDENT": "4OnE"}
     assert got.recipients == ["bob@example.com"]
     assert got.content.endswith(b"\r\nHello over the pipe.\r\n.\r\n..leading dots\r\n")
+
+
+def test_filter_with_a_missing_key_file_is_tempfail(tmp_path: Path, listener: Listener) -> None:
+    keys = tmp_path / "etc" / "archive.keys"
+    config = tmp_path / "archiver.toml"
+    config.write_text(
+        f'[archive]\nhome = "{tmp_path / "home"}"\n'
+        f'encryption = "aes-256-gcm"\nkey_file = "{keys}"\n'
+    )
+    args = ["--config", str(config), "--reinject", listener.address, "-f", "a@example.com"]
+    args += ["--", "b@example.com"]
+
+    done = run_filter(args, MESSAGE, _home(tmp_path))
+
+    assert done.returncode == EX_TEMPFAIL, done.stderr
+    assert f"key file {keys} does not exist".encode() in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert listener.handler.connections == 0  # not reinjected without an archived copy

@@ -17,7 +17,9 @@ import pytest
 
 from postfix_archiver.errors import StoreError
 from postfix_archiver.store import BlobStore, open_store
+from postfix_archiver.store.encrypted import EncryptedStore
 from postfix_archiver.store.fs import FileStore
+from postfix_archiver.store.keyring import new_keyring
 
 StoreFactory = Callable[[Path], BlobStore]
 
@@ -26,6 +28,13 @@ BACKENDS: dict[str, StoreFactory] = {
     "file": lambda tmp: FileStore(tmp / "blobs"),
     # every blob as a file of its own
     "file-unpacked": lambda tmp: FileStore(tmp / "blobs", pack_limit=-1),
+    # encryption at rest over either layout: the wrapper keeps the whole contract
+    "encrypted-file": lambda tmp: EncryptedStore(
+        FileStore(tmp / "blobs"), new_keyring(tmp / "archive.keys")
+    ),
+    "encrypted-file-unpacked": lambda tmp: EncryptedStore(
+        FileStore(tmp / "blobs", pack_limit=-1), new_keyring(tmp / "archive.keys")
+    ),
 }
 
 SHA_A = "a1" * 32
