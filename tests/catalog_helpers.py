@@ -22,6 +22,7 @@ from postfix_archiver.catalog import (
     AddResult,
     AttachmentRow,
     Catalog,
+    ChainEvent,
     ChainLink,
     EnvelopeRow,
     MessageRow,
@@ -77,6 +78,15 @@ class GatedCatalog:
 
     def find_sha(self, sha256: str) -> int | None:
         return self.inner.find_sha(sha256)
+
+    def held(self, messages: Sequence[int]) -> set[int]:
+        return self.inner.held(messages)
+
+    def events(self, after: int = 0) -> Iterator[ChainEvent]:
+        return self.inner.events(after)
+
+    def last_event(self) -> ChainEvent | None:
+        return self.inner.last_event()
 
     def search(
         self,

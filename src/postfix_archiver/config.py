@@ -231,7 +231,6 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "default": str,
         "local_domains": list,
         "retention": str,
-
         "encryption": str,
         "key_file": str,
     },
@@ -437,7 +436,6 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         default_action=default_action,
         local_domains=tuple(d.lower().lstrip("@") for d in domains),
         retention=retention_default,
-
         encryption=encryption,
         key_file=key_file,
     )

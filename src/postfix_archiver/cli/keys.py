@@ -66,4 +66,39 @@ def init(config_path: str | None) -> None:
         )
 
 
+@keys.command("rotate")
+@config_option
+def rotate(config_path: str | None) -> None:
+    """Add a new key; new blobs are sealed with it, old ones stay readable."""
+    config = load(config_path)
+    ring, previous = rotate_keys(config)
+    out.print(
+        f"key {ring.current} is current (was {previous}); blobs sealed with older keys stay "
+        "readable; `postfix-archiver keys rewrap` re-encrypts them under the new key"
+    )
+
+
+@keys.command("rewrap")
+@config_option
+def rewrap(config_path: str | None) -> None:
+    """Re-encrypt every blob not yet under the current key (and plain ones from before
+    encryption); resumable, safe to interrupt."""
+    config = load(config_path)
+    with Archive(config) as archive:
+        names = stored_names(archive)
+        with progress(len(names), "blobs", "rewrapping") as advance:
+            report = rewrap_archive(archive, names, advance)
+    out.print(
+        f"re-encrypted {report.resealed} blob(s), encrypted {report.encrypted} plain one(s), "
+        f"{report.current} already under the current key"
+    )
+    if report.damaged:
+        err.print(
+            f"{len(report.damaged)} damaged blob(s) left alone (run `postfix-archiver verify`): "
+            + ", ".join(report.damaged[:10]),
+            markup=False,
+        )
+        sys.exit(1)
+
+
 COMMANDS = (keys,)
