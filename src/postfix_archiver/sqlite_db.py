@@ -130,11 +130,11 @@ class PerThread:
         self._lock = threading.Lock()
         self._all: set[_Entry] = set()
 
-    @contextlib.contextmanager
-    def use(self, connect: Callable[[], sqlite3.Connection]) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, for the block's length; ``connect`` opens it on the
-        thread's first use. (Given here, not kept: the owner's methods would keep the owner
-        alive, and its connections open, until the next garbage collection.)"""
+    def use(self, connect: Callable[[], sqlite3.Connection]) -> _Holder:
+        """This thread's connection, as a context manager that lends it for the block's
+        length; ``connect`` opens it on the thread's first use. (Given here, not kept: the
+        owner's methods would keep the owner alive, and its connections open, until the next
+        garbage collection.)"""
         holder: _Holder | None = getattr(self._local, "holder", None)
         if holder is None:
             holder = _Holder(connect())
@@ -144,8 +144,7 @@ class PerThread:
             # weakly: the set and its lock only, so the owner can still be collected
             weakref.finalize(holder, _release, entry, self._all, self._lock)
             self._local.holder = holder
-        with holder.lock:
-            yield holder.conn
+        return holder
 
     def __len__(self) -> int:
         """How many connections are open."""
@@ -165,13 +164,21 @@ class PerThread:
 
 class _Holder:
     """A thread's connection and its lock; when the thread ends, so does this, and the
-    connection is closed (``_release``)."""
+    connection is closed (``_release``). A context manager of its own, not a generator: it is
+    entered for every query, and a generator costs many times a lock."""
 
     __slots__ = ("__weakref__", "conn", "lock")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
 _Entry = tuple[sqlite3.Connection, threading.Lock]

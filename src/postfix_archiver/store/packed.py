@@ -60,10 +60,9 @@ class PackedBlobs:
         except sqlite3.Error as exc:
             raise _error("open", self.path, exc) from exc
 
-    @contextlib.contextmanager
-    def _use(self) -> Iterator[sqlite3.Connection]:
-        with self._conns.use(self._connect) as conn:
-            yield conn
+    def _use(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """This thread's connection, lent for a ``with`` block."""
+        return self._conns.use(self._connect)
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         if not items:

@@ -58,7 +58,7 @@ class Writer:
 
 @pytest.fixture
 def writer(config: Config, catalog: GatedCatalog) -> Iterator[Writer]:
-    with Archive(config, catalog=catalog) as archive:
+    with Archive(config, catalog=catalog.as_catalog()) as archive:
         w = Writer(archive.ingester)
         yield w
         catalog.gate.set()
@@ -119,7 +119,7 @@ def test_concurrent_submitters_all_get_their_results(catalog: GatedCatalog, writ
     assert [len(b) for b in catalog.batches] == [1, threads * per_thread]
     seqs = sorted(r.event_seq for r in everything if r.event_seq is not None)
     assert seqs == list(range(2, threads * per_thread + 2))
-    assert chain_seqs(catalog) == list(range(1, threads * per_thread + 2))
+    assert chain_seqs(catalog.as_catalog()) == list(range(1, threads * per_thread + 2))
 
 
 def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: Writer) -> None:
@@ -140,7 +140,7 @@ def test_blocking_add_from_many_threads(catalog: GatedCatalog, writer: Writer) -
         thread.join(WAIT)
     assert len({r.id for r in results}) == 200
     assert catalog.stats().messages == 200
-    assert chain_seqs(catalog) == list(range(1, 201))
+    assert chain_seqs(catalog.as_catalog()) == list(range(1, 201))
 
 
 def test_failing_arrival_does_not_fail_its_neighbours(
@@ -168,7 +168,7 @@ def test_failing_arrival_does_not_fail_its_neighbours(
     assert [b for b in catalog.batches[2:] if len(b) != 1] == []
     assert catalog.stats().messages == 11
     # no event for the arrival that failed, and no gap where it would have been
-    assert chain_seqs(catalog) == list(range(1, 12))
+    assert chain_seqs(catalog.as_catalog()) == list(range(1, 12))
     assert catalog.orphans() == ([], [])
 
 
@@ -249,7 +249,7 @@ def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -
 
     with locked(catalog.sqlite.path):
         started = time.monotonic()
-        outcomes = commit_each(catalog, arrivals)
+        outcomes = commit_each(catalog.as_catalog(), arrivals)
         took = time.monotonic() - started
 
     # one wait for the lock, not one more per arrival: retrying singly cannot help
@@ -260,7 +260,7 @@ def test_a_locked_catalog_fails_the_whole_batch_at_once(catalog: GatedCatalog) -
         assert isinstance(outcome, CatalogError)
         assert "is locked by another process" in str(outcome)
     # the lock is gone: the same batch commits as one
-    committed = commit_each(catalog, arrivals)
+    committed = commit_each(catalog.as_catalog(), arrivals)
     assert all(isinstance(r, AddResult) and r.new_envelope for r in committed)
     assert len(catalog.batches) == 2
 
