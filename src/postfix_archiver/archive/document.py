@@ -9,6 +9,7 @@ CLI's operator sees every envelope whole and reads attachments from the archive 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from ..catalog import AttachmentRow, EnvelopeRow
 from ..message import ParsedMessage
@@ -48,6 +49,8 @@ def message_document(
             doc["url"] = attachment_url(a)
     return {
         **view.row.summary(),
+        # the latest retention any arrival gave (or `retention set`); None: kept forever
+        "retain_until": _iso(view.row.retain_until),
         "envelopes": shown,
         "attachments": attachments,
         "defects": view.row.defects,
@@ -59,6 +62,10 @@ def message_document(
 def _kept(row: EnvelopeRow) -> dict[str, object]:
     """How long the arrival is kept and its tags, from the rule that archived it."""
     return {"retention": row.retention, "tags": list(row.tags)}
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 def attachment_document(a: AttachmentRow) -> dict[str, object]:
