@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from postfix_archiver.catalog import AddResult, NewArrival, Sealer
+from postfix_archiver.catalog import AddResult, HoldQueries, NewArrival, Sealer
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
@@ -29,13 +29,15 @@ class GatedCatalog(SqliteCatalog):
         self.gate = threading.Event()
         self._first = True
 
-    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]:
+    def add_batch(
+        self, arrivals: Sequence[NewArrival], seal: Sealer, holds: HoldQueries | None = None
+    ) -> list[AddResult]:
         self.batches.append([a.sha256 for a in arrivals])
         if self._first:
             self._first = False
             self.entered.set()
             assert self.gate.wait(WAIT), "test never opened the gate"
-        return super().add_batch(arrivals, seal)
+        return super().add_batch(arrivals, seal, holds)
 
 
 def make_arrival(n: int, *, poison: bool = False, queue_id: str | None = None) -> NewArrival:

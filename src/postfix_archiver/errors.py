@@ -12,6 +12,7 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     │   └── IntegrityError     a blob's bytes no longer match their SHA-256
     ├── CatalogError           the catalog failed (locked, migration, connection)
     ├── AccountError           a web user, password or token operation refused (web accounts)
+    ├── ComplianceError        a retention or legal-hold operation refused (bad name, duplicate)
     ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
     └── PermanentFailure       a permanent reject passed on from the reinjection listener
 """
@@ -73,6 +74,11 @@ class IntegrityError(StoreError):
 
 class CatalogError(ArchiverError):
     """The catalog could not be read or written."""
+
+
+class ComplianceError(ArchiverError):
+    """A retention change or legal hold that cannot be done: a bad period or hold name, a
+    hold name taken, no such hold."""
 
 
 class AccountError(ArchiverError):

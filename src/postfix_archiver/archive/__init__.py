@@ -1,5 +1,6 @@
 """The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
+from . import holds
 from .document import message_document
 from .ingest import IngestResult, IngestService, Outcome
 from .service import Archive, MessageView
@@ -13,6 +14,7 @@ __all__ = [
     "Outcome",
     "Problem",
     "VerifyReport",
+    "holds",
     "message_document",
     "verify",
 ]
