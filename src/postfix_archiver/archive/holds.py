@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import retention
 from ..catalog import HoldRow
-from ..errors import ComplianceError, QueryError
+from ..errors import ComplianceError, HoldExists, QueryError
 from ..search import All, Node, parse_query
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def add_hold(archive: Archive, name: str, query: str, reason: str, who: str) -> 
     node = parse_query(query)  # a QueryError names the position
     added = archive.catalog.add_hold(name, query, node, reason, who, datetime.now(UTC))
     if added is None:
-        raise ComplianceError(
+        raise HoldExists(
             f"a hold named {name!r} exists already (names are never reused, released holds "
             "included: choose another name)"
         )

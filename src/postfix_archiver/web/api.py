@@ -80,7 +80,7 @@ def message(request: Request, ident: str, identity: ApiUser) -> JSONResponse:
     parsed = parse_message(ctx.archive.raw(message_id))
     ctx.audit(request, identity, "view", message=message_id)
     shown = envelopes_for(identity.user, view.envelopes, parsed)
-    return JSONResponse(message_document(view, parsed, shown))
+    return JSONResponse(message_document(view, parsed, shown, show_holds=identity.user.sees_all))
 
 
 @router.get(
