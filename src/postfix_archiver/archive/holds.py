@@ -81,6 +81,11 @@ def release_hold(archive: Archive, name: str, who: str) -> tuple[HoldRow, bool]:
     return after, after.released_by == who
 
 
+def list_holds(archive: Archive) -> list[HoldRow]:
+    """Every hold, active and released, oldest first."""
+    return archive.catalog.holds()
+
+
 def get_hold(archive: Archive, name: str) -> HoldRow:
     found = archive.catalog.hold(name) if _NAME.fullmatch(name) else None
     if found is None:

@@ -116,7 +116,7 @@ def hold_release(config_path: str | None, name: str) -> None:
 def hold_list(config_path: str | None, as_json: bool) -> None:
     """Every hold, active and released, oldest first."""
     with Archive(load(config_path), readonly=True) as archive:
-        rows = archive.catalog.holds()
+        rows = holds.list_holds(archive)
     if as_json:
         print_json({"holds": [h.to_json() for h in rows]})
         return

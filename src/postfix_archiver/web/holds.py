@@ -69,7 +69,7 @@ def _holds_page(
         identity,
         status=400 if error else 200,
         section="holds",
-        holds=context(request).archive.catalog.holds(),
+        holds=holds.list_holds(context(request).archive),
         notice=notice,
         error=error,
         form=form or {},
@@ -123,7 +123,9 @@ def list_holds(request: Request, identity: ApiUser) -> JSONResponse:
     """Every hold, active and released, oldest first (auditors and admins): the shape of
     ``postfix-archiver hold list --json``."""
     _see(identity)
-    return JSONResponse({"holds": [h.to_json() for h in context(request).archive.catalog.holds()]})
+    return JSONResponse(
+        {"holds": [h.to_json() for h in holds.list_holds(context(request).archive)]}
+    )
 
 
 @api_router.get("/holds/{name}", summary="One legal hold", responses={**_COMMON, 404: _ERROR})
