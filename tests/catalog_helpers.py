@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import pytest
 
-from postfix_archiver.catalog import AddResult, Catalog, NewArrival, Sealer
+from postfix_archiver.catalog import AddResult, Catalog, HoldQueries, NewArrival, Sealer
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
@@ -56,13 +56,15 @@ class GatedCatalog:
         self.gate = threading.Event()
         self._first = True
 
-    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]:
+    def add_batch(
+        self, arrivals: Sequence[NewArrival], seal: Sealer, holds: HoldQueries | None = None
+    ) -> list[AddResult]:
         self.batches.append([a.sha256 for a in arrivals])
         if self._first:
             self._first = False
             self.entered.set()
             assert self.gate.wait(WAIT), "test never opened the gate"
-        return self.inner.add_batch(arrivals, seal)
+        return self.inner.add_batch(arrivals, seal, holds)
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet: no recursion

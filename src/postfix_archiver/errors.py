@@ -14,6 +14,8 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     ├── CatalogError           the catalog failed (locked, migration, connection)
     ├── AccountError           a web user, password or token operation refused (web accounts)
     ├── CheckpointError        a signing key, checkpoint or timestamp that cannot be made or read
+    ├── ComplianceError        a retention or legal-hold operation refused (bad name, duplicate)
+    │   └── HoldExists         a hold of that name exists (names are never reused)
     ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
     └── PermanentFailure       a permanent reject passed on from the reinjection listener
 """
@@ -80,6 +82,15 @@ class EncryptionKeyError(StoreError):
 
 class CatalogError(ArchiverError):
     """The catalog could not be read or written."""
+
+
+class ComplianceError(ArchiverError):
+    """A retention change or legal hold that cannot be done: a bad period or hold name, a
+    hold name taken, no such hold."""
+
+
+class HoldExists(ComplianceError):
+    """A hold of that name exists already, active or released."""
 
 
 class AccountError(ArchiverError):

@@ -11,7 +11,11 @@ Gmail and most mail search, so ``from:alice invoice OR bill -draft`` means
     term    := FIELD ":" value | value
     value   := WORD | '"' phrase '"'
 
-Fields: from to cc subject filename msgid id after before larger smaller has.
+Fields: from to cc subject filename msgid id after before larger smaller has retained-until.
+``retained-until:`` takes ``<WHEN``, ``>WHEN`` or ``forever``; WHEN is a year (``2030``), a
+month (``2030-06``), a day or a date-time. ``<WHEN`` is kept until before WHEN begins (a
+message kept forever never is); ``>WHEN`` is kept past the end of WHEN, and a message kept
+forever always is.
 Each catalog backend compiles the tree to its own SQL with bound parameters.
 
 Lexical rules:
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+from .dates import days_from_civil
 from .errors import QueryError
 
 # fields whose value is matched as text against addresses, subject, file names, Message-ID
@@ -107,6 +112,16 @@ class IdIs:
 
 
 @dataclass(frozen=True, slots=True)
+class RetainedUntil:
+    """``retained-until:``: kept until before ``seconds`` (``<``), until ``seconds`` or
+    later, forever included (``>``), or forever (``seconds`` is None). Seconds since the
+    epoch: the end of the year 9999 does not fit a ``datetime``."""
+
+    name: Literal["before", "after", "forever"]
+    seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     child: Node
 
@@ -121,11 +136,32 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = All | Text | Field | DateBound | SizeBound | HasAttachment | IdIs | Not | And | Or
+Node = (
+    All
+    | Text
+    | Field
+    | DateBound
+    | SizeBound
+    | HasAttachment
+    | IdIs
+    | RetainedUntil
+    | Not
+    | And
+    | Or
+)
 
 
 # every field name the parser knows, in the order error messages list them
-FIELDS = (*STRING_FIELDS, "id", "after", "before", "larger", "smaller", "has")
+FIELDS = (
+    *STRING_FIELDS,
+    "id",
+    "after",
+    "before",
+    "larger",
+    "smaller",
+    "has",
+    "retained-until",
+)
 
 # how deeply parentheses and negations may nest (keeps the tree, and every recursive
 # compiler of it, far away from Python's recursion limit)
@@ -150,6 +186,7 @@ _EXAMPLES = {
     "larger": "larger:1M",
     "smaller": "smaller:500K",
     "has": "has:attachment",
+    "retained-until": "retained-until:<2030-01-01",
 }
 
 _DATE_RE = re.compile(
@@ -157,6 +194,8 @@ _DATE_RE = re.compile(
     r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?",
     re.IGNORECASE | re.ASCII,
 )
+# retained-until: a year, a month, or what after:/before: take
+_PERIOD_RE = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?", re.ASCII)
 _SIZE_RE = re.compile(r"([0-9]+)([KMG]?)B?", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
@@ -397,6 +436,8 @@ def _term(token: _Token, text: str) -> Node:
                 f"has: only has:attachment is supported, got {value!r}", token.pos, text
             )
         return HasAttachment()
+    if name == "retained-until":
+        return _retained_until(value, token.pos, text)
     # name == "id": the last field left
     number = parse_int(value)
     if number is None or number == 0:
@@ -404,6 +445,49 @@ def _term(token: _Token, text: str) -> Node:
             f"id: needs a positive whole number like id:42, got {value!r}", token.pos, text
         )
     return IdIs(number)
+
+
+def _retained_until(value: str, pos: int, text: str) -> RetainedUntil:
+    if value.lower() == "forever":
+        return RetainedUntil("forever")
+    span = _parse_span(value[1:]) if value[:1] in ("<", ">") else None
+    if span is None:
+        raise QueryError(
+            "retained-until: needs <WHEN, >WHEN or forever, WHEN a year, month, day or "
+            f"date-time like 2030, 2030-06, 2030-06-01 or 2030-06-01T10:00, got {value[:40]!r}",
+            pos,
+            text,
+        )
+    start, end = span
+    return RetainedUntil("before", start) if value[0] == "<" else RetainedUntil("after", end)
+
+
+def _parse_span(value: str) -> tuple[int, int] | None:
+    """The first second of ``value`` (a year, month, day or instant) and the first after it,
+    in seconds since the epoch; None if invalid."""
+    period = _PERIOD_RE.fullmatch(value)
+    if period is not None:
+        year, month = int(period.group(1)), period.group(2)
+        if year == 0:
+            return None
+        if month is None:
+            return _day_seconds(year, 1, 1), _day_seconds(year + 1, 1, 1)
+        if not 1 <= int(month) <= 12:
+            return None
+        after = (year + 1, 1) if month == "12" else (year, int(month) + 1)
+        return _day_seconds(year, int(month), 1), _day_seconds(*after, 1)
+    when = _parse_date(value)
+    if when is None:
+        return None
+    start = _day_seconds(when.year, when.month, when.day) + (
+        when.hour * 3600 + when.minute * 60 + when.second
+    )
+    # a day is the whole day; a date-time is that instant
+    return (start, start + 86400) if len(value) == 10 else (start, start + 1)
+
+
+def _day_seconds(year: int, month: int, day: int) -> int:
+    return days_from_civil(year, month, day) * 86400
 
 
 def _parse_date(value: str) -> datetime | None:

@@ -197,6 +197,7 @@ def test_known_fields_are_exactly_the_documented_ones() -> None:
         "larger",
         "smaller",
         "has",
+        "retained-until",
     }
 
 

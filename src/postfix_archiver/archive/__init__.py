@@ -1,5 +1,6 @@
 """The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
+from . import holds
 from .document import message_document, search_document, stats_document
 from .ingest import IngestResult, IngestService, Outcome
 from .reading import MessageRead
@@ -15,6 +16,7 @@ __all__ = [
     "Outcome",
     "Problem",
     "VerifyReport",
+    "holds",
     "message_document",
     "search_document",
     "stats_document",

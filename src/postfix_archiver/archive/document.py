@@ -12,6 +12,7 @@ CLI's operator sees every envelope whole and reads attachments from the archive 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from ..catalog import AttachmentRow, EnvelopeRow, MessageRow, SearchPage, Stats
 from ..message import ParsedMessage
@@ -27,11 +28,14 @@ def message_document(
     *,
     envelopes: Iterable[VisibleEnvelope] | None = None,
     attachment_url: Callable[[AttachmentRow], str] | None = None,
+    show_holds: bool = True,
 ) -> dict[str, object]:
     """Summary, envelopes, attachments, parse defects, decoded headers and the text body.
 
     ``envelopes``: those the reader may see; by default every envelope whole (and no
-    ``hidden_recipients`` key). ``attachment_url``: adds a ``url`` to each attachment."""
+    ``hidden_recipients`` key). ``attachment_url``: adds a ``url`` to each attachment.
+    ``show_holds``: with the legal holds on it (what a matter is called is for auditors and
+    admins only; a plain user's document has no ``holds`` key)."""
     if envelopes is None:
         shown = [{"id": e.id, **e.envelope.canonical(), **_kept(e)} for e in view.envelopes]
     else:
@@ -49,8 +53,12 @@ def message_document(
     if attachment_url is not None:
         for doc, a in zip(attachments, view.attachments, strict=True):
             doc["url"] = attachment_url(a)
+    holds = {"holds": [h.to_json() for h in view.holds]} if show_holds else {}
     return {
         **message_summary(view.row),
+        **holds,
+        # the latest retention any arrival gave (or `retention set`); None: kept forever
+        "retain_until": _iso(view.row.retain_until),
         "envelopes": shown,
         "attachments": attachments,
         "defects": view.row.defects,
@@ -62,6 +70,10 @@ def message_document(
 def _kept(row: EnvelopeRow) -> dict[str, object]:
     """How long the arrival is kept and its tags, from the rule that archived it."""
     return {"retention": row.retention, "tags": list(row.tags)}
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 def attachment_document(a: AttachmentRow) -> dict[str, object]:

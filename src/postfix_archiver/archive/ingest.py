@@ -43,6 +43,7 @@ from ..rules import Policy, Verdict
 from ..sqlite_db import deadline, is_busy
 from . import events
 from .decide import Kept, complete_envelope, decide
+from .holds import ActiveHolds
 
 if TYPE_CHECKING:
     from .service import Archive
@@ -119,6 +120,7 @@ class IngestService:
         self._waiting: list[_Job] = []
         self._cond = threading.Condition()
         self._commit_lock = threading.Lock()  # one committer: the thread or an inline caller
+        self._holds = ActiveHolds()  # parsed once per hold, shared by every commit
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -276,7 +278,7 @@ class IngestService:
 
     def _commit(self, ready: list[_Ready]) -> None:
         arrivals = [r.staged.arrival for r in ready if r.staged is not None]
-        outcomes = iter(commit_each(self._archive.catalog, arrivals))
+        outcomes = iter(commit_each(self._archive.catalog, arrivals, self._holds))
         for r in ready:
             if r.staged is None:
                 r.job.future.set_result(Outcome(r.envelope, r.verdict, None))
@@ -308,18 +310,21 @@ def too_late() -> TemporaryFailure:
     )
 
 
-def commit_each(catalog: Catalog, arrivals: list[NewArrival]) -> list[AddResult | Exception]:
+def commit_each(
+    catalog: Catalog, arrivals: list[NewArrival], holds: ActiveHolds | None = None
+) -> list[AddResult | Exception]:
     """Commit ``arrivals`` as one transaction; if that fails, one by one, so a bad arrival
     fails alone and its neighbours still commit. One outcome per arrival, in order.
 
     A catalog locked by another process fails the whole batch at once: retrying singly
-    would only wait for the same lock once per arrival."""
+    would only wait for the same lock once per arrival. ``holds``: the active legal holds
+    take the new arrivals they match in the same transaction."""
     if not arrivals:
         return []
     try:
-        return list(catalog.add_batch(arrivals, events.seal))
+        return list(catalog.add_batch(arrivals, events.seal, holds))
     except Exception as exc:
         if len(arrivals) == 1 or is_busy(exc):
             return [exc] * len(arrivals)
         log.warning("group commit of %d arrivals failed (%s); retrying singly", len(arrivals), exc)
-        return [outcome for a in arrivals for outcome in commit_each(catalog, [a])]
+        return [outcome for a in arrivals for outcome in commit_each(catalog, [a], holds)]

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -27,6 +27,7 @@ from ..catalog import (
     AttachmentRow,
     Catalog,
     EnvelopeRow,
+    HoldRow,
     MessageRow,
     NewArrival,
     SearchPage,
@@ -57,6 +58,8 @@ class MessageView:
     row: MessageRow
     envelopes: list[EnvelopeRow]
     attachments: list[AttachmentRow]
+    # the legal holds, active and released, that hold or held it
+    holds: list[HoldRow] = field(default_factory=list)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -372,7 +375,12 @@ class Archive:
 
     def view(self, message: int) -> MessageView:
         row = self.get(message)
-        return MessageView(row, self.catalog.envelopes(message), self.catalog.attachments(message))
+        return MessageView(
+            row,
+            self.catalog.envelopes(message),
+            self.catalog.attachments(message),
+            self.catalog.holds_of(message),
+        )
 
     def read(self, message: int) -> MessageRead:
         """The read model of ``message``: its rows, read now, and one parse of its bytes

@@ -19,6 +19,8 @@ from .records import (
     ChainEvent,
     ChainLink,
     EnvelopeRow,
+    HoldQueries,
+    HoldRow,
     MessageRow,
     NewArrival,
     Sealer,
@@ -39,6 +41,8 @@ class Catalog(Protocol):
       events; ``archive.events`` computes them). Either all of a batch commits or none of
       it. It is called by the archive's one committer only (``archive.ingest``). A message's
       ``retain_until`` is the latest any of its arrivals gives (None, forever, wins).
+      With ``holds``, the same transaction reads the active legal holds, gets their query
+      trees from ``holds`` and puts each message given a new envelope under those it matches.
     - Reads may run on any thread, concurrently with the writer.
     - ``search`` applies ``order`` (one of ``search.ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
@@ -47,7 +51,9 @@ class Catalog(Protocol):
 
     url: str
 
-    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]: ...
+    def add_batch(
+        self, arrivals: Sequence[NewArrival], seal: Sealer, holds: HoldQueries | None = None
+    ) -> list[AddResult]: ...
 
     def find_sha(self, sha256: str) -> int | None: ...
 
@@ -66,6 +72,37 @@ class Catalog(Protocol):
     def envelopes(self, message: int) -> list[EnvelopeRow]: ...
 
     def attachments(self, message: int) -> list[AttachmentRow]: ...
+
+    # -- retention and legal holds (``archive.holds`` decides; these store and fetch) --------
+
+    def set_retain_until(self, changes: Sequence[tuple[int, datetime | None]]) -> int:
+        """Sets each message's retention date (None: forever), in one transaction; the
+        number of messages changed."""
+        ...
+
+    def add_hold(
+        self, name: str, query_text: str, query: Node, reason: str, who: str, when: datetime
+    ) -> HoldRow | None:
+        """Records a hold and, in the same transaction, puts every message matching
+        ``query`` under it; None (nothing written) if a hold of that name, in any case,
+        exists, released or not."""
+        ...
+
+    def release_hold(self, name: str, who: str, when: datetime) -> HoldRow | None:
+        """Releases the hold (a released one stays as it was); None if there is none."""
+        ...
+
+    def hold(self, name: str) -> HoldRow | None:
+        """The hold of that name (in any case), active or released."""
+        ...
+
+    def holds(self) -> list[HoldRow]:
+        """Every hold, active and released, oldest first."""
+        ...
+
+    def holds_of(self, message: int) -> list[HoldRow]:
+        """The holds, active and released, that hold or held ``message``."""
+        ...
 
     def held(self, messages: Sequence[int]) -> set[int]:
         """Those of ``messages`` under a legal hold not released: they may not be removed."""
@@ -114,6 +151,8 @@ __all__ = [
     "ChainEvent",
     "ChainLink",
     "EnvelopeRow",
+    "HoldQueries",
+    "HoldRow",
     "MessageRow",
     "NewArrival",
     "Sealer",

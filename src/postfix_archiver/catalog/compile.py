@@ -21,6 +21,7 @@ from ..search import (
     Node,
     Not,
     Or,
+    RetainedUntil,
     SizeBound,
     Text,
 )
@@ -117,6 +118,16 @@ class Compiler:
                 return f"m.size < {p}"
             case HasAttachment():
                 return "m.attachment_count > 0"
+            # NULL is forever: each condition says what it does with it, so that NOT of it is
+            # the complement (SQL's NOT of NULL would drop the message from both)
+            case RetainedUntil(name="forever"):
+                return "m.retain_until IS NULL"
+            case RetainedUntil(name="before", seconds=seconds):
+                params.append(seconds)
+                return f"(m.retain_until IS NOT NULL AND m.retain_until < {p})"
+            case RetainedUntil(name="after", seconds=seconds):
+                params.append(seconds)
+                return f"(m.retain_until IS NULL OR m.retain_until >= {p})"
             case IdIs(value=value):
                 params.append(value)
                 return f"m.id = {p}"

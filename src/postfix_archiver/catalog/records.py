@@ -3,12 +3,13 @@ public documents are ``archive.document``'s)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..envelope import Envelope
 from ..message import Address, Attachment
+from ..search import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +136,42 @@ class Stats:
     @property
     def ratio(self) -> float:
         return self.stored_bytes / self.raw_bytes if self.raw_bytes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """A legal hold: its query, why, who placed it and when, who released it and when (None:
+    active), and how many messages it holds."""
+
+    id: int
+    name: str
+    query: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    released_by: str | None
+    released_at: datetime | None
+    messages: int
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    def to_json(self) -> dict[str, object]:
+        """The stable JSON form of ``hold list --json``, ``hold show --json`` and the API."""
+        return {
+            "name": self.name,
+            "query": self.query,
+            "reason": self.reason,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "active": self.active,
+            "released_by": self.released_by,
+            "released_at": None if self.released_at is None else self.released_at.isoformat(),
+            "messages": self.messages,
+        }
+
+
+# given the active holds (id, query as typed), read inside the commit that records new mail,
+# the query tree of each (``archive.holds`` parses them, and caches the trees)
+HoldQueries = Callable[[Sequence[tuple[int, str]]], Sequence[tuple[int, Node]]]

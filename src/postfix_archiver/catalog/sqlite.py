@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from .records import (
     ChainEvent,
     ChainLink,
     EnvelopeRow,
+    HoldQueries,
+    HoldRow,
     MessageRow,
     NewArrival,
     Sealer,
@@ -330,12 +333,16 @@ class SqliteCatalog:
 
     # -- writing -----------------------------------------------------------------------
 
-    def add_batch(self, arrivals: Sequence[NewArrival], seal: Sealer) -> list[AddResult]:
+    def add_batch(
+        self, arrivals: Sequence[NewArrival], seal: Sealer, holds: HoldQueries | None = None
+    ) -> list[AddResult]:
         with self._write_lock:
             conn = self._write_conn()
             try:
                 with write_transaction(conn):
                     results = [self._add(conn, a, seal) for a in arrivals]
+                    if holds is not None:
+                        self._hold_new(conn, results, holds)
             except sqlite3.Error as exc:
                 if is_busy(exc):
                     raise CatalogError(
@@ -689,6 +696,124 @@ class SqliteCatalog:
             (EARLIEST_TS, LATEST_TS, _ts(since) if since else -(1 << 63)),
         )
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    # -- retention and legal holds -------------------------------------------------------
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction outside ingest, its SQLite errors as a CatalogError."""
+        with self._write_lock:
+            conn = self._write_conn()
+            try:
+                with write_transaction(conn):
+                    yield conn
+            except sqlite3.Error as exc:
+                if is_busy(exc):
+                    raise CatalogError(
+                        f"catalog {self.path} is locked by another process: cannot {what} "
+                        "now; try again when it is done"
+                    ) from exc
+                raise CatalogError(f"cannot {what} in catalog {self.path}: {exc}") from exc
+
+    def set_retain_until(self, changes: Sequence[tuple[int, datetime | None]]) -> int:
+        with self._write("set retention") as conn:
+            cur = conn.executemany(
+                "UPDATE messages SET retain_until = ? WHERE id = ?",
+                [(None if until is None else _ts(until), m) for m, until in changes],
+            )
+            return int(cur.rowcount)
+
+    def add_hold(
+        self, name: str, query_text: str, query: Node, reason: str, who: str, when: datetime
+    ) -> HoldRow | None:
+        with self._write("add a hold") as conn:
+            if conn.execute(
+                "SELECT 1 FROM holds WHERE name = ? COLLATE NOCASE", (name,)
+            ).fetchone():
+                return None
+            cur = conn.execute(
+                "INSERT INTO holds (name, query, reason, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, query_text, reason, who, _ts(when)),
+            )
+            compiled = self._compiler.compile(query)
+            # the messages matching now, in the same transaction: mail committed after it
+            # finds the hold active (add_batch reads the active holds inside its commit)
+            conn.execute(
+                "INSERT OR IGNORE INTO message_holds (hold, message) "
+                f"SELECT ?, m.id FROM messages m WHERE {compiled.where}",
+                [cur.lastrowid, *compiled.params],
+            )
+        return self.hold(name)
+
+    def release_hold(self, name: str, who: str, when: datetime) -> HoldRow | None:
+        with self._write("release a hold") as conn:
+            conn.execute(
+                "UPDATE holds SET released_by = ?, released_at = ? "
+                "WHERE name = ? COLLATE NOCASE AND released_at IS NULL",
+                (who, _ts(when), name),
+            )
+        return self.hold(name)
+
+    def hold(self, name: str) -> HoldRow | None:
+        rows = self._query(
+            f"SELECT {_HOLD_COLUMNS} FROM holds h WHERE h.name = ? COLLATE NOCASE", (name,)
+        )
+        return _hold_row(rows[0]) if rows else None
+
+    def holds(self) -> list[HoldRow]:
+        return [
+            _hold_row(r) for r in self._query(f"SELECT {_HOLD_COLUMNS} FROM holds h ORDER BY h.id")
+        ]
+
+    def holds_of(self, message: int) -> list[HoldRow]:
+        rows = self._query(
+            f"SELECT {_HOLD_COLUMNS} FROM holds h WHERE h.id IN "
+            "(SELECT hold FROM message_holds WHERE message = ?) ORDER BY h.id",
+            (message,),
+        )
+        return [_hold_row(r) for r in rows]
+
+    def _hold_new(
+        self, conn: sqlite3.Connection, results: Sequence[AddResult], holds: HoldQueries
+    ) -> None:
+        """Puts the batch's new arrivals under the active holds whose query they match. Read
+        inside the commit: a hold placed by another process either committed before (and is
+        seen here) or after (and its own matching sees this batch)."""
+        active = conn.execute(
+            "SELECT id, query FROM holds WHERE released_at IS NULL ORDER BY id"
+        ).fetchall()
+        ids = sorted({r.id for r in results if r.new_envelope})
+        if not active or not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        for hold, query in holds([(int(i), str(q)) for i, q in active]):
+            compiled = self._compiler.compile(query)
+            conn.execute(
+                "INSERT OR IGNORE INTO message_holds (hold, message) SELECT ?, m.id "
+                f"FROM messages m WHERE m.id IN ({marks}) AND ({compiled.where})",
+                [hold, *ids, *compiled.params],
+            )
+
+
+_HOLD_COLUMNS = (
+    "h.id, h.name, h.query, h.reason, h.created_by, h.created_at, h.released_by, "
+    "h.released_at, (SELECT count(*) FROM message_holds mh WHERE mh.hold = h.id)"
+)
+
+
+def _hold_row(r: Sequence[Any]) -> HoldRow:
+    return HoldRow(
+        id=int(r[0]),
+        name=str(r[1]),
+        query=str(r[2]),
+        reason=str(r[3]),
+        created_by=str(r[4]),
+        created_at=_dt(int(r[5])),
+        released_by=_opt(r[6]),
+        released_at=None if r[7] is None else _dt(int(r[7])),
+        messages=int(r[8]),
+    )
 
 
 def _opt(value: object) -> str | None:

@@ -150,6 +150,7 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
         ("Message-ID", row.message_id),
         ("Size", f"{row.size} bytes"),
         ("SHA-256", row.sha256),
+        ("Retained until", "forever" if row.retain_until is None else row.retain_until.isoformat()),
     ):
         if value:
             out.print(f"[bold]{name}:[/] {safe(value)}", markup=True)

@@ -126,6 +126,16 @@ def progress(total: int | None, unit: str, description: str) -> Iterator[Callabl
         yield lambda n: bar.advance(task, n)
 
 
+def cli_who() -> str:
+    """Who ran a command, as the audit log names them: ``cli:`` and the system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def human(n: float) -> str:
     for unit in ("B", "K", "M", "G"):
         if n < 1024 or unit == "G":

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from ..errors import ArchiverError
-from .common import NO_USERS, Whole, config_option, err, load, out, print_json, safe
+from .common import NO_USERS, Whole, cli_who, config_option, err, load, out, print_json, safe
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -59,7 +59,7 @@ def user_add(
         password = _read_password(password_stdin)
         created = accounts.add_user(name, role, password, addresses)
         accounts.record(
-            _cli_who(), "local", "user.add",
+            cli_who(), "local", "user.add",
             {"name": created.name, "role": created.role, "addresses": list(created.addresses)},
         )  # fmt: skip
     err.print(
@@ -82,7 +82,7 @@ def user_passwd(config_path: str | None, name: str, password_stdin: bool) -> Non
     with open_accounts(home_url(config.archive.home), create=False) as accounts:
         accounts.require_user(name)
         accounts.set_password(name, _read_password(password_stdin))
-        accounts.record(_cli_who(), "local", "user.password", {"name": name})
+        accounts.record(cli_who(), "local", "user.password", {"name": name})
     err.print(f"new password set for {name}", markup=False)
 
 
@@ -98,7 +98,7 @@ def user_token(config_path: str | None, name: str, label: str) -> None:
     with open_accounts(home_url(config.archive.home), create=False) as accounts:
         info, secret = accounts.create_token(name, label)
         accounts.record(
-            _cli_who(),
+            cli_who(),
             "local",
             "token.create",
             {"name": name, "token": info.id, "label": info.label},
@@ -142,7 +142,7 @@ def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke
         if count == 0:
             raise ArchiverError(f"{name} has no token {token_id} (see: user tokens {name})")
         accounts.record(
-            _cli_who(), "local", "token.revoke", {"name": name, "token": token_id or "all"}
+            cli_who(), "local", "token.revoke", {"name": name, "token": token_id or "all"}
         )
     err.print(f"revoked {count} token{'s' if count != 1 else ''} of {name}", markup=False)
 
@@ -177,17 +177,8 @@ def user_remove(config_path: str | None, name: str) -> None:
 
     with open_accounts(home_url(load(config_path).archive.home), create=False) as accounts:
         accounts.remove_user(name)
-        accounts.record(_cli_who(), "local", "user.remove", {"name": name})
+        accounts.record(cli_who(), "local", "user.remove", {"name": name})
     err.print(f"removed {name}", markup=False)
-
-
-def _cli_who() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @click.command()

@@ -79,7 +79,9 @@ def message(request: Request, ident: str, identity: ApiUser) -> JSONResponse:
     read = ctx.archive.read(message_id)
     ctx.audit(request, identity, "view", message=message_id)
     shown = envelopes_for(identity.user, read.envelopes, read.parsed)
-    return JSONResponse(message_document(read.view, read.parsed, shown))
+    return JSONResponse(
+        message_document(read.view, read.parsed, shown, show_holds=identity.user.sees_all)
+    )
 
 
 @router.get(

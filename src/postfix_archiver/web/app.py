@@ -32,7 +32,7 @@ from ..archive import Archive
 from ..config import Config
 from ..dates import display, display_day
 from ..errors import ArchiverError, NotFoundError
-from . import api, pages
+from . import api, holds, pages
 from .auth import RateLimiter, cookie_names
 from .context import HttpProblem, LoginRequired, WebContext, not_found
 from .render import clean_text, human_size
@@ -208,7 +208,9 @@ def create_app(
     app.hsts = config.web.secure_cookies
     app.state.web = ctx
     app.include_router(api.router)
+    app.include_router(holds.api_router)
     app.include_router(pages.router)
+    app.include_router(holds.pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

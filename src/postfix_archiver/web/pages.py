@@ -307,6 +307,7 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         html=html,
         attachments=view.attachments,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
+        holds=view.holds if identity.user.sees_all else [],
     )
 
 

@@ -206,7 +206,7 @@ def envelopes_for(
 
 
 def message_document(
-    view: MessageView, parsed: ParsedMessage, envelopes: EnvelopesShown
+    view: MessageView, parsed: ParsedMessage, envelopes: EnvelopesShown, *, show_holds: bool
 ) -> dict[str, object]:
     """The API's JSON for one message: the document of ``archive.message_document`` with
     the envelopes this user may see and a download URL per attachment."""
@@ -217,6 +217,7 @@ def message_document(
             (e.row, [r.address for r in e.recipients], e.hidden) for e in envelopes.envelopes
         ],
         attachment_url=lambda a: attachment_url(view.row.id, a),
+        show_holds=show_holds,
     )
 
 

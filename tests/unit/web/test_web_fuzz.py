@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web import api
+from postfix_archiver.web import api, holds
 
 from .web_helpers import Web
 
@@ -50,6 +50,7 @@ MORE_HOSTILE = [
 def _api_schema() -> dict[str, Any]:
     app = FastAPI()
     app.include_router(api.router)
+    app.include_router(holds.api_router)  # the app serves both under /api/v1
     return app.openapi()
 
 
