@@ -3,7 +3,7 @@
 from .document import message_document
 from .ingest import IngestResult, IngestService, Outcome
 from .service import Archive, MessageView
-from .verify import Problem, VerifyReport, verify
+from .verify import Problem, RemovedArrival, VerifyReport, verify
 
 __all__ = [
     "Archive",
@@ -12,6 +12,7 @@ __all__ = [
     "MessageView",
     "Outcome",
     "Problem",
+    "RemovedArrival",
     "VerifyReport",
     "message_document",
     "verify",

@@ -27,11 +27,13 @@ from ..catalog import (
     AttachmentRow,
     Catalog,
     EnvelopeRow,
+    IndexEntry,
     MessageRow,
     NewArrival,
     SearchPage,
     Stats,
     StoredPart,
+    index_entry,
     open_catalog,
 )
 from ..config import Config
@@ -228,6 +230,7 @@ class Archive:
             retain_until=retention_until(
                 retention or self.config.archive.retention, envelope.received
             ),
+            indexed_with=index_signature(self.config.archive.index_limit),
         )
 
     def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:
@@ -462,6 +465,23 @@ def _chunks(
             chunk = []
     if chunk:
         yield chunk
+
+
+# Bump when what _index_text makes of a message changes: a removal can then no longer
+# recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
+INDEX_TEXT_VERSION = 1
+
+
+def index_signature(limit: int) -> str:
+    """How a message's index entry is made now: stored with it (``NewArrival.indexed_with``)."""
+    return f"text-v{INDEX_TEXT_VERSION};limit={limit}"
+
+
+def index_entry_of(raw: bytes, limit: int) -> IndexEntry:
+    """A message's full-text entry, made from its bytes exactly as when it was archived."""
+    parsed = parse_message(raw)
+    body = _index_text(parsed, limit)
+    return index_entry(parsed.subject, body, parsed.attachments, parsed.from_, parsed.to, parsed.cc)
 
 
 def _index_text(parsed: ParsedMessage, limit: int) -> str:

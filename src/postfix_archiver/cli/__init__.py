@@ -2,15 +2,16 @@
 
 A module per area holds its commands (``archive_cmds``: import, search, show, export, stats,
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
-``users``: user ..., audit; ``rules``: rules test|check); ``common`` what they share. The
-long-running commands build ``app.Application`` and start it.
+``users``: user ..., audit; ``rules``: rules test|check; ``lifecycle``: purge, erase);
+``common`` what they share. The long-running commands build ``app.Application`` and start
+it.
 """
 
 from __future__ import annotations
 
 import click
 
-from . import archive_cmds, postfix_cmds, rules, serve, users
+from . import archive_cmds, lifecycle, postfix_cmds, rules, serve, users
 from .common import Cli
 
 __all__ = ["main"]
@@ -22,6 +23,6 @@ def main() -> None:
     """Selective, tamper-evident mail archive for Postfix."""
 
 
-for _module in (archive_cmds, serve, postfix_cmds, users, rules):
+for _module in (archive_cmds, serve, postfix_cmds, users, rules, lifecycle):
     for _command in _module.COMMANDS:
         main.add_command(_command)

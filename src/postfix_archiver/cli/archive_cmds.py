@@ -228,7 +228,10 @@ def verify_(config_path: str | None, as_json: bool) -> None:
             report = verify(archive, advance)
     if as_json:
         print_json(report.to_json())
-    elif report.ok:
+        sys.exit(0 if report.ok else 1)
+    for removed in report.removed:  # not problems: what purge and erase took, and when
+        out.print(str(removed), markup=False)
+    if report.ok:
         out.print(
             f"OK: {report.messages} messages, {report.events} chain events; "
             f"chain head {report.head}"
