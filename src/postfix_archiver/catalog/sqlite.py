@@ -537,7 +537,9 @@ class SqliteCatalog:
         with self._write_lock:
             conn = self._write_conn()
             # freed pages and deleted cells are zeroed, so nothing of the mail stays in the
-            # file's free space; only while removing (ingest frees index pages all the time)
+            # file's free space; only while removing (ingest frees index pages all the time),
+            # then back to what the SQLite build has by default (Debian's: on)
+            before = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
             conn.execute("PRAGMA secure_delete=ON")
             try:
                 with write_transaction(conn):
@@ -553,7 +555,7 @@ class SqliteCatalog:
             except sqlite3.Error as exc:
                 raise self._write_error(exc, "nothing was removed") from exc
             finally:
-                conn.execute("PRAGMA secure_delete=OFF")
+                conn.execute(f"PRAGMA secure_delete={before}")
             self._checkpoint(conn)
             return result
 

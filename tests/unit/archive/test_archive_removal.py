@@ -128,6 +128,9 @@ def test_an_erased_message_can_be_read_from_no_file_of_the_archive(config: Confi
         assert archive.raw(ids["kept"]) == KEPT
         assert archive.search("report").total == 1
         assert archive.search("qqzxbodymarker4417").total == 0
+        # at once, while the archive is still open (as under `serve`): no WAL holds it
+        for needle in (BODY_MARK, PART_MARK, b"private matter", SECRET_PART[:64]):
+            assert files_holding(home, needle) == [], needle
 
     for needle in (BODY_MARK, PART_MARK, b"private matter", SECRET_PART[:64]):
         assert files_holding(home, needle) == [], needle
