@@ -170,10 +170,12 @@ class Archive:
         blobs it needs stored first, so a batch of arrivals can store its blobs in one go
         (``store_staged``). Safe to call from many threads."""
         sha = sha256_hex(raw)
+        # read first: a removal that deletes a blob after this is caught at the commit
+        epoch = self.catalog.blob_epoch()
         if self.catalog.find_sha(sha) is not None:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
-            arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags)
+            arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags, epoch)
             return Staged(arrival, ())
         if parsed is None:
             parsed = parse_message(raw)
@@ -192,7 +194,9 @@ class Archive:
             parts.append(StoredPart(part_sha, len(blob)))
         manifest = self._compress_pieces(skeleton.manifest_pieces(split, raw))
         blobs.append((f"m/{sha}", manifest))
-        arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts, retention, tags)
+        arrival = self._arrival(
+            sha, raw, parsed, envelope, len(manifest), parts, retention, tags, epoch
+        )
         return Staged(arrival, tuple(blobs))
 
     def store_staged(self, staged: Sequence[Staged]) -> None:
@@ -209,6 +213,7 @@ class Archive:
         parts: list[StoredPart],
         retention: str | None,
         tags: tuple[str, ...],
+        epoch: int | None = None,
     ) -> NewArrival:
         return NewArrival(
             sha256=sha,
@@ -231,6 +236,7 @@ class Archive:
                 retention or self.config.archive.retention, envelope.received
             ),
             indexed_with=index_signature(self.config.archive.index_limit),
+            blob_epoch=epoch,
         )
 
     def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:

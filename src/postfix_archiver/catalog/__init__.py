@@ -110,6 +110,13 @@ class Catalog(Protocol):
         nothing is removed."""
         ...
 
+    def blob_epoch(self) -> int:
+        """A number that grows whenever removals delete blobs. An arrival staged at epoch N
+        (``NewArrival.blob_epoch``) is refused by ``add_batch`` (``CatalogError``: retry) if
+        a blob it needs was deleted after N, or if it was staged as known bytes and its
+        message was removed since: never a message row without its blobs."""
+        ...
+
     def pending_blobs(self) -> list[tuple[str, str]]:
         """Blobs removals left to delete: ``("message" | "part", SHA-256)``."""
         ...

@@ -43,6 +43,9 @@ class NewArrival:
     # how body_text was made (see archive.removal.index_signature): removing the message's
     # index entry later needs the exact values, recomputed the same way
     indexed_with: str | None = None
+    # Catalog.blob_epoch when it was staged: its commit fails if a removal has deleted one of
+    # its blobs since (None: not checked)
+    blob_epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,13 @@ MIGRATIONS: list[str] = [
         kind TEXT NOT NULL,
         sha256 TEXT NOT NULL,
         PRIMARY KEY (kind, sha256)
-    )
+    );
+    CREATE TABLE deleted_blobs (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE INDEX deleted_blobs_sha256 ON deleted_blobs(sha256)
     """,
 ]
 
@@ -419,6 +425,8 @@ class SqliteCatalog:
         row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (a.sha256,)).fetchone()
         new_message = row is None
         env = a.envelope
+        if row is None:
+            self._check_blobs(conn, a)
         message = self._insert_message(conn, a) if row is None else row[0]
         exists = conn.execute(
             "SELECT id FROM envelopes WHERE message = ? AND env_key = ?", (message, env.key)
@@ -471,6 +479,23 @@ class SqliteCatalog:
             (event.seq, message, envelope_id, event.prev_hash, event.hash),
         )
         return AddResult(message, new_message, True, event.seq)
+
+    @staticmethod
+    def _check_blobs(conn: sqlite3.Connection, a: NewArrival) -> None:
+        """A new message row only if the blobs it was staged with are still there: a removal
+        may have deleted one it reuses (or stored again) since it was staged."""
+        if a.blob_epoch is None:
+            return
+        if a.stored_size == 0:  # staged as known bytes, and the message was removed since
+            raise CatalogError(f"message {a.sha256} was removed while it arrived again: retry")
+        shas = [a.sha256, *(p.sha256 for p in a.parts)]
+        marks = ",".join("?" * len(shas))
+        deleted = conn.execute(
+            f"SELECT 1 FROM deleted_blobs WHERE seq > ? AND sha256 IN ({marks}) LIMIT 1",
+            (a.blob_epoch, *shas),
+        ).fetchone()
+        if deleted is not None:
+            raise CatalogError(f"a blob of message {a.sha256} was removed while it arrived: retry")
 
     def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
         def show(addrs: Sequence[object]) -> str:
@@ -646,6 +671,9 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
 
+    def blob_epoch(self) -> int:
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM deleted_blobs")[0][0])
+
     def pending_blobs(self) -> list[BlobRef]:
         return [
             (str(r[0]), str(r[1]))
@@ -671,6 +699,12 @@ class SqliteCatalog:
                             return count
                         unused = [ref for ref in refs if not self._referenced(conn, ref)]
                         delete(unused)
+                        # an arrival staged before this reused or stored one of them: its
+                        # commit finds them here and fails (temporarily) instead of
+                        # recording a message without its blobs
+                        conn.executemany(
+                            "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)", unused
+                        )
                         conn.executemany(
                             "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", refs
                         )

@@ -34,6 +34,7 @@ from postfix_archiver.archive.removal import (
 )
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
+from postfix_archiver.errors import CatalogError
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 BODY_MARK = b"qqzxbodymarker4417"
@@ -280,3 +281,27 @@ def test_a_crash_before_the_blobs_go_leaves_only_unreferenced_blobs(tmp_path: Pa
         assert not archive.store.exists(f"p/{sha(SECRET_PART)}")
         assert archive.raw(ids["kept"]) == KEPT
     assert files_holding(home, PART_MARK) == []
+
+
+REUSER = mime("reuses the secret part", b"staged before the erasure", ("copy.bin", SECRET_PART))
+
+
+@pytest.mark.parametrize("raw", [REUSER, SECRET], ids=["reused-part", "known-bytes"])
+def test_an_arrival_staged_before_a_removal_never_commits_without_its_blobs(
+    config: Config, raw: bytes
+) -> None:
+    ids = populate(config)
+    with Archive(config) as archive:
+        # staged while the secret's part (and message) still exist: nothing new to store
+        staged = archive.stage(raw, envelope(7))
+        assert f"p/{sha(SECRET_PART)}" not in dict(staged.blobs)
+        archive.store_staged([staged])
+        remove(archive, [archive.get(ids["secret"])], why=ERASE, reason="r", who="w")
+        # the commit comes after the blobs went: refused (a temporary failure), not recorded
+        with pytest.raises(CatalogError, match="removed while it arrived"):
+            archive.ingester.submit_staged(staged).result(timeout=30)
+        assert archive.catalog.find_sha(sha(raw)) is None
+        # the retry stages again, stores what is missing, and reads back whole
+        again = archive.ingest(raw, envelope(7)).id
+        assert archive.raw(again) == raw
+        assert verify(archive).ok
