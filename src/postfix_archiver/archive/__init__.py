@@ -5,7 +5,7 @@ from .document import message_document, search_document, stats_document
 from .ingest import IngestResult, IngestService, Outcome
 from .reading import MessageRead
 from .service import Archive, MessageView
-from .verify import Problem, VerifyReport, verify
+from .verify import Problem, RemovedArrival, VerifyReport, verify
 
 __all__ = [
     "Archive",
@@ -15,6 +15,7 @@ __all__ = [
     "MessageView",
     "Outcome",
     "Problem",
+    "RemovedArrival",
     "VerifyReport",
     "holds",
     "message_document",

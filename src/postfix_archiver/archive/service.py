@@ -28,11 +28,13 @@ from ..catalog import (
     Catalog,
     EnvelopeRow,
     HoldRow,
+    IndexEntry,
     MessageRow,
     NewArrival,
     SearchPage,
     Stats,
     StoredPart,
+    index_entry,
     open_catalog,
 )
 from ..config import Config
@@ -179,10 +181,12 @@ class Archive:
         blobs it needs stored first, so a batch of arrivals can store its blobs in one go
         (``store_staged``). Safe to call from many threads."""
         sha = sha256_hex(raw)
+        # read first: a removal that deletes a blob after this is caught at the commit
+        epoch = self.catalog.blob_epoch()
         if self.catalog.find_sha(sha) is not None:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
-            arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags)
+            arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags, epoch)
             return Staged(arrival, ())
         if parsed is None:
             parsed = parse_message(raw)
@@ -201,7 +205,9 @@ class Archive:
             parts.append(StoredPart(part_sha, len(blob)))
         manifest = self._compress_pieces(skeleton.manifest_pieces(split, raw))
         blobs.append((f"m/{sha}", manifest))
-        arrival = self._arrival(sha, raw, parsed, envelope, len(manifest), parts, retention, tags)
+        arrival = self._arrival(
+            sha, raw, parsed, envelope, len(manifest), parts, retention, tags, epoch
+        )
         return Staged(arrival, tuple(blobs))
 
     def store_staged(self, staged: Sequence[Staged]) -> None:
@@ -218,6 +224,7 @@ class Archive:
         parts: list[StoredPart],
         retention: str | None,
         tags: tuple[str, ...],
+        epoch: int | None = None,
     ) -> NewArrival:
         return NewArrival(
             sha256=sha,
@@ -239,6 +246,8 @@ class Archive:
             retain_until=retention_until(
                 retention or self.config.archive.retention, envelope.received
             ),
+            indexed_with=index_signature(self.config.archive.index_limit),
+            blob_epoch=epoch,
         )
 
     def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:
@@ -511,6 +520,23 @@ def _chunks(
             chunk = []
     if chunk:
         yield chunk
+
+
+# Bump when what _index_text makes of a message changes: a removal can then no longer
+# recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
+INDEX_TEXT_VERSION = 1
+
+
+def index_signature(limit: int) -> str:
+    """How a message's index entry is made now: stored with it (``NewArrival.indexed_with``)."""
+    return f"text-v{INDEX_TEXT_VERSION};limit={limit}"
+
+
+def index_entry_of(raw: bytes, limit: int) -> IndexEntry:
+    """A message's full-text entry, made from its bytes exactly as when it was archived."""
+    parsed = parse_message(raw)
+    body = _index_text(parsed, limit)
+    return index_entry(parsed.subject, body, parsed.attachments, parsed.from_, parsed.to, parsed.cc)
 
 
 def _index_text(parsed: ParsedMessage, limit: int) -> str:

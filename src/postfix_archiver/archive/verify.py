@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import chain
-from ..catalog import MessageRow
+from ..catalog import ChainLink, MessageRow
 from ..errors import StoreError
 from ..message import normalize_message_id, parse_message
 from . import events
@@ -27,12 +27,32 @@ class Problem:
         return f"{self.where}: {self.detail}"
 
 
+@dataclass(frozen=True, slots=True)
+class RemovedArrival:
+    """An arrival event whose message a tombstone removed: not a problem, but reported."""
+
+    seq: int
+    tombstone: int
+    message: int
+    why: str
+    reason: str
+    who: str
+    when: str
+
+    def __str__(self) -> str:
+        return (
+            f"event {self.seq}: arrival of a message removed by tombstone {self.tombstone} "
+            f"({self.why}, {self.reason}, {self.who}, {self.when})"
+        )
+
+
 @dataclass
 class VerifyReport:
     messages: int = 0
     events: int = 0
     head: str = chain.GENESIS
     problems: list[Problem] = field(default_factory=list)
+    removed: list[RemovedArrival] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +66,18 @@ class VerifyReport:
             "head": self.head,
             "problems": [
                 {"kind": p.kind, "where": p.where, "detail": p.detail} for p in self.problems
+            ],
+            "removed": [
+                {
+                    "event": r.seq,
+                    "tombstone": r.tombstone,
+                    "message": r.message,
+                    "why": r.why,
+                    "reason": r.reason,
+                    "who": r.who,
+                    "when": r.when,
+                }
+                for r in self.removed
             ],
         }
 
@@ -64,6 +96,7 @@ def _check_chain(
 ) -> None:
     prev = chain.GENESIS
     expected_seq = 1
+    removed = _tombstoned(archive)
     for link in archive.catalog.chain():
         report.events += 1
         where = f"event {link.seq}"
@@ -84,7 +117,21 @@ def _check_chain(
                     "edited, reordered or events removed",
                 )
             )
-        if link.message_sha256 is None or link.size is None:
+        if link.tombstone is not None:
+            _check_tombstone(link, report)
+        elif link.seq in removed:
+            gone = removed[link.seq]
+            if gone.hash != link.hash:
+                report.problems.append(
+                    Problem(
+                        "chain",
+                        where,
+                        f"tombstone {gone.note.tombstone} names this event with another hash: "
+                        "the event or the tombstone was edited",
+                    )
+                )
+            report.removed.append(gone.note)
+        elif link.message_sha256 is None or link.size is None:
             report.problems.append(
                 Problem("catalog", where, f"its message row {link.message} is missing")
             )
@@ -116,6 +163,61 @@ def _check_chain(
         if progress:
             progress(1)
     report.head = prev
+
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    hash: str  # the arrival event's hash as the tombstone recorded it
+    note: RemovedArrival
+
+
+def _tombstoned(archive: Archive) -> dict[int, _Gone]:
+    """The arrival events tombstones name, by number: a first pass, as the arrival comes
+    first. A tombstone that was altered is reported by the main pass, not trusted here."""
+    gone: dict[int, _Gone] = {}
+    for link in archive.catalog.chain():
+        t = link.tombstone
+        if t is None or not _sealed(link):
+            continue
+        arrivals = t.get("arrivals")
+        for arrival in arrivals if isinstance(arrivals, list) else ():
+            if isinstance(arrival, dict) and isinstance(arrival.get("seq"), int):
+                note = RemovedArrival(
+                    arrival["seq"],
+                    link.seq,
+                    link.message,
+                    str(t.get("why")),
+                    str(t.get("reason")),
+                    str(t.get("who")),
+                    str(t.get("when")),
+                )
+                gone[arrival["seq"]] = _Gone(str(arrival.get("hash")), note)
+    return gone
+
+
+def _sealed(link: ChainLink) -> bool:
+    """Whether a tombstone's content is what its hash covers."""
+    t = link.tombstone
+    return t is not None and "prev" not in t and chain.link_hash(link.prev_hash, t) == link.hash
+
+
+def _check_tombstone(link: ChainLink, report: VerifyReport) -> None:
+    t = link.tombstone
+    assert t is not None
+    where = f"event {link.seq}"
+    if t.get("kind") != events.TOMBSTONE or t.get("seq") != link.seq:
+        report.problems.append(
+            Problem("chain", where, "is not a well-formed tombstone: the event was edited")
+        )
+    elif not _sealed(link):
+        report.problems.append(
+            Problem(
+                "chain",
+                where,
+                "tombstone does not match its hash: what it says was removed, why, by "
+                "whom or when was edited",
+            )
+        )
 
 
 def _check_orphans(archive: Archive, report: VerifyReport) -> None:

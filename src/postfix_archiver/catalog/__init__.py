@@ -7,7 +7,7 @@ parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -21,12 +21,18 @@ from .records import (
     EnvelopeRow,
     HoldQueries,
     HoldRow,
+    IndexEntry,
     MessageRow,
     NewArrival,
+    Removal,
+    Removed,
+    RemoveResult,
     Sealer,
     SearchPage,
     Stats,
     StoredPart,
+    TombstoneSealer,
+    index_entry,
 )
 
 
@@ -108,6 +114,57 @@ class Catalog(Protocol):
         """Those of ``messages`` under a legal hold not released: they may not be removed."""
         ...
 
+    def active_holds_of(self, messages: Sequence[int]) -> dict[int, list[str]]:
+        """The names of the active holds on each of ``messages`` that is held."""
+        ...
+
+    def expired(self, now: datetime) -> Iterator[MessageRow]:
+        """Messages whose ``retain_until`` is ``now`` or earlier, by id (holds not applied)."""
+        ...
+
+    def index_signatures(self, messages: Sequence[int]) -> dict[int, str | None]:
+        """How each message's full-text entry was made (``NewArrival.indexed_with``; None:
+        before that was recorded)."""
+        ...
+
+    def remove(
+        self,
+        removals: Sequence[Removal],
+        seal: TombstoneSealer,
+        *,
+        reindex: tuple[str, Callable[[int, str], IndexEntry]] | None,
+    ) -> RemoveResult:
+        """Remove messages in ONE transaction: for each, unless it is gone or under an
+        active hold (checked inside the transaction), its rows (message, addresses,
+        envelopes and their recipients, attachments, parts no kept message uses, its
+        released holds' links) and its full-text entry (``Removal.index``: the exact values
+        indexed), and append the tombstone ``seal`` returns given the last event stored.
+        The arrival events stay. With ``reindex`` (signature, entry of a kept message by id
+        and SHA-256), or when an entry is unknown, the whole index is rebuilt instead. The
+        message blob and the freed parts are recorded as pending (``pending_blobs``). The
+        backend leaves no copy of removed rows in its files: freed space is zeroed and
+        logs are written back and cut. A locked catalog raises ``CatalogError`` and
+        nothing is removed."""
+        ...
+
+    def blob_epoch(self) -> int:
+        """A number that grows whenever removals delete blobs. An arrival staged at epoch N
+        (``NewArrival.blob_epoch``) is refused by ``add_batch`` (``CatalogError``: retry) if
+        a blob it needs was deleted after N, or if it was staged as known bytes and its
+        message was removed since: never a message row without its blobs."""
+        ...
+
+    def pending_blobs(self) -> list[tuple[str, str]]:
+        """Blobs removals left to delete: ``("message" | "part", SHA-256)``."""
+        ...
+
+    def release_blobs(self, delete: Callable[[list[tuple[str, str]]], None]) -> int:
+        """Calls ``delete`` with the pending blobs no message references (again), in
+        batches, each under the catalog's write lock (so no arrival can start using one
+        meanwhile), then forgets them; returns how many were deleted. If ``delete`` raises,
+        the batch stays pending."""
+        ...
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...
 
     def messages(self) -> Iterator[MessageRow]: ...
@@ -153,11 +210,17 @@ __all__ = [
     "EnvelopeRow",
     "HoldQueries",
     "HoldRow",
+    "IndexEntry",
     "MessageRow",
     "NewArrival",
+    "Removal",
+    "RemoveResult",
+    "Removed",
     "Sealer",
     "SearchPage",
     "Stats",
     "StoredPart",
+    "TombstoneSealer",
+    "index_entry",
     "open_catalog",
 ]

@@ -42,6 +42,37 @@ class NewArrival:
     # the retention date this arrival gives its message (None: forever); a message that
     # arrives again under a longer retention is kept the longer
     retain_until: datetime | None = None
+    # how body_text was made (see archive.removal.index_signature): removing the message's
+    # index entry later needs the exact values, recomputed the same way
+    indexed_with: str | None = None
+    # Catalog.blob_epoch when it was staged: its commit fails if a removal has deleted one of
+    # its blobs since (None: not checked)
+    blob_epoch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """The values of one message's full-text entry, exactly as indexed."""
+
+    subject: str
+    body: str
+    names: str
+    addrs: str
+
+
+def index_entry(
+    subject: str,
+    body: str,
+    attachments: Sequence[Attachment],
+    from_: Sequence[Address],
+    to: Sequence[Address],
+    cc: Sequence[Address],
+) -> IndexEntry:
+    """The one place that turns a message into its index entry: the catalog indexes it, and
+    a removal recomputes it from the blob (a contentless index forgets only exact values)."""
+    names = " ".join(x.filename for x in attachments if x.filename)
+    addrs = " ".join(str(x) for x in (*from_, *to, *cc))
+    return IndexEntry(subject, body, names, addrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +94,47 @@ class ChainEvent:
 
 # given the last event stored (None: none yet) and the arrival to record, its event
 Sealer = Callable[[ChainEvent | None, NewArrival], ChainEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One message to remove: why (``purge`` or ``erase``), the reason given, by whom, when;
+    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt)."""
+
+    message: int
+    why: str
+    reason: str
+    who: str
+    when: datetime
+    index: IndexEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a removal took, as the tombstone records it (envelopes whole: the tombstone keeps
+    only their hashes)."""
+
+    removal: Removal
+    sha256: str
+    size: int
+    envelopes: list[Envelope]
+    arrivals: list[ChainEvent]  # the message's arrival events, which stay in the chain
+
+
+# given the last event stored and what was removed: the tombstone event and the content its
+# hash covers (stored with it, so verify can recompute it)
+TombstoneSealer = Callable[[ChainEvent, Removed], tuple[ChainEvent, dict[str, object]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    """``removed``: the ids removed, each with its tombstone's sequence number; ``held``: ids
+    skipped because a hold appeared; ``gone``: ids no longer there (removed meanwhile)."""
+
+    removed: dict[int, int]
+    held: list[int]
+    gone: list[int]
+    blobs: list[str]  # blob keys no kept message references: to delete from the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +192,8 @@ class ChainLink:
     message_sha256: str | None  # None: the message row is gone
     size: int | None
     envelope: Envelope | None  # None: the envelope row is gone
+    # a tombstone event: the content its hash covers (message, envelope_id refer to nothing)
+    tombstone: dict[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,10 @@ own connection, so searches never wait for a commit.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -39,12 +40,23 @@ from .records import (
     EnvelopeRow,
     HoldQueries,
     HoldRow,
+    IndexEntry,
     MessageRow,
     NewArrival,
+    Removal,
+    Removed,
+    RemoveResult,
     Sealer,
     SearchPage,
     Stats,
+    TombstoneSealer,
+    index_entry,
 )
+
+# what a removal leaves to delete from the store: ("message" | "part", SHA-256)
+BlobRef = tuple[str, str]
+# the signature of the index as it is made now, and the entry of a kept message (id, SHA-256)
+Reindex = tuple[str, Callable[[int, str], IndexEntry]]
 
 # The full-text table is contentless (content = ''): it keeps the token index only. The text
 # itself is in the blobs; keeping a copy here would make the catalog as large as the mail.
@@ -157,7 +169,48 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX message_holds_message ON message_holds(message)
     """,
+    # 4: removal (purge, erasure). How each message was indexed (a contentless index can
+    # forget an entry only given its exact values); tombstone events keep what their hash
+    # covers; the blobs a removal left to delete, so a crash before they go is finished by
+    # the next run. The events indexes find a message's arrivals and keep ids from being
+    # reused (a removed message's events still name it).
+    """
+    ALTER TABLE messages ADD COLUMN indexed_with TEXT;
+    ALTER TABLE events ADD COLUMN tombstone TEXT;
+    CREATE INDEX events_message ON events(message);
+    CREATE INDEX events_envelope ON events(envelope);
+    CREATE TABLE removed_blobs (
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (kind, sha256)
+    );
+    CREATE TABLE deleted_blobs (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE INDEX deleted_blobs_sha256 ON deleted_blobs(sha256)
+    """,
 ]
+
+log = logging.getLogger("postfix_archiver.catalog")
+
+# A removed message's id (and its envelopes' ids) stay named by its chain events: a new row
+# takes the next id after every one ever used, never a freed one (SQLite would reuse the
+# highest), so "message 12" in a tombstone, a log or an audit entry means one message only.
+_NEXT_MESSAGE = (
+    "(SELECT max(coalesce((SELECT max(id) FROM messages), 0), "
+    "coalesce((SELECT max(message) FROM events), 0)) + 1)"
+)
+_NEXT_ENVELOPE = (
+    "(SELECT max(coalesce((SELECT max(id) FROM envelopes), 0), "
+    "coalesce((SELECT max(envelope) FROM events), 0)) + 1)"
+)
+_ACTIVE_HOLD = (
+    "SELECT 1 FROM message_holds mh JOIN holds h ON h.id = mh.hold "
+    "WHERE mh.message = ? AND h.released_at IS NULL LIMIT 1"
+)
+_PART_USED = "SELECT 1 FROM message_parts WHERE sha256 = ? LIMIT 1"
 
 _MESSAGE_COLUMNS = (
     "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
@@ -356,6 +409,8 @@ class SqliteCatalog:
         row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (a.sha256,)).fetchone()
         new_message = row is None
         env = a.envelope
+        if row is None:
+            self._check_blobs(conn, a)
         message = self._insert_message(conn, a) if row is None else row[0]
         exists = conn.execute(
             "SELECT id FROM envelopes WHERE message = ? AND env_key = ?", (message, env.key)
@@ -369,9 +424,9 @@ class SqliteCatalog:
                 (None if a.retain_until is None else _ts(a.retain_until), message),
             )
         cur = conn.execute(
-            "INSERT INTO envelopes (message, env_key, sender, queue_id, client_address, "
-            "client_name, helo, received, source, retention, tags) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO envelopes (id, message, env_key, sender, queue_id, client_address, "
+            f"client_name, helo, received, source, retention, tags) VALUES ({_NEXT_ENVELOPE}, "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message,
                 env.key,
@@ -409,14 +464,31 @@ class SqliteCatalog:
         )
         return AddResult(message, new_message, True, event.seq)
 
+    @staticmethod
+    def _check_blobs(conn: sqlite3.Connection, a: NewArrival) -> None:
+        """A new message row only if the blobs it was staged with are still there: a removal
+        may have deleted one it reuses (or stored again) since it was staged."""
+        if a.blob_epoch is None:
+            return
+        if a.stored_size == 0:  # staged as known bytes, and the message was removed since
+            raise CatalogError(f"message {a.sha256} was removed while it arrived again: retry")
+        shas = [a.sha256, *(p.sha256 for p in a.parts)]
+        marks = ",".join("?" * len(shas))
+        deleted = conn.execute(
+            f"SELECT 1 FROM deleted_blobs WHERE seq > ? AND sha256 IN ({marks}) LIMIT 1",
+            (a.blob_epoch, *shas),
+        ).fetchone()
+        if deleted is not None:
+            raise CatalogError(f"a blob of message {a.sha256} was removed while it arrived: retry")
+
     def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
         def show(addrs: Sequence[object]) -> str:
             return ", ".join(str(x) for x in addrs)
 
         cur = conn.execute(
-            "INSERT INTO messages (sha256, size, stored_size, date, received, message_id, "
-            "subject, from_text, to_text, cc_text, attachment_count, defects, retain_until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (id, sha256, size, stored_size, date, received, message_id, "
+            "subject, from_text, to_text, cc_text, attachment_count, defects, retain_until, "
+            f"indexed_with) VALUES ({_NEXT_MESSAGE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.sha256,
                 a.size,
@@ -431,6 +503,7 @@ class SqliteCatalog:
                 len(a.attachments),
                 json.dumps(a.defects),
                 None if a.retain_until is None else _ts(a.retain_until),
+                a.indexed_with,
             ),
         )
         message = cur.lastrowid
@@ -461,13 +534,175 @@ class SqliteCatalog:
             "INSERT OR IGNORE INTO message_parts (message, sha256) VALUES (?, ?)",
             [(message, p.sha256) for p in a.parts],
         )
-        names = " ".join(x.filename for x in a.attachments if x.filename)
-        addrs = " ".join(str(x) for x in (*a.from_, *a.to, *a.cc))
-        conn.execute(
-            "INSERT INTO fts (rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?)",
-            (message, a.subject, a.body_text, names, addrs),
-        )
+        entry = index_entry(a.subject, a.body_text, a.attachments, a.from_, a.to, a.cc)
+        _index(conn, "", message, entry)
         return message
+
+    # -- removing ----------------------------------------------------------------------
+
+    def remove(
+        self, removals: Sequence[Removal], seal: TombstoneSealer, *, reindex: Reindex | None
+    ) -> RemoveResult:
+        with self._write_lock:
+            conn = self._write_conn()
+            # freed pages and deleted cells are zeroed, so nothing of the mail stays in the
+            # file's free space; only while removing (ingest frees index pages all the time),
+            # then back to what the SQLite build has by default (Debian's: on)
+            before = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
+            conn.execute("PRAGMA secure_delete=ON")
+            try:
+                with write_transaction(conn):
+                    result = RemoveResult({}, [], [], [])
+                    for removal in removals:
+                        self._remove(conn, removal, seal, result)
+                    if reindex is not None or any(r.index is None for r in removals):
+                        if reindex is None:
+                            raise CatalogError("an index entry is unknown and no reindex given")
+                        self._reindex(conn, *reindex)
+                    # the index drops deleted entries only when its segments are merged
+                    conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
+            except sqlite3.Error as exc:
+                raise self._write_error(exc, "nothing was removed") from exc
+            finally:
+                conn.execute(f"PRAGMA secure_delete={before}")
+            self._checkpoint(conn)
+            return result
+
+    def _write_error(self, exc: sqlite3.Error, outcome: str) -> CatalogError:
+        if is_busy(exc):
+            return CatalogError(
+                f"catalog {self.path} is locked by another process (a backup or a sqlite3 "
+                f"shell in a write transaction?): {outcome}; run it again when that ends"
+            )
+        return CatalogError(f"cannot write catalog {self.path}: {exc}; {outcome}")
+
+    def _remove(
+        self, conn: sqlite3.Connection, r: Removal, seal: TombstoneSealer, result: RemoveResult
+    ) -> None:
+        row = conn.execute(
+            "SELECT sha256, size FROM messages WHERE id = ?", (r.message,)
+        ).fetchone()
+        if row is None:
+            result.gone.append(r.message)
+            return
+        if conn.execute(_ACTIVE_HOLD, (r.message,)).fetchone() is not None:
+            result.held.append(r.message)  # held since the caller looked: never removed
+            return
+        sha, size = str(row[0]), int(row[1])
+        envelopes = [
+            self._envelope_from(conn, e[0], e[1:])
+            for e in conn.execute(
+                "SELECT id, sender, queue_id, client_address, client_name, helo, received, "
+                "source FROM envelopes WHERE message = ? ORDER BY id",
+                (r.message,),
+            )
+        ]
+        arrivals = [
+            ChainEvent(int(e[0]), str(e[1]), str(e[2]))
+            for e in conn.execute(
+                "SELECT seq, prev_hash, hash FROM events "
+                "WHERE message = ? AND tombstone IS NULL ORDER BY seq",
+                (r.message,),
+            )
+        ]
+        parts = [str(p[0]) for p in conn.execute(
+            "SELECT sha256 FROM message_parts WHERE message = ?", (r.message,)
+        )]  # fmt: skip
+        if r.index is not None:
+            _index(conn, "delete", r.message, r.index)
+        conn.execute(
+            "DELETE FROM envelope_recipients WHERE envelope IN "
+            "(SELECT id FROM envelopes WHERE message = ?)",
+            (r.message,),
+        )
+        for table in ("envelopes", "addresses", "attachments", "message_parts", "message_holds"):
+            conn.execute(f"DELETE FROM {table} WHERE message = ?", (r.message,))
+        conn.execute("DELETE FROM messages WHERE id = ?", (r.message,))
+        refs: list[BlobRef] = [("message", sha)]
+        for part in parts:
+            if conn.execute(_PART_USED, (part,)).fetchone() is None:
+                conn.execute("DELETE FROM parts WHERE sha256 = ?", (part,))
+                refs.append(("part", part))
+        conn.executemany("INSERT OR IGNORE INTO removed_blobs (kind, sha256) VALUES (?, ?)", refs)
+        last = conn.execute(
+            "SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        event, content = seal(
+            ChainEvent(int(last[0]), str(last[1]), str(last[2])),
+            Removed(r, sha, size, envelopes, arrivals),
+        )
+        conn.execute(
+            "INSERT INTO events (seq, message, envelope, prev_hash, hash, tombstone) "
+            "VALUES (?, ?, 0, ?, ?, ?)",
+            (event.seq, r.message, event.prev_hash, event.hash, json.dumps(content)),
+        )
+        result.removed[r.message] = event.seq
+
+    def _reindex(
+        self, conn: sqlite3.Connection, signature: str, entry: Callable[[int, str], IndexEntry]
+    ) -> None:
+        """Every kept message indexed again: for when an entry's exact values are unknown (a
+        message indexed before signatures were kept, or under another ``index_limit``)."""
+        conn.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+        for message, sha in conn.execute("SELECT id, sha256 FROM messages").fetchall():
+            _index(conn, "", int(message), entry(int(message), str(sha)))
+        conn.execute("UPDATE messages SET indexed_with = ?", (signature,))
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        # the log still holds the removed rows' old pages until it is written back and cut
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
+
+    def blob_epoch(self) -> int:
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM deleted_blobs")[0][0])
+
+    def pending_blobs(self) -> list[BlobRef]:
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self._query("SELECT kind, sha256 FROM removed_blobs ORDER BY kind, sha256")
+        ]
+
+    def release_blobs(self, delete: Callable[[list[BlobRef]], None], *, batch: int = 200) -> int:
+        count = 0
+        with self._write_lock:
+            conn = self._write_conn()
+            while True:
+                try:
+                    with write_transaction(conn):
+                        # under the write lock: no arrival can commit a reference to a blob
+                        # between the check and the delete
+                        refs = [
+                            (str(r[0]), str(r[1]))
+                            for r in conn.execute(
+                                "SELECT kind, sha256 FROM removed_blobs LIMIT ?", (batch,)
+                            )
+                        ]
+                        if not refs:
+                            return count
+                        unused = [ref for ref in refs if not self._referenced(conn, ref)]
+                        delete(unused)
+                        # an arrival staged before this reused or stored one of them: its
+                        # commit finds them here and fails (temporarily) instead of
+                        # recording a message without its blobs
+                        conn.executemany(
+                            "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)", unused
+                        )
+                        conn.executemany(
+                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", refs
+                        )
+                        count += len(unused)
+                except sqlite3.Error as exc:
+                    raise self._write_error(
+                        exc, "the removed messages' blobs are deleted by the next purge or erase"
+                    ) from exc
+
+    @staticmethod
+    def _referenced(conn: sqlite3.Connection, ref: BlobRef) -> bool:
+        kind, sha = ref
+        sql = "SELECT 1 FROM messages WHERE sha256 = ?" if kind == "message" else _PART_USED
+        return conn.execute(sql, (sha,)).fetchone() is not None
 
     # -- reading -----------------------------------------------------------------------
 
@@ -554,16 +789,15 @@ class SqliteCatalog:
             "SELECT address FROM envelope_recipients WHERE envelope = ? ORDER BY position",
             (envelope_id,),
         )
-        return Envelope(
-            sender=str(r[0]),
-            recipients=tuple(str(x[0]) for x in recipients),
-            queue_id=_opt(r[1]),
-            client_address=_opt(r[2]),
-            client_name=_opt(r[3]),
-            helo=_opt(r[4]),
-            received=_iso(r[5]),
-            source=str(r[6]),
-        )
+        return _make_envelope(r, recipients)
+
+    @staticmethod
+    def _envelope_from(conn: sqlite3.Connection, envelope_id: object, r: Sequence[Any]) -> Envelope:
+        recipients = conn.execute(
+            "SELECT address FROM envelope_recipients WHERE envelope = ? ORDER BY position",
+            (envelope_id,),
+        ).fetchall()
+        return _make_envelope(r, recipients)
 
     def attachments(self, message: int) -> list[AttachmentRow]:
         rows = self._query(
@@ -592,6 +826,41 @@ class SqliteCatalog:
             )
         return found
 
+    def active_holds_of(self, messages: Sequence[int]) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for chunk in _chunks(messages):
+            marks = ",".join("?" * len(chunk))
+            for message, name in self._query(
+                "SELECT mh.message, h.name FROM message_holds mh JOIN holds h ON h.id = mh.hold "
+                f"WHERE h.released_at IS NULL AND mh.message IN ({marks}) ORDER BY h.name",
+                chunk,
+            ):
+                found.setdefault(int(message), []).append(str(name))
+        return found
+
+    def index_signatures(self, messages: Sequence[int]) -> dict[int, str | None]:
+        found: dict[int, str | None] = {}
+        for chunk in _chunks(messages):
+            marks = ",".join("?" * len(chunk))
+            for message, signature in self._query(
+                f"SELECT id, indexed_with FROM messages WHERE id IN ({marks})", chunk
+            ):
+                found[int(message)] = _opt(signature)
+        return found
+
+    def expired(self, now: datetime) -> Iterator[MessageRow]:
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.retain_until IS NOT NULL "
+                "AND m.retain_until <= ? AND m.id > ? ORDER BY m.id LIMIT 1000",
+                (_ts(now), last),
+            )
+            if not rows:
+                return
+            yield from (self._row(r) for r in rows)
+            last = int(rows[-1][0])
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         params: list[object] = [message]
         cond = self._compiler.visible(addresses, params)
@@ -617,7 +886,7 @@ class SqliteCatalog:
             rows = self._query(
                 "SELECT e.seq, e.prev_hash, e.hash, e.message, e.envelope, m.sha256, m.size, "
                 "v.id, v.sender, v.queue_id, v.client_address, v.client_name, v.helo, "
-                "v.received, v.source FROM events e "
+                "v.received, v.source, e.tombstone FROM events e "
                 "LEFT JOIN messages m ON m.id = e.message "
                 "LEFT JOIN envelopes v ON v.id = e.envelope AND v.message = e.message "
                 "WHERE e.seq > ? ORDER BY e.seq LIMIT 1000",
@@ -636,6 +905,7 @@ class SqliteCatalog:
                     message_sha256=_opt(r[5]),
                     size=None if r[6] is None else int(r[6]),
                     envelope=env,
+                    tombstone=None if r[15] is None else _tombstone(str(r[15])),
                 )
             last = int(rows[-1][0])
 
@@ -818,6 +1088,50 @@ def _hold_row(r: Sequence[Any]) -> HoldRow:
 
 def _opt(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _tombstone(text: str) -> dict[str, object]:
+    """A stored tombstone; an edited one that is no JSON object still reads (verify then
+    reports that its hash does not match)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"unreadable": text}
+
+
+def _make_envelope(r: Sequence[Any], recipients: Sequence[Sequence[Any]]) -> Envelope:
+    return Envelope(
+        sender=str(r[0]),
+        recipients=tuple(str(x[0]) for x in recipients),
+        queue_id=_opt(r[1]),
+        client_address=_opt(r[2]),
+        client_name=_opt(r[3]),
+        helo=_opt(r[4]),
+        received=_iso(r[5]),
+        source=str(r[6]),
+    )
+
+
+def _index(conn: sqlite3.Connection, command: str, message: int, entry: IndexEntry) -> None:
+    """Add (``command`` ``""``) or forget (``"delete"``, which needs the exact values
+    indexed) one message's full-text entry."""
+    if command:
+        conn.execute(
+            "INSERT INTO fts (fts, rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?, ?)",
+            (command, message, entry.subject, entry.body, entry.names, entry.addrs),
+        )
+        return
+    conn.execute(
+        "INSERT INTO fts (rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?)",
+        (message, entry.subject, entry.body, entry.names, entry.addrs),
+    )
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    """``values`` in lists small enough for SQLite's bound-parameter limit."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 __all__ = ["SqliteCatalog", "like_escape"]

@@ -3,15 +3,26 @@
 A module per area holds its commands (``archive_cmds``: import, search, show, export, stats,
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
 ``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init|rotate|rewrap;
-``checkpoint``: checkpoint; ``compliance``: retention set, hold ...); ``common`` what they
-share. The long-running commands build ``app.Application`` and start it.
+``checkpoint``: checkpoint; ``compliance``: retention set, hold ...; ``lifecycle``: purge,
+erase); ``common`` what they share. The long-running commands build ``app.Application`` and
+start it.
 """
 
 from __future__ import annotations
 
 import click
 
-from . import archive_cmds, checkpoint, compliance, keys, postfix_cmds, rules, serve, users
+from . import (
+    archive_cmds,
+    checkpoint,
+    compliance,
+    keys,
+    lifecycle,
+    postfix_cmds,
+    rules,
+    serve,
+    users,
+)
 from .common import Cli
 
 __all__ = ["main"]
@@ -23,6 +34,16 @@ def main() -> None:
     """Selective, tamper-evident mail archive for Postfix."""
 
 
-for _module in (archive_cmds, serve, postfix_cmds, users, rules, keys, checkpoint, compliance):
+for _module in (
+    archive_cmds,
+    serve,
+    postfix_cmds,
+    users,
+    rules,
+    keys,
+    checkpoint,
+    compliance,
+    lifecycle,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)

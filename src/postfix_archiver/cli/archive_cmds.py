@@ -270,7 +270,10 @@ def verify_(
         if checked is not None:
             doc["checkpoint"] = checked.to_json()
         print_json(doc)
-    elif report.ok:
+        sys.exit(0 if report.ok else 1)
+    for removed in report.removed:  # not problems: what purge and erase took, and when
+        out.print(str(removed), markup=False)
+    if report.ok:
         if checked is not None:
             _print_checkpoint(checked)
         out.print(

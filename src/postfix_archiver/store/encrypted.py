@@ -233,8 +233,11 @@ class EncryptedStore:
             return self.inner.size(key)
 
     def delete(self, key: str) -> None:
-        self.inner.delete(self.stored_name(key))
-        self.inner.delete(key)
+        self.delete_many([key])
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """The sealed blobs and any plain copy from before encryption (not yet rewrapped)."""
+        self.inner.delete_many([name for key in keys for name in (self.stored_name(key), key)])
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Plain names, found by opening every blob of the kinds ``prefix`` covers."""

@@ -11,6 +11,7 @@ Large blobs (big attachments) still get files of their own: the pack would copy 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 
 from ..errors import StoreError
 from ..sqlite_db import PerThread, connect_durable, connect_readonly, is_busy, write_transaction
+
+log = logging.getLogger("postfix_archiver.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -84,12 +87,30 @@ class PackedBlobs:
         return None if row is None else int(row[0])
 
     def delete(self, key: str) -> bool:
+        return self.delete_many([key]) > 0
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete ``keys`` in one transaction, leaving nothing of them in the file: deleted
+        cells and freed pages are zeroed (``secure_delete``), and the log that still holds
+        their old pages is written back and cut. Returns how many were there."""
+        if not keys or (self.readonly and not self.path.exists()):
+            return 0
         with self._lock, self._use() as conn:
             try:
-                cur = conn.execute("DELETE FROM blobs WHERE key = ?", (key,))
+                conn.execute("PRAGMA secure_delete=ON")
+                with write_transaction(conn):
+                    count = sum(
+                        conn.execute("DELETE FROM blobs WHERE key = ?", (key,)).rowcount
+                        for key in keys
+                    )
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             except sqlite3.Error as exc:
                 raise _error("delete from", self.path, exc) from exc
-            return cur.rowcount > 0
+            if busy:
+                # a reader in another process holds an old snapshot: the log is cut by
+                # the next checkpoint after it ends
+                log.warning("blob pack %s: WAL still in use, not truncated yet", self.path)
+            return count
 
     def keys(self, prefix: str) -> Iterator[str]:
         # a range on the primary key, not LIKE: '_' and '%' in a prefix stay literal

@@ -135,6 +135,7 @@ def test_clean_archive_verifies(populated: Populated) -> None:
         "events": 5,
         "head": populated.hash_of(5),
         "problems": [],
+        "removed": [],
     }
 
 

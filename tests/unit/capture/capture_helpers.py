@@ -434,6 +434,9 @@ class FailingStore:
     def delete(self, key: str) -> None:
         pass
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        pass
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         return iter(())
 

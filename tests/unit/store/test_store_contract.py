@@ -8,6 +8,7 @@ that only a particular backend can produce live in a class of their own below.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -122,6 +123,14 @@ class TestContract:
         store.delete(f"m/{SHA_A}")
         store.delete(f"m/{SHA_A}")
         assert not store.exists(f"m/{SHA_A}")
+
+    def test_delete_many_deletes_those_and_only_those(self, store: BlobStore) -> None:
+        big = random.Random(3).randbytes(400_000)  # over the pack limit: a file of its own
+        store.put_many([(f"m/{SHA_A}", b"x"), (f"p/{SHA_B}", big), (f"m/{SHA_C}", b"kept")])
+        store.delete_many([f"m/{SHA_A}", f"p/{SHA_B}", "p/never-there"])
+        assert list(store.keys()) == [f"m/{SHA_C}"]
+        assert store.get(f"m/{SHA_C}") == b"kept"
+        store.delete_many([])
 
     def test_keys_lists_everything_and_filters_by_prefix(self, store: BlobStore) -> None:
         assert list(store.keys()) == []
@@ -323,6 +332,19 @@ class TestPack:
         assert store.get(f"m/{SHA_A}") == b"bad"
         store.put(f"m/{SHA_A}", b"good bytes")
         assert store.get(f"m/{SHA_A}") == b"good bytes"
+        store.close()
+
+    def test_deleted_blobs_leave_nothing_in_the_pack_or_its_log(self, tmp_path: Path) -> None:
+        store = FileStore(tmp_path / "blobs")
+        secret = b"qqzx-packed-secret " * 2000
+        store.put_many([(f"m/{SHA_A}", secret), (f"m/{SHA_B}", b"kept")])
+        files = sorted((tmp_path / "blobs").glob("packed.sqlite*"))
+        assert any(secret[:19] in f.read_bytes() for f in files)
+        store.delete_many([f"m/{SHA_A}"])
+        # freed pages zeroed, and the log written back and cut, while the store is open
+        for f in sorted((tmp_path / "blobs").glob("packed.sqlite*")):
+            assert secret[:19] not in f.read_bytes(), f.name
+        assert store.get(f"m/{SHA_B}") == b"kept"
         store.close()
 
     def test_the_pack_can_give_space_back(self, tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""Purge and erasure: removing messages so that nothing of them can be read again, and so that
+the chain says what went, why, by whom and when.
+
+The order makes a crash harmless, as ingest's does: first ONE catalog transaction removes the
+rows and the index entry and appends a tombstone per message, recording the blobs no kept
+message uses as pending; only then are those blobs deleted from the store, and the pending
+record dropped. A crash between the two leaves blobs nothing refers to, which the next purge
+or erase deletes (``finish_pending``) before anything else. A message under an active hold is
+never removed: holds are checked when planning and again inside the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..catalog import IndexEntry, MessageRow, Removal
+from ..envelope import clean_text
+from ..errors import ArchiverError, StoreError
+from . import events
+from .service import Archive, index_entry_of, index_signature
+
+log = logging.getLogger("postfix_archiver.archive")
+
+PURGE = "purge"
+ERASE = "erase"
+# a reason is kept in every tombstone and the audit log: a paragraph, not a document
+MAX_REASON = 1000
+# messages per catalog transaction: each ends by merging the index, which costs about as much
+# as the index is large, so not one a message; small enough that mail is not held up long
+BATCH = 500
+
+
+@dataclass
+class Plan:
+    """What a purge or an erasure would remove, and what it keeps because it is held."""
+
+    remove: list[MessageRow] = field(default_factory=list)
+    held: list[tuple[MessageRow, list[str]]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "remove": [_summary(r) for r in self.remove],
+            "held": [{**_summary(r), "holds": holds} for r, holds in self.held],
+        }
+
+
+@dataclass
+class Outcome:
+    """What a removal did: the messages removed (with their tombstone's event number), those
+    kept because a hold came meanwhile, and the blobs deleted from the store."""
+
+    removed: list[tuple[MessageRow, int]] = field(default_factory=list)
+    held: list[MessageRow] = field(default_factory=list)
+    blobs_deleted: int = 0
+    reindexed: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "removed": [{**_summary(r), "tombstone": seq} for r, seq in self.removed],
+            "held_meanwhile": [_summary(r) for r in self.held],
+            "blobs_deleted": self.blobs_deleted,
+            "index_rebuilt": self.reindexed,
+        }
+
+
+def _summary(row: MessageRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "sha256": row.sha256,
+        "size": row.size,
+        "date": row.date.isoformat(),
+        "retain_until": row.retain_until.isoformat() if row.retain_until else None,
+    }
+
+
+def plan_purge(archive: Archive, now: datetime | None = None) -> Plan:
+    """Messages past their retention date: removed unless held."""
+    return _plan(archive, list(archive.catalog.expired(now or datetime.now(UTC))))
+
+
+def plan_erase(archive: Archive, query: str) -> Plan:
+    """Messages matching ``query``: removed unless held (then the erasure is refused)."""
+    return _plan(archive, list(archive.iter_search(query)))
+
+
+def _plan(archive: Archive, rows: list[MessageRow]) -> Plan:
+    holds = archive.catalog.active_holds_of([r.id for r in rows])
+    plan = Plan()
+    for row in rows:
+        if row.id in holds:
+            plan.held.append((row, holds[row.id]))
+        else:
+            plan.remove.append(row)
+    return plan
+
+
+def check_reason(reason: str) -> str:
+    """The reason as stored: one line of text, not empty, not too long."""
+    # one line of printable text: it is shown by verify and stored in every tombstone
+    text = " ".join("".join(c if c.isprintable() else " " for c in clean_text(reason)).split())
+    if not text:
+        raise ArchiverError("give a reason (--reason TEXT): it is kept in the tombstone")
+    if len(text) > MAX_REASON:
+        raise ArchiverError(f"the reason is {len(text)} characters long: keep it to {MAX_REASON}")
+    return text
+
+
+def remove(
+    archive: Archive,
+    rows: Sequence[MessageRow],
+    *,
+    why: str,
+    reason: str,
+    who: str,
+    progress: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Remove ``rows`` for good (see the module docstring); returns what was done."""
+    outcome = Outcome(blobs_deleted=finish_pending(archive))
+    when = datetime.now(UTC)
+    limit = archive.config.archive.index_limit
+    signature = index_signature(limit)
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        signatures = archive.catalog.index_signatures([r.id for r in chunk])
+        removals = [
+            Removal(
+                r.id,
+                why,
+                reason,
+                clean_text(who),
+                when,
+                _entry(archive, r.sha256, limit) if signatures.get(r.id) == signature else None,
+            )
+            for r in chunk
+        ]
+        rebuild = any(r.index is None for r in removals)
+        result = archive.catalog.remove(
+            removals,
+            events.seal_tombstone,
+            reindex=(signature, lambda _id, sha: _kept_entry(archive, sha, limit))
+            if rebuild
+            else None,
+        )
+        outcome.reindexed |= rebuild
+        by_id = {r.id: r for r in chunk}
+        outcome.removed += [(by_id[m], seq) for m, seq in result.removed.items()]
+        outcome.held += [by_id[m] for m in result.held]
+        outcome.blobs_deleted += finish_pending(archive)
+        if progress:
+            progress(len(chunk))
+    return outcome
+
+
+def finish_pending(archive: Archive) -> int:
+    """Delete the blobs earlier removals left pending (all of them, normally; after a crash,
+    those of the run that crashed); returns how many were deleted."""
+
+    def delete(refs: list[tuple[str, str]]) -> None:
+        archive.store.delete_many(
+            [("m/" if kind == "message" else "p/") + sha for kind, sha in refs]
+        )
+
+    return archive.catalog.release_blobs(delete)
+
+
+def _entry(archive: Archive, sha: str, limit: int) -> IndexEntry | None:
+    """The index entry of a message about to go; None if its blob cannot be read (the index is
+    rebuilt without it then)."""
+    try:
+        return index_entry_of(archive.read_blob(sha), limit)
+    except StoreError as exc:
+        log.warning("message %s: blob unreadable (%s): the index is rebuilt instead", sha, exc)
+        return None
+
+
+def _kept_entry(archive: Archive, sha: str, limit: int) -> IndexEntry:
+    try:
+        return index_entry_of(archive.read_blob(sha), limit)
+    except StoreError as exc:
+        raise ArchiverError(
+            f"the full-text index must be rebuilt for this removal, and a kept message cannot "
+            f"be read ({exc}); nothing was removed: run `postfix-archiver verify` and repair it"
+        ) from None
