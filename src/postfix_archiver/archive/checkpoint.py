@@ -30,7 +30,7 @@ from ..chain import GENESIS
 from ..config import Config, IntegritySettings
 from ..errors import CheckpointError
 from ..integrity import checkpoint as fmt
-from ..integrity.keys import key_id, load_private_key
+from ..integrity.keys import key_id, load_private_key, read_limited
 from ..integrity.timestamp import request_timestamp, verify_timestamp
 from .verify import Problem
 
@@ -171,8 +171,8 @@ def newest_own(directory: Path, public: Ed25519PublicKey) -> fmt.Checkpoint | No
     trust: a file that does not verify could have been put there by anyone)."""
     for path in reversed(stored_checkpoints(directory)):
         try:
-            statement = fmt.read_limited(path, "checkpoint", fmt.MAX_FILE)
-            signature = fmt.read_limited(fmt.signature_path(path), "signature", fmt.MAX_FILE)
+            statement = read_limited(path, "checkpoint", fmt.MAX_FILE)
+            signature = read_limited(fmt.signature_path(path), "signature", fmt.MAX_FILE)
             if fmt.signature_holds(statement, signature, public):
                 return fmt.parse(statement, str(path))
         except CheckpointError:
@@ -335,8 +335,8 @@ def check_checkpoint(
     """The signature of the checkpoint at ``path`` under ``public``, the archive's descent
     from it, and its timestamp when there is one (checked with ``tsa_ca_file``)."""
     report = CheckpointReport(path)
-    statement = fmt.read_limited(path, "checkpoint", fmt.MAX_FILE)
-    signature = fmt.read_limited(fmt.signature_path(path), "signature", fmt.MAX_FILE)
+    statement = read_limited(path, "checkpoint", fmt.MAX_FILE)
+    signature = read_limited(fmt.signature_path(path), "signature", fmt.MAX_FILE)
     if len(signature) != fmt.SIGNATURE_SIZE or not fmt.signature_holds(
         statement, signature, public
     ):
@@ -384,7 +384,7 @@ def _check_timestamp(report: CheckpointReport, statement: bytes, ca_file: Path |
             "[integrity] tsa_ca_file)"
         )
         return
-    response = fmt.read_limited(stamp_path, "timestamp", MAX_TIMESTAMP_FILE)
+    response = read_limited(stamp_path, "timestamp", MAX_TIMESTAMP_FILE)
     try:
         report.timestamp = verify_timestamp(statement, response, ca_file)
     except CheckpointError as exc:

@@ -134,21 +134,3 @@ def parse(statement: bytes, where: str) -> Checkpoint:
     except ValueError:
         raise bad("time is not a UTC time such as 2026-11-30T13:07:14Z") from None
     return Checkpoint(events, head, archive, time, key)
-
-
-def read_limited(path: Path, what: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``path``; ``CheckpointError`` if it is larger or unreadable."""
-    try:
-        if path.exists() and not path.is_file():  # a FIFO or a device would block or not end
-            raise CheckpointError(f"{what} {path} is not a regular file")
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{what} {path} is a directory") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise CheckpointError(f"{what} {path} is larger than {limit} bytes: not one of ours")
-    return data

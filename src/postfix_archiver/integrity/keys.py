@@ -99,26 +99,31 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _read_pem(path: Path, what: str, fix: str) -> bytes:
+def read_limited(path: Path, what: str, limit: int, missing: str = "") -> bytes:
+    """At most ``limit`` bytes of ``path``; ``CheckpointError`` if it is larger or unreadable
+    (``missing``: how to make the file, said when there is none)."""
     try:
-        if path.exists() and not path.is_file() and not path.is_dir():
-            raise CheckpointError(f"{what} {path} is not a regular file")  # a FIFO would block
+        if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block
+            raise CheckpointError(f"{what} {path} is not a regular file")
         with path.open("rb") as f:
-            data = f.read(MAX_KEY_FILE + 1)
+            data = f.read(limit + 1)
     except FileNotFoundError:
-        raise CheckpointError(f"{what} {path}: no such file ({fix})") from None
+        hint = f" ({missing})" if missing else ""
+        raise CheckpointError(f"{what} {path}: no such file{hint}") from None
     except IsADirectoryError:
-        raise CheckpointError(f"{what} {path} is a directory, not a key file") from None
+        raise CheckpointError(f"{what} {path} is a directory") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE:
-        raise CheckpointError(f"{what} {path} is not a PEM key (larger than 64 KiB)")
+    if len(data) > limit:
+        raise CheckpointError(f"{what} {path} is larger than {limit >> 10} KiB: not one of ours")
     return data
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """The signing key at ``path``; ``CheckpointError`` saying what is wrong with it."""
-    data = _read_pem(path, "signing key", "create it with `postfix-archiver keys init`")
+    data = read_limited(
+        path, "signing key", MAX_KEY_FILE, "create it with `postfix-archiver keys init`"
+    )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -138,7 +143,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """The public key at ``path`` (SubjectPublicKeyInfo PEM, as ``keys init`` writes it)."""
-    data = _read_pem(path, "public key", "give the .pub file written beside the signing key")
+    data = read_limited(
+        path, "public key", MAX_KEY_FILE, "give the .pub file written beside the signing key"
+    )
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):

@@ -378,7 +378,7 @@ def test_a_huge_checkpoint_file_is_not_read_whole(signed: Signed) -> None:
     with path.open("wb") as f:
         f.truncate(1 << 30)  # sparse: a gigabyte that costs no disk
     fmt.signature_path(path).write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match="larger than 65536 bytes"):
+    with pytest.raises(CheckpointError, match="larger than 64 KiB"):
         signed.check(path)
 
 
