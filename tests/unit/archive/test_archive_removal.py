@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive, verify
+from postfix_archiver.archive.encryption import init_keys
 from postfix_archiver.archive.removal import (
     ERASE,
     PURGE,
@@ -305,3 +306,28 @@ def test_an_arrival_staged_before_a_removal_never_commits_without_its_blobs(
         again = archive.ingest(raw, envelope(7)).id
         assert archive.raw(again) == raw
         assert verify(archive).ok
+
+
+def test_erasure_removes_the_sealed_blobs_of_an_encrypted_archive(tmp_path: Path) -> None:
+    """With encryption on, blobs live under keyed names: erasure must still find and delete
+    them, and keep the sealed attachment that kept mail shares."""
+    keys = tmp_path / "etc" / "archive.keys"
+    config = make_config(tmp_path / "home", f'encryption = "aes-256-gcm"\nkey_file = "{keys}"\n')
+    init_keys(config)
+    ids = populate(config)
+    with Archive(config) as archive:
+        before = len(list(archive.store.inner.keys()))  # type: ignore[attr-defined]
+        outcome = remove(
+            archive, [archive.get(ids["secret"])], why=ERASE, reason="request", who="cli:dpo"
+        )
+        assert outcome.blobs_deleted == 2  # the message blob and its own part
+        assert len(list(archive.store.inner.keys())) == before - 2  # type: ignore[attr-defined]
+        names = set(archive.store.keys())
+        assert f"m/{sha(SECRET)}" not in names
+        assert f"p/{sha(SECRET_PART)}" not in names
+        assert f"p/{sha(SHARED_PART)}" in names
+        assert archive.raw(ids["kept"]) == KEPT
+    with Archive(config, readonly=True) as archive:
+        report = verify(archive)
+    assert report.ok, report.problems
+    assert len(report.removed) == 1
