@@ -216,9 +216,15 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
     """Brings the file up to the last of ``migrations`` (each a script of statements, applied
     in order, each in a write transaction of its own with its new ``user_version``). Raises
     ``SchemaTooNew`` for a newer file and ``sqlite3.Error`` for a step that fails (that step is
-    rolled back; the ones before it stay)."""
-    for number in range(schema_version(conn, migrations), len(migrations)):
+    rolled back; the ones before it stay). Another process migrating the same file at once
+    is waited for: its steps are not applied twice."""
+    while schema_version(conn, migrations) < len(migrations):
         with write_transaction(conn):
+            # read again under the write lock: the version read before it may be another
+            # process's step ago (two processes creating a fresh archive at once)
+            number = schema_version(conn, migrations)
+            if number == len(migrations):
+                break
             for statement in _statements(migrations[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
