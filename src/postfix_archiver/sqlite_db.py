@@ -25,9 +25,20 @@ def connect_durable(path: Path, *, timeout: float, first: Sequence[str] = ()) ->
     conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
     # only on a new file: on an existing one they change nothing, yet they need a write
     # lock, which fails at once (no busy wait) while another process holds one
-    for statement in first if new else ():
-        conn.execute(statement)
-    conn.execute("PRAGMA journal_mode=WAL")
+    until = time.monotonic() + timeout
+    while True:
+        try:
+            for statement in first if new else ():
+                conn.execute(statement)
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            # processes switching a new file to WAL at once: SQLite refuses one of them at
+            # once rather than risk a deadlock (no busy wait); the other's switch is done soon
+            if not is_busy(exc) or time.monotonic() > until:
+                conn.close()
+                raise
+            time.sleep(0.01)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn

@@ -83,8 +83,7 @@ def test_processes_creating_the_same_file_at_once_all_succeed(tmp_path: Path, ki
         path = tmp_path / f"{kind}{round_}.sqlite"
         barrier = context.Barrier(4)
         workers = [
-            context.Process(target=_open_at_once, args=(kind, str(path), barrier))
-            for _ in range(4)
+            context.Process(target=_open_at_once, args=(kind, str(path), barrier)) for _ in range(4)
         ]
         for w in workers:
             w.start()
