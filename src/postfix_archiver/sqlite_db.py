@@ -25,9 +25,20 @@ def connect_durable(path: Path, *, timeout: float, first: Sequence[str] = ()) ->
     conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
     # only on a new file: on an existing one they change nothing, yet they need a write
     # lock, which fails at once (no busy wait) while another process holds one
-    for statement in first if new else ():
-        conn.execute(statement)
-    conn.execute("PRAGMA journal_mode=WAL")
+    until = time.monotonic() + timeout
+    while True:
+        try:
+            for statement in first if new else ():
+                conn.execute(statement)
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            # processes switching a new file to WAL at once: SQLite refuses one of them at
+            # once rather than risk a deadlock (no busy wait); the other's switch is done soon
+            if not is_busy(exc) or time.monotonic() > until:
+                conn.close()
+                raise
+            time.sleep(0.01)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn
@@ -216,9 +227,15 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
     """Brings the file up to the last of ``migrations`` (each a script of statements, applied
     in order, each in a write transaction of its own with its new ``user_version``). Raises
     ``SchemaTooNew`` for a newer file and ``sqlite3.Error`` for a step that fails (that step is
-    rolled back; the ones before it stay)."""
-    for number in range(schema_version(conn, migrations), len(migrations)):
+    rolled back; the ones before it stay). Another process migrating the same file at once
+    is waited for: its steps are not applied twice."""
+    while schema_version(conn, migrations) < len(migrations):
         with write_transaction(conn):
+            # read again under the write lock: the version read before it may be another
+            # process's step ago (two processes creating a fresh archive at once)
+            number = schema_version(conn, migrations)
+            if number == len(migrations):
+                break
             for statement in _statements(migrations[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from postfix_archiver.accounts.sqlite import SqliteAccounts
+from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.sqlite_db import SchemaTooNew, connect_durable, migrate
 
 STEPS = [
@@ -57,3 +61,32 @@ def test_a_newer_file_is_refused_untouched(tmp_path: Path) -> None:
     assert (info.value.version, info.value.known) == (3, 2)
     assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
     conn.close()
+
+
+def _open_at_once(kind: str, path: str, barrier: Any) -> None:
+    """In a process of its own: wait for the others, then open (create) the same file."""
+    barrier.wait(30)
+    if kind == "catalog":
+        SqliteCatalog(path).close()
+    else:
+        SqliteAccounts(Path(path)).close()
+
+
+@pytest.mark.parametrize("kind", ["catalog", "accounts"])
+def test_processes_creating_the_same_file_at_once_all_succeed(tmp_path: Path, kind: str) -> None:
+    """Several processes (``serve``, a CLI command, the web app) starting on a fresh archive
+    at the same moment: each sees the schema version before the others' writes, so without
+    reading it again under the write lock the second applied migration 1 again ("table ...
+    already exists"). Now it waits for the lock and finds the step done."""
+    context = multiprocessing.get_context("spawn")  # no fork of the test process's threads
+    for round_ in range(3):  # the race is one of timing: a few fresh files
+        path = tmp_path / f"{kind}{round_}.sqlite"
+        barrier = context.Barrier(4)
+        workers = [
+            context.Process(target=_open_at_once, args=(kind, str(path), barrier)) for _ in range(4)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert [w.exitcode for w in workers] == [0, 0, 0, 0], path

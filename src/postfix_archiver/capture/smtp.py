@@ -49,6 +49,10 @@ _SIMPLE_PATH = re.compile(
 BIG_MESSAGE = 4 << 20
 # the bytes of big messages in flight when the size limit is off
 _UNLIMITED_BUDGET = 64 << 20
+# The idle timer while the handler answers DATA: the client waits on us then, it is not idle.
+# The handler bounds itself (answer_timeout, the reinjection timeout) and Postfix gives up
+# after its smtp_data_done_timeout (600s); this only stops a handler bug holding a session.
+_ANSWERING = 3600.0
 
 
 def unstuff(data: bytes, before: bytes) -> bytes:
@@ -219,7 +223,11 @@ class ArchiverSMTP(SMTP):
             self.envelope.content = content
             self.envelope.original_content = content
             del content  # the envelope's is the only reference: gone with it
+            # aiosmtpd's timer runs from the DATA command: left alone, it hung up on a client
+            # waiting for an answer (archived and reinjected by then: a second delivery)
+            self._reset_timeout(_ANSWERING)
             status = await self._call_handler_hook("DATA")
+            self._reset_timeout()  # the client's turn again
             self._set_post_data_state()  # type: ignore[no-untyped-call]
         finally:
             share.release()

@@ -53,6 +53,10 @@ class Catalog(Protocol):
     - ``search`` applies ``order`` (one of ``search.ORDERS``), then ``offset``/``limit``; when
       ``visible_to`` is given, only messages where one of those addresses is the envelope
       sender or recipient or in From/To/Cc are seen.
+    - An id outside SQLite's 64-bit integer range (any backend) is simply not there: ``get``
+      gives None, ``envelopes``/``attachments``/``holds_of`` nothing, ``is_visible`` False,
+      the many-id reads leave it out, ``set_retain_until`` changes nothing for it, ``remove``
+      reports it gone and ``events`` after it gives nothing; never an OverflowError.
     """
 
     url: str

@@ -579,9 +579,11 @@ class SqliteCatalog:
     def _remove(
         self, conn: sqlite3.Connection, r: Removal, seal: TombstoneSealer, result: RemoveResult
     ) -> None:
-        row = conn.execute(
-            "SELECT sha256, size FROM messages WHERE id = ?", (r.message,)
-        ).fetchone()
+        row = (
+            conn.execute("SELECT sha256, size FROM messages WHERE id = ?", (r.message,)).fetchone()
+            if _storable(r.message)
+            else None
+        )
         if row is None:
             result.gone.append(r.message)
             return
@@ -761,6 +763,8 @@ class SqliteCatalog:
         return SearchPage(int(total), [self._row(r) for r in rows])
 
     def get(self, message: int) -> MessageRow | None:
+        if not _storable(message):
+            return None
         rows = self._query(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?",
             (message,),
@@ -768,6 +772,8 @@ class SqliteCatalog:
         return self._row(rows[0]) if rows else None
 
     def envelopes(self, message: int) -> list[EnvelopeRow]:
+        if not _storable(message):
+            return []
         rows = self._query(
             "SELECT id, message, sender, queue_id, client_address, client_name, helo, "
             "received, source, retention, tags FROM envelopes WHERE message = ? ORDER BY id",
@@ -800,6 +806,8 @@ class SqliteCatalog:
         return _make_envelope(r, recipients)
 
     def attachments(self, message: int) -> list[AttachmentRow]:
+        if not _storable(message):
+            return []
         rows = self._query(
             "SELECT message, position, filename, content_type, size, sha256 "
             "FROM attachments WHERE message = ? ORDER BY position",
@@ -811,6 +819,7 @@ class SqliteCatalog:
         ]
 
     def held(self, messages: Sequence[int]) -> set[int]:
+        messages = [m for m in messages if _storable(m)]
         found: set[int] = set()
         for start in range(0, len(messages), 500):  # under SQLite's bound-parameter limit
             chunk = list(messages[start : start + 500])
@@ -828,7 +837,7 @@ class SqliteCatalog:
 
     def active_holds_of(self, messages: Sequence[int]) -> dict[int, list[str]]:
         found: dict[int, list[str]] = {}
-        for chunk in _chunks(messages):
+        for chunk in _chunks([m for m in messages if _storable(m)]):
             marks = ",".join("?" * len(chunk))
             for message, name in self._query(
                 "SELECT mh.message, h.name FROM message_holds mh JOIN holds h ON h.id = mh.hold "
@@ -840,7 +849,7 @@ class SqliteCatalog:
 
     def index_signatures(self, messages: Sequence[int]) -> dict[int, str | None]:
         found: dict[int, str | None] = {}
-        for chunk in _chunks(messages):
+        for chunk in _chunks([m for m in messages if _storable(m)]):
             marks = ",".join("?" * len(chunk))
             for message, signature in self._query(
                 f"SELECT id, indexed_with FROM messages WHERE id IN ({marks})", chunk
@@ -862,6 +871,8 @@ class SqliteCatalog:
             last = int(rows[-1][0])
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
+        if not _storable(message):
+            return False
         params: list[object] = [message]
         cond = self._compiler.visible(addresses, params)
         return bool(self._query(f"SELECT 1 FROM messages m WHERE m.id = ? AND {cond}", params))
@@ -910,7 +921,9 @@ class SqliteCatalog:
             last = int(rows[-1][0])
 
     def events(self, after: int = 0) -> Iterator[ChainEvent]:
-        last = after
+        if after > _INT_MAX:
+            return
+        last = max(after, _INT_MIN)
         while True:
             rows = self._query(
                 "SELECT seq, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT 5000",
@@ -989,7 +1002,11 @@ class SqliteCatalog:
         with self._write("set retention") as conn:
             cur = conn.executemany(
                 "UPDATE messages SET retain_until = ? WHERE id = ?",
-                [(None if until is None else _ts(until), m) for m, until in changes],
+                [
+                    (None if until is None else _ts(until), m)
+                    for m, until in changes
+                    if _storable(m)
+                ],
             )
             return int(cur.rowcount)
 
@@ -1037,6 +1054,8 @@ class SqliteCatalog:
         ]
 
     def holds_of(self, message: int) -> list[HoldRow]:
+        if not _storable(message):
+            return []
         rows = self._query(
             f"SELECT {_HOLD_COLUMNS} FROM holds h WHERE h.id IN "
             "(SELECT hold FROM message_holds WHERE message = ?) ORDER BY h.id",
@@ -1126,6 +1145,15 @@ def _index(conn: sqlite3.Connection, command: str, message: int, entry: IndexEnt
         "INSERT INTO fts (rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?)",
         (message, entry.subject, entry.body, entry.names, entry.addrs),
     )
+
+
+# SQLite's integers are 64-bit: an id outside them is one the catalog cannot hold, so it is
+# simply not there (binding it raised OverflowError, a traceback wherever an id is read)
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _storable(value: int) -> bool:
+    return _INT_MIN <= value <= _INT_MAX
 
 
 def _chunks(values: Sequence[int], size: int = 500) -> Iterator[list[int]]:

@@ -332,3 +332,21 @@ def test_concurrent_sessions_each_get_their_own_reply(
         assert text.startswith(f"2.0.0 Ok: archived as {by_rcpt[f'u{i}@example.com']},")
     assert sorted(m.recipients[0] for m in listener.handler.messages) == sorted(by_rcpt)
     assert listener.handler.connections <= 6
+
+
+def test_a_slow_answer_is_given_not_cut_off_by_the_idle_timeout(
+    start_proxy: Callable[..., Proxy], listener: Listener, archive: Archive
+) -> None:
+    """The session's idle timeout is the client's: while the proxy archives and reinjects, the
+    client is waiting on us, not idle. Before, the timer ran from the DATA command through the
+    answer and hung up on a message already archived and reinjected (Postfix would retry it:
+    a second delivery); a loaded machine got there with a big message and a slow listener."""
+    proxy = start_proxy(listener.address)
+    proxy.server.timeout = 1.0  # for the session below
+    listener.handler.data_delay = 2.5  # the listener answers well after the idle timeout
+
+    code, text = proxy.send(make_message())
+
+    assert code == 250, text
+    assert len(archived(archive)) == 1
+    assert len(listener.handler.messages) == 1

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from tests.catalog_helpers import make_arrival
 
-from postfix_archiver.archive.events import seal
-from postfix_archiver.catalog import Catalog, StoredPart, open_catalog
+from postfix_archiver.archive.events import seal, seal_tombstone
+from postfix_archiver.catalog import Catalog, IndexEntry, Removal, StoredPart, open_catalog
 from postfix_archiver.errors import CatalogError
 from postfix_archiver.message import Attachment
 
@@ -119,3 +119,25 @@ def test_a_read_only_catalog_refuses_writes(cat: Catalog, catalog_url: str) -> N
     finally:
         readonly.close()
     assert cat.find_sha(make_arrival(2).sha256) is None
+
+
+@pytest.mark.parametrize("far", [2**63, 2**70, -(2**63) - 1, -(2**70)])
+def test_an_id_outside_the_integer_range_is_simply_not_there(cat: Catalog, far: int) -> None:
+    """Ids come from URLs, the API and the command line; one past SQLite's 64-bit integers
+    raised OverflowError (a traceback) from the catalog instead of "no such message"."""
+    [result] = cat.add_batch([make_arrival(1)], seal)
+    both = [result.id, far]
+    assert cat.get(far) is None
+    assert cat.envelopes(far) == []
+    assert cat.attachments(far) == []
+    assert cat.is_visible(far, ["bob@example.com"]) is False
+    assert cat.holds_of(far) == []
+    assert cat.held(both) == set()
+    assert cat.active_holds_of(both) == {}
+    assert list(cat.index_signatures(both)) == [result.id]
+    assert cat.set_retain_until([(far, None)]) == 0
+    assert list(cat.events(far)) == ([] if far > 0 else list(cat.events()))
+    removal = Removal(far, "purge", "test", "tester", datetime.now(UTC), IndexEntry("", "", "", ""))
+    removed = cat.remove([removal], seal_tombstone, reindex=None)
+    assert (removed.removed, removed.gone) == ({}, [far])
+    assert cat.get(result.id) is not None  # the message that is there is untouched
