@@ -4,6 +4,9 @@ what they print, the audit entries they leave, and one clear line for every mist
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
 from postfix_archiver.envelope import Envelope
 
+CLI = Path(sys.executable).parent / "postfix-archiver"
 T0 = datetime(2024, 1, 31, 9, 30, tzinfo=UTC)
 
 
@@ -161,3 +165,44 @@ def test_a_duplicate_hold_name_is_refused(home: Home) -> None:
     line = home.error("hold", "add", "Case", "from:bob@example.com")
     assert line.startswith("error: a hold named 'Case' exists already")
     assert [h["query"] for h in json.loads(home.run("hold", "list", "--json")[0])["holds"]] == ["x"]
+
+
+def cli(home: Home, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """The installed command, as an operator's shell runs it: 8-bit argv bytes reach Python
+    as surrogate escapes only this way (CliRunner takes str)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
+    env["POSTFIX_ARCHIVER_HOME"] = str(home.home)
+    return subprocess.run(
+        [str(CLI), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        check=False,
+    )
+
+
+def test_8_bit_arguments_are_read_as_text_not_a_traceback(home: Home) -> None:
+    placed = cli(home, "hold", "add", "case-8", b"subject:\xff", "--reason", b"\xe9t\xe9 r\xff")
+    assert (placed.returncode, placed.stderr.strip()) == (
+        0, "hold case-8 placed: 0 messages held"
+    )  # fmt: skip
+    [h] = json.loads(home.run("hold", "list", "--json")[0])["holds"]
+    # bytes that are not UTF-8 read as Latin-1, as erase reads them: nothing is lost
+    assert (h["query"], h["reason"]) == ("subject:ÿ", "été rÿ")
+    kept = cli(home, "retention", "set", b"subject:\xff", "10y", "--reason", b"r\xff")
+    assert (kept.returncode, kept.stderr.strip()) == (0, "kept 0 messages 10y from their arrival")
+    assert [(a, d.get("query"), d.get("reason")) for _, a, d in home.audit()][-1] == (
+        "retention.set", "subject:ÿ", "rÿ"
+    )  # fmt: skip
+    for args, expected in [
+        (("hold", "add", b"case-\xff", "x"), "error: bad hold name"),
+        (("hold", "show", b"\xff"), "error: no hold named"),
+        (("retention", "set", "x", b"10y\xff", "--reason", "r"), "error: bad period"),
+    ]:
+        refused = cli(home, *args)
+        assert refused.returncode == 1, refused.stderr
+        assert "Traceback" not in refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert line.startswith(expected), line

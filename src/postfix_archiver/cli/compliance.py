@@ -48,7 +48,8 @@ def retention_set(
     message's arrival. Applies to mail archived now; a rule's retention decides new mail.
     Quote QUERY: retention set 'from:cfo@example.com' 10y --reason 'records schedule 4.2'"""
     config = load(config_path)
-    holds.check_reason(reason)
+    # what is audited is what was stored: 8-bit argv bytes cleaned the same way
+    query, reason = holds.check_text(query), holds.check_reason(reason)
     with Archive(config) as archive:
         total = archive.search(query, limit=1).total if not dry_run else None
         with progress(total, "messages", "re-dating") as advance:
@@ -82,6 +83,7 @@ def hold_add(config_path: str | None, name: str, query: str, reason: str) -> Non
     """Hold the mail matching QUERY now, and matching mail archived while the hold is
     active. NAME: letters, digits and . _ - (like case-2024-17). Quote QUERY."""
     config = load(config_path)
+    query, reason = holds.check_text(query), holds.check_reason(reason)
     with Archive(config) as archive:
         added = holds.add_hold(archive, name, query, reason, cli_who())
     _record(
