@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -73,12 +74,11 @@ def test_retention_set_changes_the_matches_and_is_audited(home: Home) -> None:
     assert err.strip() == "kept 1 messages 7y from their arrival"
     assert home.doc(home.alice)["retain_until"] == "2031-01-31T09:30:00+00:00"
     assert home.doc(home.bob)["retain_until"] is None
-    [(who, action, detail)] = home.audit()
+    [intent, (who, action, detail)] = home.audit()
     assert who.startswith("cli")
-    assert (action, detail) == (
-        "retention.set",
-        {"query": "from:alice@example.com", "period": "7y", "reason": "schedule 4.2", "count": 1},
-    )
+    change = {"query": "from:alice@example.com", "period": "7y", "reason": "schedule 4.2"}
+    assert intent == (who, "retention.set.intent", change)
+    assert (action, detail) == ("retention.set", {**change, "count": 1})
 
 
 def test_retention_set_dry_run_changes_and_audits_nothing(home: Home) -> None:
@@ -135,9 +135,11 @@ def test_hold_add_list_show_release(home: Home) -> None:
     assert shown["released_by"].startswith("cli")
     _, err = home.run("hold", "release", "case-17")
     assert "already released" in err
+    placed = {"name": "case-17", "query": "from:alice@example.com", "reason": "subpoena 17"}
     assert [(a, d) for _, a, d in home.audit()] == [
-        ("hold.add", {"name": "case-17", "query": "from:alice@example.com",
-                      "reason": "subpoena 17", "count": 1}),
+        ("hold.add.intent", placed),
+        ("hold.add", {**placed, "count": 1}),
+        ("hold.release.intent", {"name": "case-17"}),
         ("hold.release", {"name": "case-17", "count": 1}),
     ]  # fmt: skip
 
@@ -206,3 +208,30 @@ def test_8_bit_arguments_are_read_as_text_not_a_traceback(home: Home) -> None:
         assert "Traceback" not in refused.stderr
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith(expected), line
+
+
+def refuse_audit(home: Path, when: str = "1") -> None:
+    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
+    or a broken database would: root ignores file modes, a trigger does not."""
+    with open_accounts(home_url(home)):
+        pass
+    db = sqlite3.connect(home / "web.sqlite")
+    with db:
+        db.execute(
+            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
+        )
+    db.close()
+
+
+def test_no_change_is_made_that_the_audit_log_cannot_record(home: Home) -> None:
+    home.run("hold", "add", "case-1", "from:bob@example.com")
+    refuse_audit(home.home)
+    line = home.error("retention", "set", "from:alice@example.com", "7y", "--reason", "r")
+    assert line.startswith("error: accounts database")
+    assert "audit log full" in line
+    assert home.doc(home.alice)["retain_until"] is None
+    assert "audit log full" in home.error("hold", "add", "case-2", "from:alice@example.com")
+    assert "audit log full" in home.error("hold", "release", "case-1")
+    holds = json.loads(home.run("hold", "list", "--json")[0])["holds"]
+    assert [(h["name"], h["active"]) for h in holds] == [("case-1", True)]

@@ -103,6 +103,13 @@ def get_hold(archive: Archive, name: str) -> HoldRow:
     return found
 
 
+def check_period(period: str) -> str:
+    try:
+        return retention.check(period)
+    except ValueError as exc:
+        raise ComplianceError(f"bad period: {exc}") from None
+
+
 def set_retention(
     archive: Archive,
     query: str,
@@ -114,10 +121,7 @@ def set_retention(
 ) -> int:
     """Re-dates every message matching ``query``: ``period`` from its arrival (or forever).
     Returns how many messages match (and, unless ``dry_run``, were changed)."""
-    try:
-        retention.check(period)
-    except ValueError as exc:
-        raise ComplianceError(f"bad period: {exc}") from None
+    check_period(period)
     node = parse_query(check_text(query))
     # the whole match first: a query on retained-until: would otherwise change under the
     # pages as they are re-dated
