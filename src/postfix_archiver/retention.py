@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 from .dates import LATEST, days_in_month
 
 FOREVER = "forever"
-_PERIOD = re.compile(r"^([1-9]\d{0,3})([dwmy])$")
+# fullmatch with ASCII digits: "$" would let "10y\n" through and \d Arabic-Indic digits.
+_PERIOD = re.compile(r"([1-9][0-9]{0,3})([dwmy])", re.ASCII)
 _DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
 
 def check(value: object) -> str:
     """``value`` if it is a period; ValueError (saying what is allowed) if not."""
-    if isinstance(value, str) and (value == FOREVER or _PERIOD.match(value)):
+    if isinstance(value, str) and (value == FOREVER or _PERIOD.fullmatch(value)):
         return value
     raise ValueError(
         f'must be a period such as "90d", "26w", "6m", "10y" or "forever", not {value!r}'
@@ -29,7 +30,7 @@ def check(value: object) -> str:
 
 def length_days(period: str) -> float:
     """A period's approximate length in days, for comparing (``forever`` is the longest)."""
-    m = _PERIOD.match(period)
+    m = _PERIOD.fullmatch(period)
     return float("inf") if m is None else int(m.group(1)) * _DAYS[m.group(2)]
 
 
@@ -39,7 +40,7 @@ def longest(periods: list[str]) -> str | None:
 
 def until(period: str, start: datetime) -> datetime | None:
     """The end of ``period`` counted from ``start`` (aware); None: kept forever."""
-    m = _PERIOD.match(check(period)) if period != FOREVER else None
+    m = _PERIOD.fullmatch(check(period)) if period != FOREVER else None
     if m is None:
         return None
     count, unit = int(m.group(1)), m.group(2)

@@ -4,6 +4,10 @@ what they print, the audit entries they leave, and one clear line for every mist
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
 from postfix_archiver.envelope import Envelope
 
+CLI = Path(sys.executable).parent / "postfix-archiver"
 T0 = datetime(2024, 1, 31, 9, 30, tzinfo=UTC)
 
 
@@ -69,12 +74,11 @@ def test_retention_set_changes_the_matches_and_is_audited(home: Home) -> None:
     assert err.strip() == "kept 1 messages 7y from their arrival"
     assert home.doc(home.alice)["retain_until"] == "2031-01-31T09:30:00+00:00"
     assert home.doc(home.bob)["retain_until"] is None
-    [(who, action, detail)] = home.audit()
+    [intent, (who, action, detail)] = home.audit()
     assert who.startswith("cli")
-    assert (action, detail) == (
-        "retention.set",
-        {"query": "from:alice@example.com", "period": "7y", "reason": "schedule 4.2", "count": 1},
-    )
+    change = {"query": "from:alice@example.com", "period": "7y", "reason": "schedule 4.2"}
+    assert intent == (who, "retention.set.intent", change)
+    assert (action, detail) == ("retention.set", {**change, "count": 1})
 
 
 def test_retention_set_dry_run_changes_and_audits_nothing(home: Home) -> None:
@@ -131,9 +135,11 @@ def test_hold_add_list_show_release(home: Home) -> None:
     assert shown["released_by"].startswith("cli")
     _, err = home.run("hold", "release", "case-17")
     assert "already released" in err
+    placed = {"name": "case-17", "query": "from:alice@example.com", "reason": "subpoena 17"}
     assert [(a, d) for _, a, d in home.audit()] == [
-        ("hold.add", {"name": "case-17", "query": "from:alice@example.com",
-                      "reason": "subpoena 17", "count": 1}),
+        ("hold.add.intent", placed),
+        ("hold.add", {**placed, "count": 1}),
+        ("hold.release.intent", {"name": "case-17"}),
         ("hold.release", {"name": "case-17", "count": 1}),
     ]  # fmt: skip
 
@@ -161,3 +167,71 @@ def test_a_duplicate_hold_name_is_refused(home: Home) -> None:
     line = home.error("hold", "add", "Case", "from:bob@example.com")
     assert line.startswith("error: a hold named 'Case' exists already")
     assert [h["query"] for h in json.loads(home.run("hold", "list", "--json")[0])["holds"]] == ["x"]
+
+
+def cli(home: Home, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """The installed command, as an operator's shell runs it: 8-bit argv bytes reach Python
+    as surrogate escapes only this way (CliRunner takes str)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
+    env["POSTFIX_ARCHIVER_HOME"] = str(home.home)
+    return subprocess.run(
+        [str(CLI), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        check=False,
+    )
+
+
+def test_8_bit_arguments_are_read_as_text_not_a_traceback(home: Home) -> None:
+    placed = cli(home, "hold", "add", "case-8", b"subject:\xff", "--reason", b"\xe9t\xe9 r\xff")
+    assert (placed.returncode, placed.stderr.strip()) == (
+        0, "hold case-8 placed: 0 messages held"
+    )  # fmt: skip
+    [h] = json.loads(home.run("hold", "list", "--json")[0])["holds"]
+    # bytes that are not UTF-8 read as Latin-1, as erase reads them: nothing is lost
+    assert (h["query"], h["reason"]) == ("subject:ÿ", "été rÿ")
+    kept = cli(home, "retention", "set", b"subject:\xff", "10y", "--reason", b"r\xff")
+    assert (kept.returncode, kept.stderr.strip()) == (0, "kept 0 messages 10y from their arrival")
+    assert [(a, d.get("query"), d.get("reason")) for _, a, d in home.audit()][-1] == (
+        "retention.set", "subject:ÿ", "rÿ"
+    )  # fmt: skip
+    for args, expected in [
+        (("hold", "add", b"case-\xff", "x"), "error: bad hold name"),
+        (("hold", "show", b"\xff"), "error: no hold named"),
+        (("retention", "set", "x", b"10y\xff", "--reason", "r"), "error: bad period"),
+    ]:
+        refused = cli(home, *args)
+        assert refused.returncode == 1, refused.stderr
+        assert "Traceback" not in refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert line.startswith(expected), line
+
+
+def refuse_audit(home: Path, when: str = "1") -> None:
+    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
+    or a broken database would: root ignores file modes, a trigger does not."""
+    with open_accounts(home_url(home)):
+        pass
+    db = sqlite3.connect(home / "web.sqlite")
+    with db:
+        db.execute(
+            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
+        )
+    db.close()
+
+
+def test_no_change_is_made_that_the_audit_log_cannot_record(home: Home) -> None:
+    home.run("hold", "add", "case-1", "from:bob@example.com")
+    refuse_audit(home.home)
+    line = home.error("retention", "set", "from:alice@example.com", "7y", "--reason", "r")
+    assert line.startswith("error: accounts database")
+    assert "audit log full" in line
+    assert home.doc(home.alice)["retain_until"] is None
+    assert "audit log full" in home.error("hold", "add", "case-2", "from:alice@example.com")
+    assert "audit log full" in home.error("hold", "release", "case-1")
+    holds = json.loads(home.run("hold", "list", "--json")[0])["holds"]
+    assert [(h["name"], h["active"]) for h in holds] == [("case-1", True)]

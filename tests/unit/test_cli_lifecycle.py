@@ -108,8 +108,12 @@ def test_purge_removes_expired_keeps_held_and_is_audited(home: Path) -> None:
     assert ids(home) == [2, 3]
     with open_accounts(home_url(home), create=False) as accounts:
         total, entries = accounts.audit(action="message.purge")
-    assert total == 1
-    entry = entries[0]
+    assert total == 2
+    entry, intent = entries  # newest first: the outcome follows its intent
+    assert intent.action == "message.purge.intent"
+    assert intent.detail["remove"][0]["id"] == 1
+    assert intent.detail["held"] == [2]
+    assert entry.action == "message.purge"
     assert entry.detail["removed"][0]["id"] == 1
     assert entry.detail["held"] == [2]
     verified = run(home, "verify")
@@ -188,3 +192,42 @@ def test_hostile_queries_and_reasons_never_trace_back(
     assert "Traceback" not in result.stderr, result.stderr
     assert message in result.stderr
     assert ids(home) == before
+
+
+def refuse_audit(home: Path, when: str = "1") -> None:
+    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
+    or a broken database would: root ignores file modes, a trigger does not."""
+    with open_accounts(home_url(home)):
+        pass
+    db = sqlite3.connect(home / "web.sqlite")
+    with db:
+        db.execute(
+            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
+        )
+    db.close()
+
+
+@pytest.mark.parametrize("command", [["purge"], ["erase", "report", "--reason", "r"]])
+def test_nothing_is_removed_that_the_audit_log_cannot_record(
+    home: Path, command: list[str]
+) -> None:
+    refuse_audit(home)
+    before = ids(home)
+    result = run(home, *command)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "audit log full" in result.stderr
+    assert ids(home) == before
+
+
+def test_a_removal_whose_outcome_is_not_recorded_left_its_intent(home: Path) -> None:
+    refuse_audit(home, "NEW.action NOT LIKE '%.intent'")
+    result = run(home, "purge")
+    assert result.returncode == 1
+    assert "audit log full" in result.stderr
+    assert ids(home) == [3]
+    with open_accounts(home_url(home), create=False) as accounts:
+        _, [entry] = accounts.audit()
+    assert entry.action == "message.purge.intent"
+    assert [m["id"] for m in entry.detail["remove"]] == [1, 2]

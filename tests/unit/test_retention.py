@@ -64,7 +64,9 @@ def test_every_period_from_every_day_gives_a_date_no_earlier(
     assert start <= end <= LATEST
 
 
-@pytest.mark.parametrize("bad", ["10 years", "0d", "10000y", "-1y", "١٠y", "10Y", "", 10])
+@pytest.mark.parametrize(
+    "bad", ["10 years", "0d", "10000y", "-1y", "١٠y", "1٠y", "1\u0663y", "10y\n", "10Y", "", 10]
+)
 def test_what_is_not_a_period_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="must be a period"):
         retention.check(bad)

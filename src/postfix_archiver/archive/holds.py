@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import retention
 from ..catalog import HoldRow
+from ..envelope import clean_text
 from ..errors import ComplianceError, HoldExists, QueryError
 from ..search import All, Node, parse_query
 
@@ -49,7 +50,15 @@ def _shown(name: str) -> str:
     return name if len(name) <= 40 else name[:40] + "…"
 
 
+def check_text(text: str) -> str:
+    """A query or reason as stored: 8-bit bytes from argv arrive as surrogate escapes, which
+    no SQLite text takes; read them as UTF-8 where they are, else Latin-1 (as erase does)."""
+    return clean_text(text)
+
+
 def check_reason(reason: str) -> str:
+    """The reason as stored (cleaned); ComplianceError if it is too long or not one line."""
+    reason = check_text(reason)
     if len(reason) > MAX_REASON or any(ord(c) < 32 and c not in "\t" for c in reason):
         raise ComplianceError(
             f"bad reason: at most {MAX_REASON} characters on one line, no control characters"
@@ -60,7 +69,8 @@ def check_reason(reason: str) -> str:
 def add_hold(archive: Archive, name: str, query: str, reason: str, who: str) -> HoldRow:
     """Places a hold on what ``query`` matches now and on matching mail archived later."""
     check_name(name)
-    check_reason(reason)
+    reason = check_reason(reason)
+    query = check_text(query)
     node = parse_query(query)  # a QueryError names the position
     added = archive.catalog.add_hold(name, query, node, reason, who, datetime.now(UTC))
     if added is None:
@@ -93,6 +103,13 @@ def get_hold(archive: Archive, name: str) -> HoldRow:
     return found
 
 
+def check_period(period: str) -> str:
+    try:
+        return retention.check(period)
+    except ValueError as exc:
+        raise ComplianceError(f"bad period: {exc}") from None
+
+
 def set_retention(
     archive: Archive,
     query: str,
@@ -104,11 +121,8 @@ def set_retention(
 ) -> int:
     """Re-dates every message matching ``query``: ``period`` from its arrival (or forever).
     Returns how many messages match (and, unless ``dry_run``, were changed)."""
-    try:
-        retention.check(period)
-    except ValueError as exc:
-        raise ComplianceError(f"bad period: {exc}") from None
-    node = parse_query(query)
+    check_period(period)
+    node = parse_query(check_text(query))
     # the whole match first: a query on retained-until: would otherwise change under the
     # pages as they are re-dated
     matches = [(row.id, retention.until(period, row.received)) for row in archive.iter_search(node)]

@@ -39,8 +39,11 @@ class Dialect(Protocol):
     param: str  # "?" or "%s"
     like: str  # case-insensitive LIKE operator
 
-    def fulltext(self, terms: Sequence[Text | Field], params: list[object]) -> str:
-        """A condition on ``m.id`` matching all ``terms`` (free text or subject:)."""
+    def fulltext(
+        self, terms: Sequence[Text | Field], params: list[object], *, correlated: bool = False
+    ) -> str:
+        """A condition on ``m.id`` matching all ``terms`` (free text or subject:);
+        ``correlated``: looked up for this ``m.id`` only, not over the whole index."""
         ...
 
 
@@ -61,11 +64,28 @@ def glob_to_like(value: str) -> str:
 class Compiler:
     """Compiles one caller's queries. ``own``: the caller's addresses when they may see only
     their own mail; envelope recipients other than these are hidden from them (Bcc), so
-    ``to:`` must not match them either, or a search would tell who was Bcc'd."""
+    ``to:`` must not match them either, or a search would tell who was Bcc'd.
 
-    def __init__(self, dialect: Dialect, own: Sequence[str] | None = None) -> None:
+    ``correlated``: for a condition checked on a few known messages (a hold's query on a
+    commit's new arrivals), each address, attachment and full-text test looks at that
+    message's rows only (``EXISTS ... WHERE message = m.id``), never the whole archive's as
+    ``m.id IN (SELECT ...)`` does, which suits a search over everything."""
+
+    def __init__(
+        self, dialect: Dialect, own: Sequence[str] | None = None, *, correlated: bool = False
+    ) -> None:
         self.d = dialect
         self._own = [a.lower() for a in own] if own is not None else None
+        self._correlated = correlated
+
+    def _rows_of(self, table: str, cond: str) -> str:
+        """``m`` has a row in ``table`` (addresses, attachments) where ``cond`` holds."""
+        if self._correlated:
+            return f"EXISTS (SELECT 1 FROM {table} WHERE message = m.id AND {cond})"
+        return f"m.id IN (SELECT message FROM {table} WHERE {cond})"
+
+    def _fulltext(self, terms: Sequence[Text | Field], params: list[object]) -> str:
+        return self.d.fulltext(terms, params, correlated=self._correlated)
 
     def compile(self, node: Node) -> Compiled:
         params: list[object] = []
@@ -87,15 +107,12 @@ class Compiler:
             case All():
                 return "1=1"
             case Text() | Field(name="subject"):
-                return self.d.fulltext([node], params)
+                return self._fulltext([node], params)
             case Field(name="from" | "to" | "cc" as name, value=value):
                 return self._address(ADDRESS_KINDS[name], value, params)
             case Field(name="filename", value=value):
                 params.append(glob_to_like(value))
-                return (
-                    f"m.id IN (SELECT message FROM attachments "
-                    f"WHERE filename {self.d.like} {p} ESCAPE '\\')"
-                )
+                return self._rows_of("attachments", f"filename {self.d.like} {p} ESCAPE '\\'")
             case Field(name="msgid", value=value):
                 if "*" in value:
                     params.append(glob_to_like(normalize_message_id(value)))
@@ -148,7 +165,7 @@ class Compiler:
         ]
         parts: list[str] = []
         if text_terms:
-            parts.append(self.d.fulltext(text_terms, params))
+            parts.append(self._fulltext(text_terms, params))
         parts.extend(self._node(c, params) for c in children if c not in text_terms)
         return "(" + " AND ".join(parts) + ")"
 
@@ -175,4 +192,4 @@ class Compiler:
         else:
             cond = f"(address {self.d.like} {p} ESCAPE '\\' OR name {self.d.like} {p} ESCAPE '\\')"
             params.extend(["%" + like_escape(v) + "%"] * 2)
-        return f"m.id IN (SELECT message FROM addresses WHERE {kind_sql} AND {cond})"
+        return self._rows_of("addresses", f"{kind_sql} AND {cond}")

@@ -251,8 +251,13 @@ class SqliteDialect:
     param = "?"
     like = "LIKE"
 
-    def fulltext(self, terms: Sequence[Text | Field], params: list[object]) -> str:
+    def fulltext(
+        self, terms: Sequence[Text | Field], params: list[object], *, correlated: bool = False
+    ) -> str:
         params.append(" AND ".join(fts_term(t) for t in terms))
+        if correlated:
+            # FTS5 takes the rowid with the MATCH: it seeks each term's list to this message
+            return "EXISTS (SELECT 1 FROM fts WHERE fts MATCH ? AND rowid = m.id)"
         return "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
 
 
@@ -1075,15 +1080,24 @@ class SqliteCatalog:
         ids = sorted({r.id for r in results if r.new_envelope})
         if not active or not ids:
             return
-        marks = ",".join("?" * len(ids))
         for hold, query in holds([(int(i), str(q)) for i, q in active]):
-            compiled = self._compiler.compile(query)
-            conn.execute(
-                "INSERT OR IGNORE INTO message_holds (hold, message) SELECT ?, m.id "
-                f"FROM messages m WHERE m.id IN ({marks}) AND ({compiled.where})",
-                [hold, *ids, *compiled.params],
-            )
+            conn.execute(*hold_new_statement(hold, query, ids))
 
+
+def hold_new_statement(hold: int, query: Node, ids: Sequence[int]) -> tuple[str, list[object]]:
+    """The statement that puts those of ``ids`` that ``query`` matches under ``hold``. It runs
+    in every commit while a hold is active: it reads the rows of ``ids`` only (a correlated
+    compile), so that its cost follows the batch, not the archive's size."""
+    compiled = _NEW_ARRIVALS.compile(query)
+    marks = ",".join("?" * len(ids))
+    return (
+        "INSERT OR IGNORE INTO message_holds (hold, message) SELECT ?, m.id "
+        f"FROM messages m WHERE m.id IN ({marks}) AND ({compiled.where})",
+        [hold, *ids, *compiled.params],
+    )
+
+
+_NEW_ARRIVALS = Compiler(SqliteDialect(), correlated=True)
 
 _HOLD_COLUMNS = (
     "h.id, h.name, h.query, h.reason, h.created_by, h.created_at, h.released_by, "

@@ -1,5 +1,5 @@
 """Retention and legal holds: ``retention set``, ``hold add|list|show|release``. Each change
-is recorded in the audit log (``audit``) with who ran it."""
+is recorded in the audit log (``audit``) with who ran it: its intent before, its outcome after."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..accounts import Accounts
 from ..archive import Archive, holds
 from ..catalog import HoldRow
 from ..config import Config
+from ..search import parse_query
 from .common import cli_who, config_option, err, load, out, print_json, progress, safe
 
 
@@ -26,6 +27,9 @@ def _audit_log(config: Config) -> Iterator[Accounts]:
 
 
 def _record(config: Config, action: str, detail: dict[str, Any]) -> None:
+    """One audit entry. Each change writes ``ACTION.intent`` before it and ``ACTION`` after:
+    an audit log that cannot be written stops the change, and a change that fails midway
+    still left its intent."""
     with _audit_log(config) as accounts:
         accounts.record(cli_who(), "local", action, detail)
 
@@ -48,19 +52,21 @@ def retention_set(
     message's arrival. Applies to mail archived now; a rule's retention decides new mail.
     Quote QUERY: retention set 'from:cfo@example.com' 10y --reason 'records schedule 4.2'"""
     config = load(config_path)
-    holds.check_reason(reason)
+    # what is audited is what was stored: 8-bit argv bytes cleaned the same way
+    query, reason = holds.check_text(query), holds.check_reason(reason)
     with Archive(config) as archive:
-        total = archive.search(query, limit=1).total if not dry_run else None
+        if dry_run:
+            count = holds.set_retention(archive, query, period, dry_run=True)
+            err.print(f"would keep {count} messages {_period(period)} (dry run)", markup=False)
+            return
+        holds.check_period(period)
+        parse_query(query)  # a mistake is one line, not an intent the audit log keeps
+        change = {"query": query, "period": period, "reason": reason}
+        _record(config, "retention.set.intent", change)
+        total = archive.search(query, limit=1).total
         with progress(total, "messages", "re-dating") as advance:
-            count = holds.set_retention(archive, query, period, dry_run=dry_run, progress=advance)
-    if dry_run:
-        err.print(f"would keep {count} messages {_period(period)} (dry run)", markup=False)
-        return
-    _record(
-        config,
-        "retention.set",
-        {"query": query, "period": period, "reason": reason, "count": count},
-    )
+            count = holds.set_retention(archive, query, period, progress=advance)
+    _record(config, "retention.set", {**change, "count": count})
     err.print(f"kept {count} messages {_period(period)}", markup=False)
 
 
@@ -82,7 +88,11 @@ def hold_add(config_path: str | None, name: str, query: str, reason: str) -> Non
     """Hold the mail matching QUERY now, and matching mail archived while the hold is
     active. NAME: letters, digits and . _ - (like case-2024-17). Quote QUERY."""
     config = load(config_path)
+    query, reason = holds.check_text(query), holds.check_reason(reason)
+    holds.check_name(name)
+    parse_query(query)  # a mistake is one line, not an intent the audit log keeps
     with Archive(config) as archive:
+        _record(config, "hold.add.intent", {"name": name, "query": query, "reason": reason})
         added = holds.add_hold(archive, name, query, reason, cli_who())
     _record(
         config,
@@ -100,6 +110,9 @@ def hold_release(config_path: str | None, name: str) -> None:
     record stays (hold list shows it released)."""
     config = load(config_path)
     with Archive(config) as archive:
+        before = holds.get_hold(archive, name)
+        if before.active:
+            _record(config, "hold.release.intent", {"name": before.name})
         released, changed = holds.release_hold(archive, name, cli_who())
     if not changed:
         err.print(

@@ -94,8 +94,20 @@ def _remove(
     from ..accounts import home_url, open_accounts
 
     who = cli_who()
-    # the audit log opens first: if it cannot be written, nothing is removed unrecorded
+    # the intent (the plan) is written first: if the audit log cannot be written, nothing is
+    # removed; if the removal then stops midway, the log still says what was about to go
     with open_accounts(home_url(config.archive.home)) as accounts:
+        accounts.record(
+            who,
+            "local",
+            f"message.{why}.intent",
+            {
+                **detail,
+                "reason": reason,
+                "remove": [{"id": r.id, "sha256": r.sha256} for r in plan.remove],
+                "held": [r.id for r, _holds in plan.held],
+            },
+        )
         with progress(len(plan.remove), "messages", "removing") as advance:
             outcome = remove(
                 archive, plan.remove, why=why, reason=reason, who=who, progress=advance
