@@ -580,13 +580,19 @@ class SqliteCatalog:
         self, conn: sqlite3.Connection, r: Removal, seal: TombstoneSealer, result: RemoveResult
     ) -> None:
         row = conn.execute(
-            "SELECT sha256, size FROM messages WHERE id = ?", (r.message,)
+            "SELECT sha256, size, retain_until FROM messages WHERE id = ?", (r.message,)
         ).fetchone()
         if row is None:
             result.gone.append(r.message)
             return
         if conn.execute(_ACTIVE_HOLD, (r.message,)).fetchone() is not None:
             result.held.append(r.message)  # held since the caller looked: never removed
+            return
+        if r.expired_before is not None and (row[2] is None or int(row[2]) > _ts(r.expired_before)):
+            # a purge planned before the retention was extended, or before the same bytes
+            # arrived again (and Postfix was told they are kept): checked here, under the
+            # write lock, so no such change can slip in between the check and the delete
+            result.retained.append(r.message)
             return
         sha, size = str(row[0]), int(row[1])
         envelopes = [

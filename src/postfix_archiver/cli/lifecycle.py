@@ -98,7 +98,13 @@ def _remove(
     with open_accounts(home_url(config.archive.home)) as accounts:
         with progress(len(plan.remove), "messages", "removing") as advance:
             outcome = remove(
-                archive, plan.remove, why=why, reason=reason, who=who, progress=advance
+                archive,
+                plan.remove,
+                why=why,
+                reason=reason,
+                who=who,
+                progress=advance,
+                expired_before=plan.expired_before,
             )
         accounts.record(
             who,
@@ -110,6 +116,7 @@ def _remove(
                 "removed": [{"id": r.id, "sha256": r.sha256, "tombstone": seq}
                             for r, seq in outcome.removed],
                 "held": [r.id for r, _holds in plan.held] + [r.id for r in outcome.held],
+                "retention_changed": [r.id for r in outcome.retained],
             },
         )  # fmt: skip
     return outcome
@@ -151,9 +158,13 @@ def _show_outcome(plan: Plan, outcome: Outcome, as_json: bool, verb: str) -> Non
     _show_held(plan)
     for row in outcome.held:
         out.print(f"kept (a hold was placed meanwhile): message {row.id}", markup=False)
+    for row in outcome.retained:
+        out.print(f"kept (retention changed meanwhile): message {row.id}", markup=False)
     err.print(
         f"{verb} {len(outcome.removed)} messages, {len(plan.held) + len(outcome.held)} kept "
-        f"because held; {outcome.blobs_deleted} blobs deleted"
+        "because held"
+        + (f", {len(outcome.retained)} because their retention changed" if outcome.retained else "")
+        + f"; {outcome.blobs_deleted} blobs deleted"
         + ("; the full-text index was rebuilt" if outcome.reindexed else ""),
         markup=False,
     )

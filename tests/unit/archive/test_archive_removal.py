@@ -225,6 +225,39 @@ def test_purge_removes_expired_mail_but_never_held_mail(tmp_path: Path) -> None:
         assert plan_erase(archive, "report").remove == [archive.get(fresh)]
 
 
+def test_a_purge_keeps_mail_whose_retention_changed_after_the_plan(tmp_path: Path) -> None:
+    """A long purge works from a list made at its start: a message whose retention is
+    extended meanwhile, or whose bytes arrive again (Postfix was told 250), must stay."""
+    config = make_config(tmp_path / "home", 'retention = "30d"\n')
+    old = T0 - timedelta(days=400)
+    with Archive(config) as archive:
+        again = archive.ingest(GOING, envelope(1, old)).id
+        extended = archive.ingest(SECRET, envelope(2, old)).id
+        expired = archive.ingest(KEPT, envelope(3, old)).id
+        plan = plan_purge(archive)
+        assert [r.id for r in plan.remove] == [again, extended, expired]
+        # after the plan: the same bytes are accepted again, and an admin extends one
+        assert archive.ingest(GOING, envelope(4, datetime.now(UTC))).id == again
+        archive.catalog.set_retain_until([(extended, datetime.now(UTC) + timedelta(days=3650))])
+        outcome = remove(
+            archive,
+            plan.remove,
+            why=PURGE,
+            reason="retention expired",
+            who="w",
+            expired_before=plan.expired_before,
+        )
+        assert [r.id for r, _ in outcome.removed] == [expired]
+        assert [r.id for r in outcome.retained] == [again, extended]
+        changed = outcome.to_json()["retention_changed"]
+        assert [r["id"] for r in changed] == [again, extended]  # type: ignore[attr-defined]
+        assert archive.raw(again) == GOING
+        assert len(archive.catalog.envelopes(again)) == 2  # the new arrival's envelope too
+        assert archive.raw(extended) == SECRET
+        assert archive.catalog.get(expired) is None
+        assert verify(archive).ok
+
+
 def test_an_index_made_before_signatures_is_rebuilt_not_corrupted(config: Config) -> None:
     ids = populate(config)
     db = sqlite3.connect(config.archive.home / "catalog.sqlite")
