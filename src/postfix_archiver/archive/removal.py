@@ -53,13 +53,16 @@ class Plan:
 class Outcome:
     """What a removal did: the messages removed (with their tombstone's event number), those
     kept because a hold came meanwhile, those a purge kept because their retention was
-    extended meanwhile, and the blobs deleted from the store."""
+    extended meanwhile, and the blobs deleted from the store. ``logs_kept``: the SQLite files
+    whose write-ahead log a reader in another process kept from being cut, so it may still
+    hold removed data (the next purge or erase cuts it)."""
 
     removed: list[tuple[MessageRow, int]] = field(default_factory=list)
     held: list[MessageRow] = field(default_factory=list)
     retained: list[MessageRow] = field(default_factory=list)
     blobs_deleted: int = 0
     reindexed: bool = False
+    logs_kept: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -68,6 +71,7 @@ class Outcome:
             "retention_changed": [_summary(r) for r in self.retained],
             "blobs_deleted": self.blobs_deleted,
             "index_rebuilt": self.reindexed,
+            "logs_not_cleared": self.logs_kept,
         }
 
 
@@ -164,6 +168,9 @@ def remove(
         outcome.blobs_deleted += finish_pending(archive)
         if progress:
             progress(len(chunk))
+    # each batch tried to cut the logs without waiting; now wait a little for readers, and
+    # say so if one still holds a log: the removal is not complete until it is cut
+    outcome.logs_kept = archive.catalog.truncate_logs() + archive.store.truncate_logs()
     return outcome
 
 

@@ -147,6 +147,12 @@ class Catalog(Protocol):
         nothing is removed."""
         ...
 
+    def truncate_logs(self) -> list[str]:
+        """Cut the catalog's write-ahead log (after a removal it may still hold the removed
+        rows' old pages), waiting a few seconds for readers to leave it; returns the file
+        whose log a reader (another process) still keeps, to report; empty when done."""
+        ...
+
     def blob_epoch(self) -> int:
         """A number that grows whenever removals delete blobs. An arrival staged at epoch N
         (``NewArrival.blob_epoch``) is refused by ``add_batch`` (``CatalogError``: retry) if

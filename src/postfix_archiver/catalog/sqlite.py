@@ -22,6 +22,7 @@ from ..errors import CatalogError
 from ..message import normalize_message_id
 from ..search import Field, Node, Text
 from ..sqlite_db import (
+    TRUNCATE_WAITS,
     PerThread,
     SchemaTooNew,
     connect_durable,
@@ -29,6 +30,7 @@ from ..sqlite_db import (
     is_busy,
     migrate,
     schema_version,
+    truncate_wal,
     write_transaction,
 )
 from .compile import Compiler, like_escape
@@ -654,12 +656,21 @@ class SqliteCatalog:
             _index(conn, "", int(message), entry(int(message), str(sha)))
         conn.execute("UPDATE messages SET indexed_with = ?", (signature,))
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, waits: Sequence[float] = ()) -> bool:
         # the log still holds the removed rows' old pages until it is written back and cut
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if truncate_wal(conn, waits):
+                return True
+            log.warning("catalog %s: WAL still in use by a reader, not truncated yet", self.path)
         except sqlite3.Error as exc:
             log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
+        return False
+
+    def truncate_logs(self) -> list[str]:
+        if self.readonly:
+            return []
+        with self._write_lock:
+            return [] if self._checkpoint(self._write_conn(), TRUNCATE_WAITS) else [str(self.path)]
 
     def blob_epoch(self) -> int:
         return int(self._query("SELECT coalesce(max(seq), 0) FROM deleted_blobs")[0][0])

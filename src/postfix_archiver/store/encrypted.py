@@ -239,6 +239,9 @@ class EncryptedStore:
         """The sealed blobs and any plain copy from before encryption (not yet rewrapped)."""
         self.inner.delete_many([name for key in keys for name in (self.stored_name(key), key)])
 
+    def truncate_logs(self) -> list[str]:
+        return self.inner.truncate_logs()
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Plain names, found by opening every blob of the kinds ``prefix`` covers."""
         kind, slash, _rest = prefix.partition("/")
