@@ -167,8 +167,11 @@ class Catalog(Protocol):
     def release_blobs(self, delete: Callable[[list[tuple[str, str]]], None]) -> int:
         """Calls ``delete`` with the pending blobs no message references (again), in
         batches, each under the catalog's write lock (so no arrival can start using one
-        meanwhile), then forgets them; returns how many were deleted. If ``delete`` raises,
-        the batch stays pending."""
+        meanwhile), then forgets them; returns how many were deleted. The deletion is
+        recorded durably before ``delete`` is called: whatever happens to the process after
+        that, ``add_batch`` refuses (``CatalogError``: retry) an arrival that needs one of
+        those blobs until a later call has finished the batch. If ``delete`` raises, the
+        batch stays pending."""
         ...
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...

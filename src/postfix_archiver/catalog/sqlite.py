@@ -213,6 +213,12 @@ _ACTIVE_HOLD = (
     "WHERE mh.message = ? AND h.released_at IS NULL LIMIT 1"
 )
 _PART_USED = "SELECT 1 FROM message_parts WHERE sha256 = ? LIMIT 1"
+# a blob whose deletion is recorded (``release_blobs`` step 1) but not yet done: still pending
+_IN_FLIGHT = (
+    "SELECT 1 FROM removed_blobs r WHERE ((r.kind = 'message' AND r.sha256 = ?) "
+    "OR (r.kind = 'part' AND r.sha256 IN ({marks}))) AND EXISTS (SELECT 1 FROM deleted_blobs d "
+    "WHERE d.kind = r.kind AND d.sha256 = r.sha256) LIMIT 1"
+)
 
 _MESSAGE_COLUMNS = (
     "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
@@ -482,6 +488,17 @@ class SqliteCatalog:
         ).fetchone()
         if deleted is not None:
             raise CatalogError(f"a blob of message {a.sha256} was removed while it arrived: retry")
+        parts = [p.sha256 for p in a.parts]
+        in_flight = conn.execute(
+            _IN_FLIGHT.format(marks=",".join("?" * len(parts))), (a.sha256, *parts)
+        ).fetchone()
+        if in_flight is not None:
+            # a deletion was recorded and has not finished (under way, or interrupted: the
+            # next purge or erase finishes it): the blob may be gone or about to go
+            raise CatalogError(
+                f"a blob of message {a.sha256} is being removed: retry (a purge or erase "
+                "interrupted while deleting blobs is finished by running `purge` again)"
+            )
 
     def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
         def show(addrs: Sequence[object]) -> str:
@@ -683,13 +700,17 @@ class SqliteCatalog:
 
     def release_blobs(self, delete: Callable[[list[BlobRef]], None], *, batch: int = 200) -> int:
         count = 0
+        insert = "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)"
         with self._write_lock:
             conn = self._write_conn()
             while True:
                 try:
+                    # 1. the intent, committed before any blob goes: however the deletion
+                    # ends (an error, a kill), an arrival that needs one of these blobs and
+                    # was staged before this commit finds it (seq above its epoch), and one
+                    # staged after it finds the blob still pending (``_IN_FLIGHT``); both
+                    # fail (temporarily) instead of recording a message without its blobs
                     with write_transaction(conn):
-                        # under the write lock: no arrival can commit a reference to a blob
-                        # between the check and the delete
                         refs = [
                             (str(r[0]), str(r[1]))
                             for r in conn.execute(
@@ -699,15 +720,20 @@ class SqliteCatalog:
                         if not refs:
                             return count
                         unused = [ref for ref in refs if not self._referenced(conn, ref)]
-                        delete(unused)
-                        # an arrival staged before this reused or stored one of them: its
-                        # commit finds them here and fails (temporarily) instead of
-                        # recording a message without its blobs
+                        conn.executemany(insert, unused)
+                        # used again by mail that arrived since: kept, nothing to do
                         conn.executemany(
-                            "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)", unused
+                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?",
+                            [ref for ref in refs if ref not in unused],
                         )
+                    # 2. the deletion, under the write lock (no arrival commits meanwhile);
+                    # recorded again, so an arrival staged between 1 and 2 is refused too
+                    with write_transaction(conn):
+                        unused = [ref for ref in unused if not self._referenced(conn, ref)]
+                        delete(unused)
+                        conn.executemany(insert, unused)
                         conn.executemany(
-                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", refs
+                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", unused
                         )
                         count += len(unused)
                 except sqlite3.Error as exc:

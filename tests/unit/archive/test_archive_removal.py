@@ -341,6 +341,64 @@ def test_an_arrival_staged_before_a_removal_never_commits_without_its_blobs(
         assert verify(archive).ok
 
 
+CRASH_MIDWAY = """
+import os, signal, sys
+from postfix_archiver.archive import Archive
+from postfix_archiver.archive.removal import ERASE, remove
+from postfix_archiver.config import load_config
+from postfix_archiver.store.fs import FileStore
+
+delete_many = FileStore.delete_many
+
+def delete_then_die(self, keys):
+    delete_many(self, keys)  # the blobs are gone ...
+    os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before its commit
+
+FileStore.delete_many = delete_then_die
+with Archive(load_config(sys.argv[1])) as archive:
+    remove(archive, [archive.get(int(sys.argv[2]))], why=ERASE, reason="r", who="w")
+print("survived")
+"""
+
+
+def test_an_arrival_staged_before_a_blob_deletion_killed_midway_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The deletion's record must be durable before the first blob goes: a process killed
+    after deleting must not leave an arrival staged earlier free to commit without them."""
+    home = tmp_path / "home"
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[archive]\nhome = "{home}"\n')
+    config = make_config(home)
+    ids = populate(config)
+    with Archive(config) as archive:
+        staged = archive.stage(REUSER, envelope(7))  # reuses the secret's part, still there
+        assert f"p/{sha(SECRET_PART)}" not in dict(staged.blobs)
+        archive.store_staged([staged])
+        proc = subprocess.run(
+            [sys.executable, "-c", CRASH_MIDWAY, str(config_path), str(ids["secret"])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert not archive.store.exists(f"p/{sha(SECRET_PART)}")
+        with pytest.raises(CatalogError, match="removed while it arrived"):
+            archive.ingester.submit_staged(staged).result(timeout=30)
+        assert archive.catalog.find_sha(sha(REUSER)) is None
+        # staged after the kill (the part is gone: stored again), it waits for the
+        # deletion to be finished, which the next purge or erase does first
+        later = archive.stage(REUSER, envelope(8))
+        archive.store_staged([later])
+        with pytest.raises(CatalogError, match="being removed"):
+            archive.ingester.submit_staged(later).result(timeout=30)
+        assert finish_pending(archive) == 2
+        again = archive.ingest(REUSER, envelope(9)).id
+        assert archive.raw(again) == REUSER
+        assert verify(archive).ok
+
+
 def test_erasure_removes_the_sealed_blobs_of_an_encrypted_archive(tmp_path: Path) -> None:
     """With encryption on, blobs live under keyed names: erasure must still find and delete
     them, and keep the sealed attachment that kept mail shares."""
