@@ -7,6 +7,7 @@ parameters.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -145,6 +146,11 @@ class Catalog(Protocol):
         backend leaves no copy of removed rows in its files: freed space is zeroed and
         logs are written back and cut. A locked catalog raises ``CatalogError`` and
         nothing is removed."""
+        ...
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Holds the catalog's write lock (across processes) for the block: no removal
+        deletes blobs and no arrival commits meanwhile; keep the block short."""
         ...
 
     def truncate_logs(self) -> list[str]:

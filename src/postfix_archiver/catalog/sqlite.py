@@ -683,6 +683,15 @@ class SqliteCatalog:
             log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
         return False
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._write_lock:
+            try:
+                with write_transaction(self._write_conn()):
+                    yield
+            except sqlite3.Error as exc:
+                raise self._write_error(exc, "nothing was changed") from exc
+
     def truncate_logs(self) -> list[str]:
         if self.readonly:
             return []

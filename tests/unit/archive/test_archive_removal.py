@@ -36,6 +36,7 @@ from postfix_archiver.archive.removal import (
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import CatalogError
+from postfix_archiver.store.encrypted import EncryptedStore, rewrap
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 BODY_MARK = b"qqzxbodymarker4417"
@@ -422,3 +423,39 @@ def test_erasure_removes_the_sealed_blobs_of_an_encrypted_archive(tmp_path: Path
         report = verify(archive)
     assert report.ok, report.problems
     assert len(report.removed) == 1
+
+
+def test_rewrap_never_writes_back_a_blob_erased_after_it_read_it(tmp_path: Path) -> None:
+    """``keys rewrap`` reads a blob, seals it, and writes it later with its batch: a blob
+    erased in between must stay erased, not come back sealed."""
+    home = tmp_path / "home"
+    ids = populate(make_config(home))  # plain blobs, from before encryption
+    keys = tmp_path / "etc" / "archive.keys"
+    config = make_config(home, f'encryption = "aes-256-gcm"\nkey_file = "{keys}"\n')
+    init_keys(config)
+    part = f"p/{sha(SECRET_PART)}"
+    with Archive(config) as archive:
+        store = archive.store
+        assert isinstance(store, EncryptedStore)
+        erased: list[int] = []
+
+        def erase_once(blob: bytes) -> bool:
+            # the part has just been read (and is about to be sealed): the erasure comes now
+            if not erased:
+                row = archive.get(ids["secret"])
+                outcome = remove(archive, [row], why=ERASE, reason="request", who="w")
+                erased.extend(r.id for r, _ in outcome.removed)
+            return True
+
+        report = rewrap(
+            store,
+            is_plain=erase_once,
+            names=[part, f"m/{sha(SECRET)}", f"m/{sha(KEPT)}"],
+            guard=archive.catalog.writing,
+        )
+        assert erased == [ids["secret"]]
+        assert not store.exists(part)
+        assert not store.exists(f"m/{sha(SECRET)}")
+        assert store.stored_name(part) not in set(store.inner.keys())
+        assert archive.raw(ids["kept"]) == KEPT  # the kept message is sealed as usual
+        assert report.damaged == []
