@@ -68,6 +68,35 @@ def is_busy(exc: BaseException | None) -> bool:
     return False
 
 
+# how long a removal waits, in all, for readers to leave a log before it reports the log as
+# not cut yet: a reader's snapshot is normally one query or one page of the web UI
+TRUNCATE_WAITS = (0.1, 0.3, 1.0, 2.0)
+
+
+def truncate_wal(conn: sqlite3.Connection, waits: Sequence[float] = ()) -> bool:
+    """Write the log back into the database file and cut it to nothing; True when done.
+    A reader in another process still on the log (a long ``web`` request, a backup, a
+    ``sqlite3`` shell) keeps it (result row ``(1, ...)``, or a "locked" error): tried again
+    after each of ``waits`` seconds. Each try waits for no lock itself, so a removal is not
+    stalled for the connection's whole busy timeout per batch."""
+    normal = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        for wait in (0.0, *waits):
+            time.sleep(wait)
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                continue
+            if busy == 0:
+                return True
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={normal}")
+
+
 @contextlib.contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception. Under ``deadline``,

@@ -123,6 +123,53 @@ def test_purge_removes_expired_keeps_held_and_is_audited(home: Path) -> None:
     )
 
 
+def wal_size(database: Path) -> int:
+    wal = Path(f"{database}-wal")  # the last connection to close removes it
+    return wal.stat().st_size if wal.exists() else 0
+
+
+READER = """
+import sqlite3, sys
+conns = [sqlite3.connect(path, isolation_level=None) for path in sys.argv[1:]]
+for conn in conns:  # a read transaction each, as a long web request or a backup holds
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+print("reading", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_log_a_reader_keeps_from_being_cut_fails_the_purge_until_rerun(home: Path) -> None:
+    """The removed rows' old pages stay in a WAL a reader keeps: the purge must say so (and
+    fail) rather than call the erasure done, and a rerun once the reader is gone cuts it."""
+    catalog, pack = home / "catalog.sqlite", home / "blobs" / "packed.sqlite"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(catalog), str(pack)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == "reading\n"
+        result = run(home, "purge", "--json")
+        assert result.returncode == 1, result.stderr
+        assert "purge is done, but the write-ahead log" in result.stderr
+        assert "run `postfix-archiver purge` again" in result.stderr
+        assert json.loads(result.stdout)["logs_not_cleared"] == [str(catalog), str(pack)]
+        assert ids(home) == [3]  # the removal itself is done
+        assert wal_size(catalog) > 0
+        assert wal_size(pack) > 0
+    finally:
+        reader.communicate("\n", timeout=30)
+    again = run(home, "purge")
+    assert again.returncode == 0, again.stderr
+    assert wal_size(catalog) == wal_size(pack) == 0
+    with open_accounts(home_url(home), create=False) as accounts:
+        _total, entries = accounts.audit(action="message.purge")
+    assert sorted(e.detail["logs_not_cleared"] for e in entries) == [[], [str(catalog), str(pack)]]
+
+
 def test_erase_refuses_held_mail_naming_message_and_hold(home: Path) -> None:
     hold(home, 2)
     before = snapshot(home)

@@ -47,7 +47,15 @@ def rewrap_archive(
     """Seal every blob of ``archive`` (or the ``names`` listed by ``stored_names``) with the
     current key; see ``store.encrypted.rewrap``."""
     store = _encrypted(archive)
-    return rewrap(store, progress, is_plain=lambda blob: blob[:4] == ZSTD_MAGIC, names=names)
+    return rewrap(
+        store,
+        progress,
+        is_plain=lambda blob: blob[:4] == ZSTD_MAGIC,
+        names=names,
+        # removals delete blobs under the catalog's write lock: none can slip in between
+        # a batch's check that its blobs are still there and its writes
+        guard=archive.catalog.writing,
+    )
 
 
 def _encrypted(archive: Archive) -> EncryptedStore:

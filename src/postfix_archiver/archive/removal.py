@@ -39,6 +39,8 @@ class Plan:
 
     remove: list[MessageRow] = field(default_factory=list)
     held: list[tuple[MessageRow, list[str]]] = field(default_factory=list)
+    # a purge's: what "expired" meant when planned, checked again as each message goes
+    expired_before: datetime | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,19 +52,26 @@ class Plan:
 @dataclass
 class Outcome:
     """What a removal did: the messages removed (with their tombstone's event number), those
-    kept because a hold came meanwhile, and the blobs deleted from the store."""
+    kept because a hold came meanwhile, those a purge kept because their retention was
+    extended meanwhile, and the blobs deleted from the store. ``logs_kept``: the SQLite files
+    whose write-ahead log a reader in another process kept from being cut, so it may still
+    hold removed data (the next purge or erase cuts it)."""
 
     removed: list[tuple[MessageRow, int]] = field(default_factory=list)
     held: list[MessageRow] = field(default_factory=list)
+    retained: list[MessageRow] = field(default_factory=list)
     blobs_deleted: int = 0
     reindexed: bool = False
+    logs_kept: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
             "removed": [{**_summary(r), "tombstone": seq} for r, seq in self.removed],
             "held_meanwhile": [_summary(r) for r in self.held],
+            "retention_changed": [_summary(r) for r in self.retained],
             "blobs_deleted": self.blobs_deleted,
             "index_rebuilt": self.reindexed,
+            "logs_not_cleared": self.logs_kept,
         }
 
 
@@ -78,7 +87,10 @@ def _summary(row: MessageRow) -> dict[str, object]:
 
 def plan_purge(archive: Archive, now: datetime | None = None) -> Plan:
     """Messages past their retention date: removed unless held."""
-    return _plan(archive, list(archive.catalog.expired(now or datetime.now(UTC))))
+    now = now or datetime.now(UTC)
+    plan = _plan(archive, list(archive.catalog.expired(now)))
+    plan.expired_before = now
+    return plan
 
 
 def plan_erase(archive: Archive, query: str) -> Plan:
@@ -116,8 +128,11 @@ def remove(
     reason: str,
     who: str,
     progress: Callable[[int], None] | None = None,
+    expired_before: datetime | None = None,
 ) -> Outcome:
-    """Remove ``rows`` for good (see the module docstring); returns what was done."""
+    """Remove ``rows`` for good (see the module docstring); returns what was done. A purge
+    gives ``expired_before`` (``Plan.expired_before``): a message whose retention now ends
+    later (extended, or the same bytes arrived again since the plan) is kept, not removed."""
     outcome = Outcome(blobs_deleted=finish_pending(archive))
     when = datetime.now(UTC)
     limit = archive.config.archive.index_limit
@@ -133,6 +148,7 @@ def remove(
                 clean_text(who),
                 when,
                 _entry(archive, r.sha256, limit) if signatures.get(r.id) == signature else None,
+                expired_before,
             )
             for r in chunk
         ]
@@ -148,9 +164,13 @@ def remove(
         by_id = {r.id: r for r in chunk}
         outcome.removed += [(by_id[m], seq) for m, seq in result.removed.items()]
         outcome.held += [by_id[m] for m in result.held]
+        outcome.retained += [by_id[m] for m in result.retained]
         outcome.blobs_deleted += finish_pending(archive)
         if progress:
             progress(len(chunk))
+    # each batch tried to cut the logs without waiting; now wait a little for readers, and
+    # say so if one still holds a log: the removal is not complete until it is cut
+    outcome.logs_kept = archive.catalog.truncate_logs() + archive.store.truncate_logs()
     return outcome
 
 

@@ -7,6 +7,7 @@ parameters.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -151,6 +152,17 @@ class Catalog(Protocol):
         nothing is removed."""
         ...
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Holds the catalog's write lock (across processes) for the block: no removal
+        deletes blobs and no arrival commits meanwhile; keep the block short."""
+        ...
+
+    def truncate_logs(self) -> list[str]:
+        """Cut the catalog's write-ahead log (after a removal it may still hold the removed
+        rows' old pages), waiting a few seconds for readers to leave it; returns the file
+        whose log a reader (another process) still keeps, to report; empty when done."""
+        ...
+
     def blob_epoch(self) -> int:
         """A number that grows whenever removals delete blobs. An arrival staged at epoch N
         (``NewArrival.blob_epoch``) is refused by ``add_batch`` (``CatalogError``: retry) if
@@ -165,8 +177,11 @@ class Catalog(Protocol):
     def release_blobs(self, delete: Callable[[list[tuple[str, str]]], None]) -> int:
         """Calls ``delete`` with the pending blobs no message references (again), in
         batches, each under the catalog's write lock (so no arrival can start using one
-        meanwhile), then forgets them; returns how many were deleted. If ``delete`` raises,
-        the batch stays pending."""
+        meanwhile), then forgets them; returns how many were deleted. The deletion is
+        recorded durably before ``delete`` is called: whatever happens to the process after
+        that, ``add_batch`` refuses (``CatalogError``: retry) an arrival that needs one of
+        those blobs until a later call has finished the batch. If ``delete`` raises, the
+        batch stays pending."""
         ...
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...

@@ -99,7 +99,9 @@ Sealer = Callable[[ChainEvent | None, NewArrival], ChainEvent]
 @dataclass(frozen=True, slots=True)
 class Removal:
     """One message to remove: why (``purge`` or ``erase``), the reason given, by whom, when;
-    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt)."""
+    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt).
+    ``expired_before`` (a purge): removed only if its ``retain_until`` is still this time or
+    earlier when the removal commits; its retention may have been extended since the plan."""
 
     message: int
     why: str
@@ -107,6 +109,7 @@ class Removal:
     who: str
     when: datetime
     index: IndexEntry | None
+    expired_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +132,15 @@ TombstoneSealer = Callable[[ChainEvent, Removed], tuple[ChainEvent, dict[str, ob
 @dataclass(frozen=True, slots=True)
 class RemoveResult:
     """``removed``: the ids removed, each with its tombstone's sequence number; ``held``: ids
-    skipped because a hold appeared; ``gone``: ids no longer there (removed meanwhile)."""
+    skipped because a hold appeared; ``gone``: ids no longer there (removed meanwhile);
+    ``retained``: ids skipped because their retention no longer expires by
+    ``Removal.expired_before`` (extended, or the same bytes arrived again)."""
 
     removed: dict[int, int]
     held: list[int]
     gone: list[int]
     blobs: list[str]  # blob keys no kept message references: to delete from the store
+    retained: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

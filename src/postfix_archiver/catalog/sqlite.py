@@ -22,6 +22,7 @@ from ..errors import CatalogError
 from ..message import normalize_message_id
 from ..search import Field, Node, Text
 from ..sqlite_db import (
+    TRUNCATE_WAITS,
     PerThread,
     SchemaTooNew,
     connect_durable,
@@ -29,6 +30,7 @@ from ..sqlite_db import (
     is_busy,
     migrate,
     schema_version,
+    truncate_wal,
     write_transaction,
 )
 from .compile import Compiler, like_escape
@@ -211,6 +213,12 @@ _ACTIVE_HOLD = (
     "WHERE mh.message = ? AND h.released_at IS NULL LIMIT 1"
 )
 _PART_USED = "SELECT 1 FROM message_parts WHERE sha256 = ? LIMIT 1"
+# a blob whose deletion is recorded (``release_blobs`` step 1) but not yet done: still pending
+_IN_FLIGHT = (
+    "SELECT 1 FROM removed_blobs r WHERE ((r.kind = 'message' AND r.sha256 = ?) "
+    "OR (r.kind = 'part' AND r.sha256 IN ({marks}))) AND EXISTS (SELECT 1 FROM deleted_blobs d "
+    "WHERE d.kind = r.kind AND d.sha256 = r.sha256) LIMIT 1"
+)
 
 _MESSAGE_COLUMNS = (
     "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
@@ -485,6 +493,17 @@ class SqliteCatalog:
         ).fetchone()
         if deleted is not None:
             raise CatalogError(f"a blob of message {a.sha256} was removed while it arrived: retry")
+        parts = [p.sha256 for p in a.parts]
+        in_flight = conn.execute(
+            _IN_FLIGHT.format(marks=",".join("?" * len(parts))), (a.sha256, *parts)
+        ).fetchone()
+        if in_flight is not None:
+            # a deletion was recorded and has not finished (under way, or interrupted: the
+            # next purge or erase finishes it): the blob may be gone or about to go
+            raise CatalogError(
+                f"a blob of message {a.sha256} is being removed: retry (a purge or erase "
+                "interrupted while deleting blobs is finished by running `purge` again)"
+            )
 
     def _insert_message(self, conn: sqlite3.Connection, a: NewArrival) -> int:
         def show(addrs: Sequence[object]) -> str:
@@ -585,7 +604,9 @@ class SqliteCatalog:
         self, conn: sqlite3.Connection, r: Removal, seal: TombstoneSealer, result: RemoveResult
     ) -> None:
         row = (
-            conn.execute("SELECT sha256, size FROM messages WHERE id = ?", (r.message,)).fetchone()
+            conn.execute(
+                "SELECT sha256, size, retain_until FROM messages WHERE id = ?", (r.message,)
+            ).fetchone()
             if _storable(r.message)
             else None
         )
@@ -594,6 +615,12 @@ class SqliteCatalog:
             return
         if conn.execute(_ACTIVE_HOLD, (r.message,)).fetchone() is not None:
             result.held.append(r.message)  # held since the caller looked: never removed
+            return
+        if r.expired_before is not None and (row[2] is None or int(row[2]) > _ts(r.expired_before)):
+            # a purge planned before the retention was extended, or before the same bytes
+            # arrived again (and Postfix was told they are kept): checked here, under the
+            # write lock, so no such change can slip in between the check and the delete
+            result.retained.append(r.message)
             return
         sha, size = str(row[0]), int(row[1])
         envelopes = [
@@ -655,12 +682,30 @@ class SqliteCatalog:
             _index(conn, "", int(message), entry(int(message), str(sha)))
         conn.execute("UPDATE messages SET indexed_with = ?", (signature,))
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, waits: Sequence[float] = ()) -> bool:
         # the log still holds the removed rows' old pages until it is written back and cut
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if truncate_wal(conn, waits):
+                return True
+            log.warning("catalog %s: WAL still in use by a reader, not truncated yet", self.path)
         except sqlite3.Error as exc:
             log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
+        return False
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._write_lock:
+            try:
+                with write_transaction(self._write_conn()):
+                    yield
+            except sqlite3.Error as exc:
+                raise self._write_error(exc, "nothing was changed") from exc
+
+    def truncate_logs(self) -> list[str]:
+        if self.readonly:
+            return []
+        with self._write_lock:
+            return [] if self._checkpoint(self._write_conn(), TRUNCATE_WAITS) else [str(self.path)]
 
     def blob_epoch(self) -> int:
         return int(self._query("SELECT coalesce(max(seq), 0) FROM deleted_blobs")[0][0])
@@ -673,13 +718,17 @@ class SqliteCatalog:
 
     def release_blobs(self, delete: Callable[[list[BlobRef]], None], *, batch: int = 200) -> int:
         count = 0
+        insert = "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)"
         with self._write_lock:
             conn = self._write_conn()
             while True:
                 try:
+                    # 1. the intent, committed before any blob goes: however the deletion
+                    # ends (an error, a kill), an arrival that needs one of these blobs and
+                    # was staged before this commit finds it (seq above its epoch), and one
+                    # staged after it finds the blob still pending (``_IN_FLIGHT``); both
+                    # fail (temporarily) instead of recording a message without its blobs
                     with write_transaction(conn):
-                        # under the write lock: no arrival can commit a reference to a blob
-                        # between the check and the delete
                         refs = [
                             (str(r[0]), str(r[1]))
                             for r in conn.execute(
@@ -689,15 +738,20 @@ class SqliteCatalog:
                         if not refs:
                             return count
                         unused = [ref for ref in refs if not self._referenced(conn, ref)]
-                        delete(unused)
-                        # an arrival staged before this reused or stored one of them: its
-                        # commit finds them here and fails (temporarily) instead of
-                        # recording a message without its blobs
+                        conn.executemany(insert, unused)
+                        # used again by mail that arrived since: kept, nothing to do
                         conn.executemany(
-                            "INSERT INTO deleted_blobs (kind, sha256) VALUES (?, ?)", unused
+                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?",
+                            [ref for ref in refs if ref not in unused],
                         )
+                    # 2. the deletion, under the write lock (no arrival commits meanwhile);
+                    # recorded again, so an arrival staged between 1 and 2 is refused too
+                    with write_transaction(conn):
+                        unused = [ref for ref in unused if not self._referenced(conn, ref)]
+                        delete(unused)
+                        conn.executemany(insert, unused)
                         conn.executemany(
-                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", refs
+                            "DELETE FROM removed_blobs WHERE kind = ? AND sha256 = ?", unused
                         )
                         count += len(unused)
                 except sqlite3.Error as exc:

@@ -51,6 +51,7 @@ def purge(config_path: str | None, dry_run: bool, as_json: bool) -> None:
         plan = plan_purge(archive)
         outcome = _remove(config, archive, plan, PURGE, "retention expired", {})
     _show_outcome(plan, outcome, as_json, "purged")
+    _check_logs(outcome, "purge")
 
 
 @click.command(context_settings=QUERY_ARGS)
@@ -86,6 +87,7 @@ def erase(
             return
         outcome = _remove(config, archive, plan, ERASE, why, {"query": text})
     _show_outcome(plan, outcome, as_json, "erased")
+    _check_logs(outcome, "erasure")
 
 
 def _remove(
@@ -110,7 +112,13 @@ def _remove(
         )
         with progress(len(plan.remove), "messages", "removing") as advance:
             outcome = remove(
-                archive, plan.remove, why=why, reason=reason, who=who, progress=advance
+                archive,
+                plan.remove,
+                why=why,
+                reason=reason,
+                who=who,
+                progress=advance,
+                expired_before=plan.expired_before,
             )
         accounts.record(
             who,
@@ -122,6 +130,8 @@ def _remove(
                 "removed": [{"id": r.id, "sha256": r.sha256, "tombstone": seq}
                             for r, seq in outcome.removed],
                 "held": [r.id for r, _holds in plan.held] + [r.id for r in outcome.held],
+                "retention_changed": [r.id for r in outcome.retained],
+                "logs_not_cleared": outcome.logs_kept,
             },
         )  # fmt: skip
     return outcome
@@ -163,12 +173,27 @@ def _show_outcome(plan: Plan, outcome: Outcome, as_json: bool, verb: str) -> Non
     _show_held(plan)
     for row in outcome.held:
         out.print(f"kept (a hold was placed meanwhile): message {row.id}", markup=False)
+    for row in outcome.retained:
+        out.print(f"kept (retention changed meanwhile): message {row.id}", markup=False)
     err.print(
         f"{verb} {len(outcome.removed)} messages, {len(plan.held) + len(outcome.held)} kept "
-        f"because held; {outcome.blobs_deleted} blobs deleted"
+        "because held"
+        + (f", {len(outcome.retained)} because their retention changed" if outcome.retained else "")
+        + f"; {outcome.blobs_deleted} blobs deleted"
         + ("; the full-text index was rebuilt" if outcome.reindexed else ""),
         markup=False,
     )
+
+
+def _check_logs(outcome: Outcome, what: str) -> None:
+    """A log a reader kept from being cut may still hold removed mail: not done yet."""
+    if outcome.logs_kept:
+        raise ArchiverError(
+            f"the {what} is done, but the write-ahead log of {', '.join(outcome.logs_kept)} "
+            "could not be cleared yet and may still hold removed data: another process is "
+            "reading it (the web server, a backup, a sqlite3 shell); close it, then run "
+            "`postfix-archiver purge` again to finish"
+        )
 
 
 COMMANDS = (purge, erase)

@@ -239,6 +239,9 @@ class EncryptedStore:
         """The sealed blobs and any plain copy from before encryption (not yet rewrapped)."""
         self.inner.delete_many([name for key in keys for name in (self.stored_name(key), key)])
 
+    def truncate_logs(self) -> list[str]:
+        return self.inner.truncate_logs()
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Plain names, found by opening every blob of the kinds ``prefix`` covers."""
         kind, slash, _rest = prefix.partition("/")
@@ -269,6 +272,7 @@ def rewrap(
     *,
     is_plain: Callable[[bytes], bool] = lambda blob: True,
     names: Sequence[str] | None = None,
+    guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> RewrapReport:
     """Seal every blob of ``store`` with its current key.
 
@@ -278,10 +282,12 @@ def rewrap(
     (one ``put_many``: one transaction of the pack for the lot). ``is_plain`` tells a blob
     from before encryption (the archive's are zstd frames) from a sealed one whose header was
     damaged, which is left alone. ``names``: the stored names to go through (default: all,
-    listed first so a progress bar knows the total).
+    listed first so a progress bar knows the total). ``guard``: held around each batch's
+    writes, to keep removals out (the archive's catalog write lock): a blob deleted since it
+    was read is not written back, so rewrap never brings back purged or erased mail.
     """
     report = RewrapReport()
-    batch = _Batch(store, progress)
+    batch = _Batch(store, progress, guard)
     current = store.keyring.current
     for stored in names if names is not None else list(store.inner.keys()):
         try:
@@ -298,16 +304,24 @@ def rewrap(
 class _Batch:
     """Writes of a rewrap made durable together, then the plain copies they replace deleted."""
 
-    def __init__(self, store: EncryptedStore, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        store: EncryptedStore,
+        progress: Callable[[int], None] | None,
+        guard: Callable[[], contextlib.AbstractContextManager[object]],
+    ) -> None:
         self.store = store
         self.progress = progress
+        self.guard = guard
         self.writes: list[tuple[str, bytes]] = []
+        self.sources: list[str] = []  # the name each write was read from, in order
         self.plain: list[str] = []
         self.size = 0
         self.done = 0
 
     def add(self, stored: str, sealed: bytes, plain: str | None = None) -> None:
         self.writes.append((stored, sealed))
+        self.sources.append(plain if plain is not None else stored)
         if plain is not None:
             self.plain.append(plain)
         self.size += len(sealed)
@@ -321,12 +335,19 @@ class _Batch:
             self.flush()
 
     def flush(self) -> None:
-        self.store.inner.put_many(self.writes)
+        inner = self.store.inner
+        with self.guard():
+            # a purge or an erasure may have deleted a blob since it was read: writing it
+            # back would bring removed mail back, so only what is still there is replaced
+            writes = [
+                w for w, src in zip(self.writes, self.sources, strict=True) if inner.exists(src)
+            ]
+            inner.put_many(writes)
         for name in self.plain:
-            self.store.inner.delete(name)
+            inner.delete(name)
         if self.progress and self.done:
             self.progress(self.done)
-        self.writes, self.plain, self.size, self.done = [], [], 0, 0
+        self.writes, self.sources, self.plain, self.size, self.done = [], [], [], 0, 0
 
 
 def _rewrap_one(

@@ -152,6 +152,9 @@ class FileStore:
         for directory in sorted(directories):
             _fsync_dir(directory)
 
+    def truncate_logs(self) -> list[str]:
+        return self._packed.truncate_logs()
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         yield from self._packed.keys(prefix)
         kinds = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []

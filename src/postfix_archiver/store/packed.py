@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..sqlite_db import PerThread, connect_durable, connect_readonly, is_busy, write_transaction
+from ..sqlite_db import (
+    TRUNCATE_WAITS,
+    PerThread,
+    connect_durable,
+    connect_readonly,
+    is_busy,
+    truncate_wal,
+    write_transaction,
+)
 
 log = logging.getLogger("postfix_archiver.store")
 
@@ -103,14 +111,27 @@ class PackedBlobs:
                         conn.execute("DELETE FROM blobs WHERE key = ?", (key,)).rowcount
                         for key in keys
                     )
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                cut = truncate_wal(conn)
             except sqlite3.Error as exc:
                 raise _error("delete from", self.path, exc) from exc
-            if busy:
-                # a reader in another process holds an old snapshot: the log is cut by
-                # the next checkpoint after it ends
+            if not cut:
+                # a reader in another process holds an old snapshot: ``truncate_logs``
+                # (the end of every removal) tries again, and reports it if it still cannot
                 log.warning("blob pack %s: WAL still in use, not truncated yet", self.path)
             return count
+
+    def truncate_logs(self) -> list[str]:
+        """Cut the log (which may still hold deleted blobs' old pages), waiting a few seconds
+        for readers to leave it; the file's path if one still keeps it."""
+        if self.readonly or not self.path.exists():
+            return []
+        with self._lock, self._use() as conn:
+            try:
+                if truncate_wal(conn, TRUNCATE_WAITS):
+                    return []
+            except sqlite3.Error as exc:
+                log.warning("blob pack %s: WAL not truncated: %s", self.path, exc)
+        return [str(self.path)]
 
     def keys(self, prefix: str) -> Iterator[str]:
         # a range on the primary key, not LIKE: '_' and '%' in a prefix stay literal

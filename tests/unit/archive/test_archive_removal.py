@@ -36,6 +36,7 @@ from postfix_archiver.archive.removal import (
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import CatalogError
+from postfix_archiver.store.encrypted import EncryptedStore, rewrap
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 BODY_MARK = b"qqzxbodymarker4417"
@@ -225,6 +226,39 @@ def test_purge_removes_expired_mail_but_never_held_mail(tmp_path: Path) -> None:
         assert plan_erase(archive, "report").remove == [archive.get(fresh)]
 
 
+def test_a_purge_keeps_mail_whose_retention_changed_after_the_plan(tmp_path: Path) -> None:
+    """A long purge works from a list made at its start: a message whose retention is
+    extended meanwhile, or whose bytes arrive again (Postfix was told 250), must stay."""
+    config = make_config(tmp_path / "home", 'retention = "30d"\n')
+    old = T0 - timedelta(days=400)
+    with Archive(config) as archive:
+        again = archive.ingest(GOING, envelope(1, old)).id
+        extended = archive.ingest(SECRET, envelope(2, old)).id
+        expired = archive.ingest(KEPT, envelope(3, old)).id
+        plan = plan_purge(archive)
+        assert [r.id for r in plan.remove] == [again, extended, expired]
+        # after the plan: the same bytes are accepted again, and an admin extends one
+        assert archive.ingest(GOING, envelope(4, datetime.now(UTC))).id == again
+        archive.catalog.set_retain_until([(extended, datetime.now(UTC) + timedelta(days=3650))])
+        outcome = remove(
+            archive,
+            plan.remove,
+            why=PURGE,
+            reason="retention expired",
+            who="w",
+            expired_before=plan.expired_before,
+        )
+        assert [r.id for r, _ in outcome.removed] == [expired]
+        assert [r.id for r in outcome.retained] == [again, extended]
+        changed = outcome.to_json()["retention_changed"]
+        assert [r["id"] for r in changed] == [again, extended]  # type: ignore[attr-defined]
+        assert archive.raw(again) == GOING
+        assert len(archive.catalog.envelopes(again)) == 2  # the new arrival's envelope too
+        assert archive.raw(extended) == SECRET
+        assert archive.catalog.get(expired) is None
+        assert verify(archive).ok
+
+
 def test_an_index_made_before_signatures_is_rebuilt_not_corrupted(config: Config) -> None:
     ids = populate(config)
     db = sqlite3.connect(config.archive.home / "catalog.sqlite")
@@ -308,6 +342,64 @@ def test_an_arrival_staged_before_a_removal_never_commits_without_its_blobs(
         assert verify(archive).ok
 
 
+CRASH_MIDWAY = """
+import os, signal, sys
+from postfix_archiver.archive import Archive
+from postfix_archiver.archive.removal import ERASE, remove
+from postfix_archiver.config import load_config
+from postfix_archiver.store.fs import FileStore
+
+delete_many = FileStore.delete_many
+
+def delete_then_die(self, keys):
+    delete_many(self, keys)  # the blobs are gone ...
+    os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before its commit
+
+FileStore.delete_many = delete_then_die
+with Archive(load_config(sys.argv[1])) as archive:
+    remove(archive, [archive.get(int(sys.argv[2]))], why=ERASE, reason="r", who="w")
+print("survived")
+"""
+
+
+def test_an_arrival_staged_before_a_blob_deletion_killed_midway_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The deletion's record must be durable before the first blob goes: a process killed
+    after deleting must not leave an arrival staged earlier free to commit without them."""
+    home = tmp_path / "home"
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[archive]\nhome = "{home}"\n')
+    config = make_config(home)
+    ids = populate(config)
+    with Archive(config) as archive:
+        staged = archive.stage(REUSER, envelope(7))  # reuses the secret's part, still there
+        assert f"p/{sha(SECRET_PART)}" not in dict(staged.blobs)
+        archive.store_staged([staged])
+        proc = subprocess.run(
+            [sys.executable, "-c", CRASH_MIDWAY, str(config_path), str(ids["secret"])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert not archive.store.exists(f"p/{sha(SECRET_PART)}")
+        with pytest.raises(CatalogError, match="removed while it arrived"):
+            archive.ingester.submit_staged(staged).result(timeout=30)
+        assert archive.catalog.find_sha(sha(REUSER)) is None
+        # staged after the kill (the part is gone: stored again), it waits for the
+        # deletion to be finished, which the next purge or erase does first
+        later = archive.stage(REUSER, envelope(8))
+        archive.store_staged([later])
+        with pytest.raises(CatalogError, match="being removed"):
+            archive.ingester.submit_staged(later).result(timeout=30)
+        assert finish_pending(archive) == 2
+        again = archive.ingest(REUSER, envelope(9)).id
+        assert archive.raw(again) == REUSER
+        assert verify(archive).ok
+
+
 def test_erasure_removes_the_sealed_blobs_of_an_encrypted_archive(tmp_path: Path) -> None:
     """With encryption on, blobs live under keyed names: erasure must still find and delete
     them, and keep the sealed attachment that kept mail shares."""
@@ -331,3 +423,39 @@ def test_erasure_removes_the_sealed_blobs_of_an_encrypted_archive(tmp_path: Path
         report = verify(archive)
     assert report.ok, report.problems
     assert len(report.removed) == 1
+
+
+def test_rewrap_never_writes_back_a_blob_erased_after_it_read_it(tmp_path: Path) -> None:
+    """``keys rewrap`` reads a blob, seals it, and writes it later with its batch: a blob
+    erased in between must stay erased, not come back sealed."""
+    home = tmp_path / "home"
+    ids = populate(make_config(home))  # plain blobs, from before encryption
+    keys = tmp_path / "etc" / "archive.keys"
+    config = make_config(home, f'encryption = "aes-256-gcm"\nkey_file = "{keys}"\n')
+    init_keys(config)
+    part = f"p/{sha(SECRET_PART)}"
+    with Archive(config) as archive:
+        store = archive.store
+        assert isinstance(store, EncryptedStore)
+        erased: list[int] = []
+
+        def erase_once(blob: bytes) -> bool:
+            # the part has just been read (and is about to be sealed): the erasure comes now
+            if not erased:
+                row = archive.get(ids["secret"])
+                outcome = remove(archive, [row], why=ERASE, reason="request", who="w")
+                erased.extend(r.id for r, _ in outcome.removed)
+            return True
+
+        report = rewrap(
+            store,
+            is_plain=erase_once,
+            names=[part, f"m/{sha(SECRET)}", f"m/{sha(KEPT)}"],
+            guard=archive.catalog.writing,
+        )
+        assert erased == [ids["secret"]]
+        assert not store.exists(part)
+        assert not store.exists(f"m/{sha(SECRET)}")
+        assert store.stored_name(part) not in set(store.inner.keys())
+        assert archive.raw(ids["kept"]) == KEPT  # the kept message is sealed as usual
+        assert report.damaged == []

@@ -437,6 +437,9 @@ class FailingStore:
     def delete_many(self, keys: Sequence[str]) -> None:
         pass
 
+    def truncate_logs(self) -> list[str]:
+        return []
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         return iter(())
 
