@@ -1,0 +1,60 @@
+"""Text from attachments, for the full-text index: PDF, Office, OpenDocument, RTF, HTML, text,
+attached messages and the names inside zip files.
+
+The interface the indexer calls. Extraction runs in a separate process with a timeout and caps
+on input, output and memory (see ``Limits``); whatever goes wrong is an ``Extraction`` with a
+status, never an exception: a failed extraction must never lose or delay a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Bump when what ``extract`` returns for the same bytes changes: the indexer's signature
+# includes it, so entries made the old way are rebuilt rather than trusted.
+EXTRACT_VERSION = 1
+
+# what an Extraction's status says
+OK = "ok"  # text (possibly empty) was extracted
+UNSUPPORTED = "unsupported"  # a type with no text to extract (images, binaries): not an error
+FAILED = "failed"  # the extractor failed (damaged file, encrypted PDF, ...): ``detail`` says why
+TIMEOUT = "timeout"  # it ran past ``Limits.timeout``
+TOO_BIG = "too-big"  # the input was over ``Limits.max_input``; output over max_output is cut
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    timeout: float = 20.0  # seconds of wall time for one attachment
+    max_input: int = 64 << 20  # attachment bytes; larger ones are not extracted
+    max_output: int = 1 << 20  # characters of text kept per attachment
+    max_memory: int = 512 << 20  # address space of the extracting process
+    max_depth: int = 3  # nesting of attached messages and archives
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    status: str
+    text: str = ""
+    names: tuple[str, ...] = ()  # file names found inside (zip members, nested attachments)
+    detail: str = ""  # why it failed, for `show` and the log
+
+
+def extract(data: bytes, content_type: str, filename: str, limits: Limits) -> Extraction:
+    """The text of one attachment. Interface placeholder: the extraction package replaces
+    this body with the real extractors run in a separate process."""
+    if content_type.lower().startswith("text/plain") and len(data) <= limits.max_input:
+        return Extraction(OK, data.decode("utf-8", "replace")[: limits.max_output])
+    return Extraction(UNSUPPORTED)
+
+
+__all__ = [
+    "EXTRACT_VERSION",
+    "FAILED",
+    "OK",
+    "TIMEOUT",
+    "TOO_BIG",
+    "UNSUPPORTED",
+    "Extraction",
+    "Limits",
+    "extract",
+]
