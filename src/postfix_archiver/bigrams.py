@@ -56,7 +56,8 @@ _SPLIT = re.compile(f"([{_CJK}]+)")
 # times faster than the regular expression's scan, which is what Latin mail would cost
 _NOT_LEADS = bytes(b for b in range(256) if b not in {0xE1, *range(0xE3, 0xEE), 0xEF, 0xF0})
 
-# runs this short are words (Korean writes a space between them) and repeat: kept made
+# runs this short are words (Korean writes a space between them) and repeat: kept made (the
+# last 16,384: a few MB)
 _SHORT = 16
 # runs this long are paired by strided copies instead of a string per pair (4x faster)
 _LONG = 48
@@ -96,13 +97,14 @@ def query_form(term: str) -> QueryTerm:
     runs = list(_RUN.finditer(term))
     if not runs:
         return QueryTerm(term, False)
+    last_token = _last_token(term)
     out: list[str] = []
     prefix = False
     pos = 0
     for run in runs:
         out.append(term[pos : run.start()])
         chars = _normal(run.group())
-        if _token_after(term, run.end()):
+        if last_token >= run.end():  # something follows it
             out.append(" " + _pairs_and_last(chars) + " ")
         elif len(chars) == 1:
             out.append(" " + chars + " ")
@@ -124,7 +126,7 @@ def _indexed_run(run: str) -> str:
     return " " + _pairs_and_last(_normal(run)) + " "
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _indexed_word(run: str) -> str:
     return " " + _pairs_and_last(_normal(run)) + " "
 
@@ -155,13 +157,14 @@ def _normal(run: str) -> str:
     return run if unicodedata.is_normalized("NFKC", run) else unicodedata.normalize("NFKC", run)
 
 
-def _token_after(term: str, start: int) -> bool:
-    """Whether the tokenizer finds a token in ``term`` after ``start``: a letter, a digit, a
-    private-use character (SQLite's unicode61 tokens) or a CJK run."""
-    return any(
-        unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "Co" or _RUN.match(c)
-        for c in term[start:]
-    )
+def _last_token(term: str) -> int:
+    """Where the last character of a token is in ``term`` (-1: none): a letter, a digit or a
+    private-use character (SQLite's unicode61 tokens), or a CJK run's."""
+    for i in range(len(term) - 1, -1, -1):
+        c = term[i]
+        if unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "Co" or _RUN.match(c):
+            return i
+    return -1
 
 
 __all__ = ["QueryTerm", "index_form", "query_form"]

@@ -9,6 +9,7 @@ substring oracle). Everything that is not CJK must reach the index unchanged.
 from __future__ import annotations
 
 import hashlib
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
@@ -123,6 +124,18 @@ def test_long_runs_are_paired_like_short_ones(length: int) -> None:
 )
 def test_query_form(term: str, form: QueryTerm) -> None:
     assert query_form(term) == form
+
+
+def test_a_long_query_costs_its_length() -> None:
+    """Each run asks whether a token follows it: once for the whole term, not once per run
+    (a term of 200,000 one-character runs would take hours)."""
+    term = "会 " * 200_000 + "x"
+    started = time.perf_counter()
+    form = query_form(term)
+    assert time.perf_counter() - started < 10
+    assert form.text.split() == ["会"] * 200_000 + ["x"]
+    assert not form.prefix
+    assert query_form("会 " * 3 + "!") == QueryTerm(" 会  " * 2 + " 会  !", True)
 
 
 # --- what a query finds, in a real catalog --------------------------------------------------
