@@ -38,7 +38,7 @@ from ..catalog import (
     open_catalog,
 )
 from ..config import Config
-from ..envelope import Envelope
+from ..envelope import Envelope, clean_text
 from ..errors import IntegrityError, NotFoundError
 from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
 from ..retention import until as retention_until
@@ -348,7 +348,7 @@ class Archive:
         order: str = "-date",
         visible_to: Sequence[str] | None = None,
     ) -> SearchPage:
-        node = parse_query(query) if isinstance(query, str) else query
+        node = _parsed(query)
         return self.catalog.search(
             node, limit=limit, offset=offset, order=order, visible_to=visible_to
         )
@@ -357,7 +357,7 @@ class Archive:
         self, query: str | Node, *, batch: int = 500, visible_to: Sequence[str] | None = None
     ) -> Iterator[MessageRow]:
         """Every match of ``query``, oldest first, fetched page by page."""
-        node = parse_query(query) if isinstance(query, str) else query
+        node = _parsed(query)
         offset = 0
         while True:
             page = self.catalog.search(
@@ -522,9 +522,15 @@ def _chunks(
         yield chunk
 
 
+def _parsed(query: str | Node) -> Node:
+    # 8-bit bytes in argv (a query typed in an EUC-KR or Shift_JIS terminal) arrive as
+    # surrogate escapes, which no SQLite text takes: read as UTF-8 where they are, else Latin-1
+    return parse_query(clean_text(query)) if isinstance(query, str) else query
+
+
 # Bump when what _index_text makes of a message changes: a removal can then no longer
 # recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
-INDEX_TEXT_VERSION = 1
+INDEX_TEXT_VERSION = 2  # 2: CJK runs indexed as bigrams (bigrams.index_form)
 
 
 def index_signature(limit: int) -> str:

@@ -43,7 +43,9 @@ class Dialect(Protocol):
         self, terms: Sequence[Text | Field], params: list[object], *, correlated: bool = False
     ) -> str:
         """A condition on ``m.id`` matching all ``terms`` (free text or subject:);
-        ``correlated``: looked up for this ``m.id`` only, not over the whole index."""
+        ``correlated``: looked up for this ``m.id`` only, not over the whole index. Each
+        term's value goes through ``bigrams.query_form``, as the index went through
+        ``bigrams.index_form`` (CJK runs in pairs), so every backend finds the same."""
         ...
 
 

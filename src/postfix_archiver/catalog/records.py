@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..bigrams import index_form
 from ..envelope import Envelope
 from ..message import Address, Attachment
 from ..search import Node
@@ -52,7 +53,8 @@ class NewArrival:
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """The values of one message's full-text entry, exactly as indexed."""
+    """The values of one message's full-text entry, exactly as indexed (CJK runs in
+    ``bigrams.index_form``)."""
 
     subject: str
     body: str
@@ -69,10 +71,11 @@ def index_entry(
     cc: Sequence[Address],
 ) -> IndexEntry:
     """The one place that turns a message into its index entry: the catalog indexes it, and
-    a removal recomputes it from the blob (a contentless index forgets only exact values)."""
+    a removal recomputes it from the blob (a contentless index forgets only exact values).
+    Every column is in ``bigrams.index_form``, which queries are matched against."""
     names = " ".join(x.filename for x in attachments if x.filename)
     addrs = " ".join(str(x) for x in (*from_, *to, *cc))
-    return IndexEntry(subject, body, names, addrs)
+    return IndexEntry(index_form(subject), index_form(body), index_form(names), index_form(addrs))
 
 
 @dataclass(frozen=True, slots=True)

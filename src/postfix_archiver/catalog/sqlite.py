@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..bigrams import query_form
 from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
 from ..envelope import Envelope
 from ..errors import CatalogError
@@ -248,8 +249,9 @@ def fts_string(value: str) -> str:
 def fts_term(node: Text | Field) -> str:
     value = node.value
     prefix = not node.phrase and value.endswith("*") and len(value.rstrip("*")) > 0
-    literal = fts_string(value.rstrip("*") if prefix else value)
-    term = literal + ("*" if prefix else "")
+    # as the index holds it: CJK runs in pairs (Latin text comes back unchanged)
+    form = query_form(value.rstrip("*") if prefix else value)
+    term = fts_string(form.text) + ("*" if prefix or form.prefix else "")
     if isinstance(node, Field):
         return "{subject} : " + term
     return term

@@ -94,6 +94,11 @@ def test_fts_string_doubles_quotes() -> None:
         (Text("NEAR(a b)"), '"NEAR(a b)"'),
         (Field("subject", "q3 report", phrase=True), '{subject} : "q3 report"'),
         (Field("subject", "rep*"), '{subject} : "rep"*'),
+        # CJK runs as the index holds them (bigrams.query_form): pairs, a lone one a prefix
+        (Text("회의록"), '" 회의 의록 "'),
+        (Text("会"), '" 会 "*'),
+        (Text("会議*"), '" 会議 "*'),
+        (Field("subject", "東京 2024", phrase=True), '{subject} : " 東京 京  2024"'),
     ],
 )
 def test_fts_term(node: Text | Field, expected: str) -> None:
