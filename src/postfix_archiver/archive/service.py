@@ -48,9 +48,17 @@ from ..store.encrypted import EncryptedStore
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, stored_attachment
+from .snippets import Highlighter, Snippet, message_sources
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
+
+# results of one page that get a snippet (the CLI's --limit goes to 100,000: a script listing
+# that many gets the first ones with snippets, the rest with none, not a wait of minutes)
+MAX_SNIPPETS = 1000
+# a message larger than this is not parsed for its snippet (parsing 50 MB takes seconds):
+# its subject alone is looked at
+SNIPPET_MAX_SIZE = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,9 +403,31 @@ class Archive:
         """The read model of ``message``: its rows, read now, and one parse of its bytes
         (checked against their SHA-256), kept for the next few reads of the same message."""
         view = self.view(message)
-        sha = view.row.sha256
-        parsed = self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
-        return MessageRead(view, parsed)
+        return MessageRead(view, self.parsed(view.row.sha256))
+
+    def parsed(self, sha: str) -> ParsedMessage:
+        """The parse of the message ``sha`` (bytes checked against it), from the parse cache."""
+        return self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
+
+    def snippets(self, rows: Sequence[MessageRow], query: str | Node) -> list[Snippet | None]:
+        """A snippet of each of ``rows`` (a page of results of ``query``) with the query's
+        terms marked (see ``archive.snippets``); None where there is nothing to show, past
+        ``MAX_SNIPPETS``, or where the message cannot be read (logged: the result is still
+        listed, and ``show`` or ``verify`` say what is wrong)."""
+        marker = Highlighter(parse_query(query) if isinstance(query, str) else query)
+        return [
+            self._snippet(row, marker) if i < MAX_SNIPPETS else None for i, row in enumerate(rows)
+        ]
+
+    def _snippet(self, row: MessageRow, marker: Highlighter) -> Snippet | None:
+        if row.size > SNIPPET_MAX_SIZE:
+            return marker.snippet([("subject", row.subject)])
+        try:
+            parsed = self.parsed(row.sha256)
+        except Exception as exc:  # a snippet is an extra: never the reason a page fails
+            log.warning("no snippet for message %d: %s", row.id, exc)
+            return None
+        return marker.snippet(message_sources(parsed))
 
     def resolve(self, ident: str) -> int:
         """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""
