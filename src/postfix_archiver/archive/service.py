@@ -40,15 +40,21 @@ from ..catalog import (
 from ..config import Config
 from ..envelope import Envelope
 from ..errors import IntegrityError, NotFoundError
-from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
+from ..message import (
+    Attachment,
+    ParsedMessage,
+    attachment_payload,
+    index_text_of,
+    parse_message,
+)
 from ..retention import until as retention_until
 from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from ..store.encrypted import EncryptedStore
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
-from .reading import MessageRead, ParseCache, stored_attachment
-from .snippets import Highlighter, Snippet, message_sources
+from .reading import MessageRead, ParseCache, TextCache, stored_attachment
+from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
@@ -110,6 +116,8 @@ class Archive:
         self._pool: ThreadPoolExecutor | None = None
         # the last few parses, so a page's iframe body right after the page parses nothing
         self._parses = ParseCache()
+        # the text snippets are cut from, for a page of results shown again
+        self._texts = TextCache(SCAN_LIMIT)
 
     def __enter__(self) -> Archive:
         return self
@@ -423,11 +431,19 @@ class Archive:
         if row.size > SNIPPET_MAX_SIZE:
             return marker.snippet([("subject", row.subject)])
         try:
-            parsed = self.parsed(row.sha256)
+            # a message just read has its parse kept; any other is read (checked against
+            # its SHA-256) for its text alone, a third of a whole parse, kept as text only:
+            # a page of 50 whole parses would push out those the message pages use
+            kept = self._parses.peek(row.sha256)
+            body = (
+                kept.index_text()
+                if kept
+                else self._texts.get(row.sha256, lambda: index_text_of(self.read_blob(row.sha256)))
+            )
         except Exception as exc:  # a snippet is an extra: never the reason a page fails
             log.warning("no snippet for message %d: %s", row.id, exc)
             return None
-        return marker.snippet(message_sources(parsed))
+        return marker.snippet(message_sources(body, row.subject))
 
     def resolve(self, ident: str) -> int:
         """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""

@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..message import ParsedMessage
 from ..search import And, Field, Node, Not, Or, Text
 
 # how much of each source is looked at: matches past it are not shown (the start of the body
@@ -57,7 +56,10 @@ _TOKEN = re.compile(r"[^\W_]+")
 _WORD_EDGE = f"[^\\W_{_CJK}]"
 _SEPARATOR = r"[\W_]+"
 _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")
-_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+_GAP = r"[\s\x00-\x1f\x7f-\x9f]"
+# what a snippet tidies: a run of spaces or control characters at either end, or inside
+# unless it is one plain space already
+_SPACE_OR_CONTROL = re.compile(f"^{_GAP}+|{_GAP}+$|(?! (?!{_GAP})){_GAP}+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +110,10 @@ class Snippet:
         return out
 
 
-def message_sources(parsed: ParsedMessage) -> list[tuple[str, str]]:
+def message_sources(body: str, subject: str) -> list[tuple[str, str]]:
     """The texts of a message a snippet may come from, in order of preference: the body text
-    as the index sees it, then the subject."""
-    return [("body", parsed.index_text()), ("subject", parsed.subject)]
+    as the index sees it (``ParsedMessage.index_text``), then the subject."""
+    return [("body", body), ("subject", subject)]
 
 
 # -- folding: what the index does to case and diacritics, keeping every offset -------------
@@ -327,40 +329,28 @@ def _tidy(
 ) -> Snippet:
     """``piece`` (at ``offset`` in its source) with each run of spaces or control characters
     made one space, trimmed, "…" added where cut; ``marks`` moved to the new offsets."""
-    out: list[str] = [ELLIPSIS] if cut_before else []
-    length = len(out[0]) if out else 0
-    # where each character of piece lands in the output (its end too)
-    position = [0] * (len(piece) + 1)
-    pos = 0
-    for gap in _SPACE_OR_CONTROL.finditer(piece):
-        chunk = piece[pos : gap.start()]
-        for k in range(len(chunk)):
-            position[pos + k] = length + k
-        out.append(chunk)
-        length += len(chunk)
-        spaced = length > (1 if cut_before else 0) and gap.end() < len(piece)
-        for k in range(gap.start(), gap.end()):
-            position[k] = length
-        if spaced:
-            out.append(" ")
-            length += 1
-        pos = gap.end()
-    chunk = piece[pos:]
-    for k in range(len(chunk)):
-        position[pos + k] = length + k
-    out.append(chunk)
-    length += len(chunk)
-    position[len(piece)] = length
-    if cut_after:
-        out.append(ELLIPSIS)
-    text = "".join(out)
-    moved: list[tuple[int, int]] = []
+    n = len(piece)
+    # each gap becomes one space, or none at either end; (start, end, characters dropped)
+    gaps = [
+        (g.start(), g.end(), g.end() - g.start() - (0 if g.start() == 0 or g.end() == n else 1))
+        for g in _SPACE_OR_CONTROL.finditer(piece)
+    ]
+    body = _SPACE_OR_CONTROL.sub(" ", piece)
+    if gaps and gaps[-1][1] == n:
+        body = body[:-1]
+    if gaps and gaps[0][0] == 0:
+        body = body[1:]
+    head = ELLIPSIS if cut_before else ""
+
+    def moved(at: int) -> int:
+        # a mark's edge is never inside a gap: it starts and ends at a letter or digit
+        return len(head) + at - sum(dropped for start, end, dropped in gaps if end <= at)
+
+    out: list[tuple[int, int]] = []
     for start, end in marks:
         s, e = start - offset, end - offset
-        if 0 <= s < e <= len(piece):
-            a, b = position[s], position[e]
-            if moved and a < moved[-1][1]:
-                continue
-            if b > a:
-                moved.append((a, b))
-    return Snippet(text, tuple(moved), label)
+        if 0 <= s < e <= n:
+            a, b = moved(s), moved(e)
+            if b > a and not (out and a < out[-1][1]):
+                out.append((a, b))
+    return Snippet(head + body + (ELLIPSIS if cut_after else ""), tuple(out), label)

@@ -320,3 +320,30 @@ def test_shortened_keeps_the_first_mark_in_view() -> None:
     assert short.text.endswith(ELLIPSIS)
     assert marked(short) == ["budget"]
     assert snippet.shortened(len(snippet.text)) is snippet
+
+
+def test_snippets_use_a_kept_parse_and_keep_the_parses_of_message_pages(
+    archive: Archive,
+) -> None:
+    viewed = ingest(archive, b"From: a@example.com\nSubject: v\n\nviewed kiwi\n")
+    others = [
+        ingest(archive, b"From: a@example.com\nSubject: o\n\nother kiwi %d\n" % n)
+        for n in range(20)
+    ]
+    archive.read(viewed)  # the message page: its parse is kept
+    rows = [archive.get(m) for m in others]
+    assert all(s is not None for s in archive.snippets(rows, "kiwi"))
+    # the blob is gone: what is shown now comes from what was kept
+    archive.store.delete(f"m/{archive.get(viewed).sha256}")
+    (snippet,) = archive.snippets([archive.get(viewed)], "kiwi")
+    assert marked(snippet) == ["kiwi"]
+    assert archive.read(viewed).parsed.subject == "v"  # 20 snippets did not push it out
+
+
+def test_a_page_shown_again_reads_no_blob(archive: Archive) -> None:
+    message = ingest(archive, b"From: a@example.com\nSubject: s\n\nshown twice\n")
+    rows = [archive.get(message)]
+    archive.snippets(rows, "twice")
+    archive.store.delete(f"m/{archive.get(message).sha256}")
+    (snippet,) = archive.snippets(rows, "shown")
+    assert marked(snippet) == ["shown"]
