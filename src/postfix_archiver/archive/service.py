@@ -62,8 +62,8 @@ T = TypeVar("T")
 # results of one page that get a snippet (the CLI's --limit goes to 100,000: a script listing
 # that many gets the first ones with snippets, the rest with none, not a wait of minutes)
 MAX_SNIPPETS = 1000
-# a message larger than this is not parsed for its snippet (parsing 50 MB takes seconds):
-# its subject alone is looked at
+# a message larger than this is not read for its snippet (one such costs a page what
+# hundreds of ordinary results do): its subject alone is looked at
 SNIPPET_MAX_SIZE = 16 << 20
 
 
@@ -411,11 +411,9 @@ class Archive:
         """The read model of ``message``: its rows, read now, and one parse of its bytes
         (checked against their SHA-256), kept for the next few reads of the same message."""
         view = self.view(message)
-        return MessageRead(view, self.parsed(view.row.sha256))
-
-    def parsed(self, sha: str) -> ParsedMessage:
-        """The parse of the message ``sha`` (bytes checked against it), from the parse cache."""
-        return self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
+        sha = view.row.sha256
+        parsed = self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
+        return MessageRead(view, parsed)
 
     def snippets(self, rows: Sequence[MessageRow], query: str | Node) -> list[Snippet | None]:
         """A snippet of each of ``rows`` (a page of results of ``query``) with the query's

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from postfix_archiver.archive import Archive
-from postfix_archiver.archive.service import MAX_SNIPPETS
+from postfix_archiver.archive.service import MAX_SNIPPETS, SNIPPET_MAX_SIZE
 from postfix_archiver.archive.snippets import (
     ELLIPSIS,
     SCAN_LIMIT,
@@ -347,3 +347,16 @@ def test_a_page_shown_again_reads_no_blob(archive: Archive) -> None:
     archive.store.delete(f"m/{archive.get(message).sha256}")
     (snippet,) = archive.snippets(rows, "shown")
     assert marked(snippet) == ["shown"]
+
+
+def test_a_message_past_the_size_limit_is_not_read(archive: Archive) -> None:
+    filler = b"x" * 76 + b"\n"
+    body = b"melon\n" + filler * (SNIPPET_MAX_SIZE // len(filler) + 1)
+    message = ingest(archive, b"From: a@example.com\nSubject: Big melon\n\n" + body)
+    row = archive.get(message)
+    assert row.size > SNIPPET_MAX_SIZE
+    archive.store.delete(f"m/{row.sha256}")  # it is not read: its subject is enough
+    (snippet,) = archive.snippets([row], "melon")
+    assert snippet is not None
+    assert (snippet.source, marked(snippet)) == ("subject", ["melon"])
+    assert archive.snippets([row], "kiwi") == [None]  # nothing else to show
