@@ -5,7 +5,9 @@ The archive is generated once (``Archive.ingest_many``, the import path) and cac
 runs for real (uvicorn on a loopback port, in a thread) and ``httpx`` sends typical queries
 with an API token, as a script would; each response is read in full. Per query kind it
 prints the median, 95th and 99th percentile and the maximum, in ms, against the target:
-a median under 100 ms for a typical field + word query.
+a median under 100 ms for a typical field + word query. The API's results carry snippets
+(``archive.snippets``); a last section times a page of 50 without and with its snippets side
+by side, in-process, to show what they add.
 
 Messages: 2,000 correspondents ``user0@example.com`` .. ``user1999@example.com`` (plus a few
 outside domains), 1-3 To and 0-2 Cc recipients, envelope recipients as delivered, subjects
@@ -41,6 +43,8 @@ import httpx
 
 from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
+from postfix_archiver.archive.reading import TextCache
+from postfix_archiver.archive.snippets import SCAN_LIMIT
 from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.web.server import WebServer
@@ -261,6 +265,54 @@ def report(title: str, results: dict[str, tuple[list[float], list[int]]]) -> boo
     return ok
 
 
+def measure_snippets(
+    archive: Archive, kinds: dict[str, Callable[[], str]], rounds: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per kind, a page of 50 found without and with its snippets, in-process: the search
+    alone, then the same search plus ``Archive.snippets`` for its page, cold (the texts kept
+    for pages shown again are forgotten first: every message's blob is read and its text
+    parsed). In ms."""
+    results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
+    for _ in range(rounds):
+        for kind, make in kinds.items():
+            q = make()
+            archive._texts = TextCache(SCAN_LIMIT)  # cold: no page was shown before
+            start = time.perf_counter()
+            page = archive.search(q, limit=50)
+            searched = time.perf_counter()
+            archive.snippets(page.results, q)
+            done = time.perf_counter()
+            results[kind][0].append((searched - start) * 1000)
+            results[kind][1].append((done - start) * 1000)
+    return results
+
+
+def report_snippets(title: str, results: dict[str, tuple[list[float], list[float]]]) -> None:
+    print(f"\n== {title}")
+    print(
+        f"  {'query kind':30} {'n':>4}  {'without: median':>15} {'p99':>7}"
+        f"  {'with: median':>12} {'p99':>7}  {'added: median':>13} {'p99':>7}"
+    )
+    every: tuple[list[float], list[float]] = ([], [])
+    for kind, (without, with_) in results.items():
+        added = [b - a for a, b in zip(without, with_, strict=True)]
+        every[0].extend(without)
+        every[1].extend(with_)
+        print(
+            f"  {kind:30} {len(without):>4}  {statistics.median(without):>15.1f} "
+            f"{percentile(without, 99):>7.1f}  {statistics.median(with_):>12.1f} "
+            f"{percentile(with_, 99):>7.1f}  {statistics.median(added):>13.1f} "
+            f"{percentile(added, 99):>7.1f}"
+        )
+    added = [b - a for a, b in zip(*every, strict=True)]
+    print(
+        f"  {'all':30} {len(every[0]):>4}  {statistics.median(every[0]):>15.1f} "
+        f"{percentile(every[0], 99):>7.1f}  {statistics.median(every[1]):>12.1f} "
+        f"{percentile(every[1], 99):>7.1f}  {statistics.median(added):>13.1f} "
+        f"{percentile(added, 99):>7.1f}"
+    )
+
+
 def profile(archive: Archive, queries: list[str], visible_to: tuple[str, ...] | None) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -314,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
             thread.join(20)
+        measure_snippets(archive, kinds, 2)  # warm-up
+        report_snippets(
+            f"snippets: a page of 50 without and with them, in-process, {args.rounds} queries "
+            "per kind, times in ms",
+            measure_snippets(archive, kinds, args.rounds),
+        )
         if args.profile:
             slow = [kinds["free word (common)"]() for _ in range(20)]
             print("\n== profile: 20 common free words, auditor, catalog search only")

@@ -494,6 +494,34 @@ def parse_message(raw: bytes, *, fast: bool = True, inline: bool = False) -> Par
     return parsed
 
 
+def index_text_of(raw: bytes) -> str:
+    """``parse_message(raw).index_text()`` without the rest of a parse (addresses, dates,
+    attachments decoded and hashed, images): the text of many messages at once, for the
+    snippets of a page of search results. Never raises."""
+    try:
+        msg = _parse_single_part(raw) or _parse_bytes(raw)
+        plain: list[str] = []
+        htmls: list[str] = []
+        for part in leaf_parts(msg):
+            ctype = part.get_content_type()
+            if not ctype.startswith("text/") or _is_attachment(
+                part, attachment_filename(part), ctype
+            ):
+                continue
+            text = _ascii_text(part)
+            if text is None:
+                text = decode_text(_payload(part, []), part.get_content_charset())
+            (htmls if ctype == "text/html" else plain).append(text)
+    except Exception:  # what parse_message makes of it, the long way  # pragma: no cover
+        return parse_message(raw).index_text()
+    return ParsedMessage(
+        size=len(raw),
+        headers=[],
+        text_plain="\n".join(plain).replace("\x00", ""),
+        text_html="\n".join(htmls).replace("\x00", ""),
+    ).index_text()
+
+
 def _fill(parsed: ParsedMessage, msg: Message, defects: list[str], inline: bool) -> None:
     parsed.subject = decode_header_value(msg.get("Subject"))
     parsed.message_id = decode_header_value(msg.get("Message-ID"))

@@ -200,6 +200,12 @@ def test_browser_session(site: Site, tracker: Tracker, tmp_path: Path) -> None:
             page.wait_for_url("**/search?q=invoice*")
             hostile_link = page.locator(f'a[href="/messages/{site.hostile_id}"]')
             assert "</title><script>" in hostile_link.inner_text()  # shown, as text
+            # the word is marked where the index found it: the subject (its HTML body's text
+            # reads "Overdue invoicePay now.", one word), as text, nothing run
+            assert hostile_link.locator("mark").all_inner_texts() == ["invoice"]
+            row = page.locator(f'tr:has(a[href="/messages/{site.hostile_id}"])')
+            assert row.locator("p.snippet").count() == 0
+            assert page.locator("p.snippet mark").count() >= 1  # the other invoices
 
             # the hostile message: nothing runs, nothing is fetched from the tracker
             hostile_link.click()

@@ -185,6 +185,19 @@ def test_search_json_queries(loaded: Cli) -> None:
     assert loaded.json("search", "--json", "to:hidden@example.org")["total"] == 1
 
 
+def test_search_json_and_table_show_snippets(loaded: Cli) -> None:
+    results = loaded.json("search", "--json", "body", "3")["results"]
+    assert isinstance(results, list)
+    (found,) = results
+    assert found["snippet"] == {"text": "body of 3", "marks": [[0, 4], [8, 9]], "source": "body"}
+    table = loaded("search", "body", "3", env={"COLUMNS": "200", "FORCE_COLOR": "1"})
+    assert table.returncode == 0
+    lines = table.stdout.decode().splitlines()
+    (result,) = [i for i, line in enumerate(lines) if "message number 3" in line]
+    snippet = lines[result + 1]  # dimmed, the terms bold, under the subject
+    assert "\x1b[1;2mbody\x1b[0m\x1b[2m of \x1b[0m\x1b[1;2m3\x1b[0m" in snippet
+
+
 def test_import_twice_reports_nothing_new(loaded: Cli, sources: Sources) -> None:
     for path, msgs in sources.values():
         summary = loaded.ok("import", path).stderr.decode()

@@ -17,6 +17,7 @@ from postfix_archiver.message import (
     decode_header_value,
     decode_text,
     html_to_text,
+    index_text_of,
     parse_message,
 )
 
@@ -539,6 +540,27 @@ def test_leaf_bodies_decode_as_get_payload_does(
         assert _payload(mine, []) == theirs.get_payload(decode=True)
         # decoding notes what was wrong on the part, as get_payload does
         assert [type(d) for d in mine.defects] == [type(d) for d in theirs.defects]
+
+
+def test_index_text_of_is_the_index_text_of_a_whole_parse(
+    cpython_messages: list[tuple[str, bytes]],
+) -> None:
+    html = (
+        b"From: a@example.com\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/alternative; boundary="b"\n\n--b\n'
+        b"Content-Type: text/plain; charset=iso-8859-1\n"
+        b"Content-Transfer-Encoding: quoted-printable\n\n"
+        b"caf=E9 \x00nul\n--b\nContent-Type: text/html; charset=utf-8\n\n"
+        b"<p>Hi &amp; <script>x()</script>there</p>\n--b\n"
+        b'Content-Type: text/plain; name="a.txt"\n'
+        b'Content-Disposition: attachment; filename="a.txt"\n\n'
+        b"attached text is not body text\n--b--\n"
+    )
+    odd = b"Subject: x\nContent-Type: text/plain; charset=x-nope\n\n\xff\xfe caf\xe9\n"
+    messages = [raw for _, raw in cpython_messages] + [html, odd, b"", b"\n\n", b"no header"]
+    for raw in messages:
+        assert index_text_of(raw) == parse_message(raw).index_text(), raw[:200]
+    assert index_text_of(html) == "café nul\nHi & there"
 
 
 def test_parse_is_the_stdlib_parse(cpython_messages: list[tuple[str, bytes]]) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from ..catalog import AttachmentRow, EnvelopeRow, MessageRow, SearchPage, Stats
 from ..message import ParsedMessage
 from .service import MessageView
+from .snippets import Snippet
 
 # an envelope as one reader may see it: the row, the recipients shown, how many withheld
 VisibleEnvelope = tuple[EnvelopeRow, Sequence[str], int]
@@ -103,9 +104,20 @@ def message_summary(row: MessageRow) -> dict[str, object]:
     }
 
 
-def search_document(page: SearchPage) -> dict[str, object]:
-    """``postfix-archiver search --json`` and ``GET /api/v1/messages?q=``."""
-    return {"total": page.total, "results": [message_summary(r) for r in page.results]}
+def search_document(
+    page: SearchPage, snippets: Sequence[Snippet | None] | None = None
+) -> dict[str, object]:
+    """``postfix-archiver search --json`` and ``GET /api/v1/messages?q=``: each result with
+    its ``snippet`` (``Archive.snippets``, one per result): ``{"text", "marks", "source"}``,
+    ``marks`` a list of ``[start, end)`` offsets in code points into ``text``; or null."""
+    shown = snippets if snippets is not None else [None] * len(page.results)
+    return {
+        "total": page.total,
+        "results": [
+            {**message_summary(r), "snippet": None if s is None else s.to_json()}
+            for r, s in zip(page.results, shown, strict=True)
+        ],
+    }
 
 
 def stats_document(stats: Stats) -> dict[str, object]:

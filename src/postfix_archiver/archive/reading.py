@@ -64,6 +64,13 @@ class ParseCache:
         self._kept: OrderedDict[str, tuple[ParsedMessage, int]] = OrderedDict()
         self._bytes = 0
 
+    def peek(self, sha256: str) -> ParsedMessage | None:
+        """The kept parse of ``sha256``, if there is one (it stays where it is: a glance,
+        such as a search result's snippet, is no reason to keep it longer)."""
+        with self._lock:
+            found = self._kept.get(sha256)
+        return None if found is None else found[0]
+
     def get(self, sha256: str, parse: Callable[[], ParsedMessage]) -> ParsedMessage:
         with self._lock:
             found = self._kept.get(sha256)
@@ -82,6 +89,36 @@ class ParseCache:
                 _, (_, dropped) = self._kept.popitem(last=False)
                 self._bytes -= dropped
         return parsed
+
+
+class TextCache:
+    """The index text of the last ``entries`` messages read for snippets, by SHA-256, at most
+    ``max_chars`` in all: a search page shown again (after a message page, or paging back)
+    reads no blob. Only the start that snippets look at is kept. Thread-safe."""
+
+    def __init__(self, keep: int, entries: int = 1024, max_chars: int = 16 << 20) -> None:
+        self.keep = keep
+        self.entries = entries
+        self.max_chars = max_chars
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+
+    def get(self, sha256: str, read: Callable[[], str]) -> str:
+        with self._lock:
+            found = self._kept.get(sha256)
+            if found is not None:
+                self._kept.move_to_end(sha256)
+                return found
+        text = read()[: self.keep]  # outside the lock
+        with self._lock:
+            if sha256 not in self._kept:
+                self._kept[sha256] = text
+                self._chars += len(text)
+            while len(self._kept) > self.entries or self._chars > self.max_chars:
+                _, dropped = self._kept.popitem(last=False)
+                self._chars -= len(dropped)
+        return text
 
 
 def stored_attachment(

@@ -40,17 +40,31 @@ from ..catalog import (
 from ..config import Config
 from ..envelope import Envelope, clean_text
 from ..errors import IntegrityError, NotFoundError
-from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
+from ..message import (
+    Attachment,
+    ParsedMessage,
+    attachment_payload,
+    index_text_of,
+    parse_message,
+)
 from ..retention import until as retention_until
 from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from ..store.encrypted import EncryptedStore
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
-from .reading import MessageRead, ParseCache, stored_attachment
+from .reading import MessageRead, ParseCache, TextCache, stored_attachment
+from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
+
+# results of one page that get a snippet (the CLI's --limit goes to 100,000: a script listing
+# that many gets the first ones with snippets, the rest with none, not a wait of minutes)
+MAX_SNIPPETS = 1000
+# a message larger than this is not read for its snippet (one such costs a page what
+# hundreds of ordinary results do): its subject alone is looked at
+SNIPPET_MAX_SIZE = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,8 @@ class Archive:
         self._pool: ThreadPoolExecutor | None = None
         # the last few parses, so a page's iframe body right after the page parses nothing
         self._parses = ParseCache()
+        # the text snippets are cut from, for a page of results shown again
+        self._texts = TextCache(SCAN_LIMIT)
 
     def __enter__(self) -> Archive:
         return self
@@ -398,6 +414,34 @@ class Archive:
         sha = view.row.sha256
         parsed = self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
         return MessageRead(view, parsed)
+
+    def snippets(self, rows: Sequence[MessageRow], query: str | Node) -> list[Snippet | None]:
+        """A snippet of each of ``rows`` (a page of results of ``query``) with the query's
+        terms marked (see ``archive.snippets``); None where there is nothing to show, past
+        ``MAX_SNIPPETS``, or where the message cannot be read (logged: the result is still
+        listed, and ``show`` or ``verify`` say what is wrong)."""
+        marker = Highlighter(parse_query(query) if isinstance(query, str) else query)
+        return [
+            self._snippet(row, marker) if i < MAX_SNIPPETS else None for i, row in enumerate(rows)
+        ]
+
+    def _snippet(self, row: MessageRow, marker: Highlighter) -> Snippet | None:
+        if row.size > SNIPPET_MAX_SIZE:
+            return marker.snippet([("subject", row.subject)])
+        try:
+            # a message just read has its parse kept; any other is read (checked against
+            # its SHA-256) for its text alone, a third of a whole parse, kept as text only:
+            # a page of 50 whole parses would push out those the message pages use
+            kept = self._parses.peek(row.sha256)
+            body = (
+                kept.index_text()
+                if kept
+                else self._texts.get(row.sha256, lambda: index_text_of(self.read_blob(row.sha256)))
+            )
+        except Exception as exc:  # a snippet is an extra: never the reason a page fails
+            log.warning("no snippet for message %d: %s", row.id, exc)
+            return None
+        return marker.snippet(message_sources(body, row.subject))
 
     def resolve(self, ident: str) -> int:
         """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""

@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..archive import Archive, message_document, search_document, stats_document, verify
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
@@ -91,9 +92,11 @@ def search(
     """Search the archive (empty query: everything), newest first."""
     config = load(config_path)
     with Archive(config, readonly=True) as archive:
-        page = archive.search(" ".join(query), limit=limit, offset=offset, order=order)
+        text = " ".join(query)
+        page = archive.search(text, limit=limit, offset=offset, order=order)
+        snippets = archive.snippets(page.results, text)
     if as_json:
-        print_json(search_document(page))
+        print_json(search_document(page, snippets))
         return
     table = Table(show_edge=False, pad_edge=False, box=None)
     for name in ("id", "date", "from", "to", "subject", "size", "att"):
@@ -103,7 +106,7 @@ def search(
             no_wrap=True,
             justify="right" if name in ("id", "size", "att") else "left",
         )
-    for r in page.results:
+    for r, snippet in zip(page.results, snippets, strict=True):
         table.add_row(
             str(r.id),
             display(r.date, zone=False),
@@ -113,6 +116,13 @@ def search(
             human(r.size),
             str(r.attachment_count or ""),
         )
+        if snippet is not None and snippet.source != "subject":
+            # a dimmed line under the subject, as wide as the subject may be; the terms bold
+            short = snippet.shortened(70)
+            line = Text(short.text, style="dim")
+            for start, end in short.marks:
+                line.stylize("bold", start, end)
+            table.add_row("", "", "", "", line, "", "")
     out.print(table)
     shown = f"{offset + 1}-{offset + len(page.results)}" if page.results else "0"
     err.print(f"{shown} of {page.total} messages")

@@ -66,7 +66,7 @@ def search(
         ctx.audit(request, identity, "search", query=q, error=str(exc))
         raise query_problem(exc) from None
     ctx.audit(request, identity, "search", query=q, order=order, offset=offset, total=page.total)
-    return JSONResponse(search_document(page))
+    return JSONResponse(search_document(page, ctx.archive.snippets(page.results, q)))
 
 
 @router.get("/messages/{ident}", summary="Message metadata", responses=_BY_ID)

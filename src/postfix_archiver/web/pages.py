@@ -263,6 +263,8 @@ def search_page(
         order=order,
         per=per,
         page=result,
+        # for the page shown only: each is cut from its message's blob (archive.snippets)
+        snippets=ctx.archive.snippets(result.results, q) if result else [],
         error=error,
         offset=offset,
         page_no=page_no,

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from postfix_archiver.archive import search_document
 from postfix_archiver.cli import main
 from postfix_archiver.config import Config
+from postfix_archiver.envelope import Envelope
 from postfix_archiver.export import export
 from postfix_archiver.search import ORDERS
 
@@ -67,6 +68,36 @@ def test_search_answers_what_the_cli_prints(
     assert response.json() == expected
 
 
+def test_search_results_carry_snippets(web: Web) -> None:
+    client = web.token_client("audra")
+    (found,) = client.get("/api/v1/messages", params={"q": "quarterly"}).json()["results"]
+    snippet = found["snippet"]
+    assert snippet == {
+        "text": "Here is the quarterly report.",
+        "marks": [[12, 21]],
+        "source": "body",
+    }
+    (start, end) = snippet["marks"][0]
+    assert snippet["text"][start:end] == "quarterly"
+    # no free text: the start of the body, nothing marked
+    (lunch,) = client.get("/api/v1/messages", params={"q": "from:dave"}).json()["results"]
+    assert lunch["snippet"] == {"text": "Pizza again?", "marks": [], "source": "body"}
+
+
+def test_search_snippet_offsets_count_code_points(web: Web) -> None:
+    raw = "From: a@example.com\nSubject: x\nContent-Type: text/plain; charset=utf-8\n\n"
+    body = "😀 Ünïcödé 회의는 grüße"
+    web.archive.ingest(
+        (raw + body + "\n").encode(), Envelope("a@example.com", ("bob@example.com",))
+    )
+    client = web.token_client("audra")
+    (found,) = client.get("/api/v1/messages", params={"q": "grusse OR gruße"}).json()["results"]
+    snippet = found["snippet"]
+    assert snippet["text"] == body
+    assert [snippet["text"][a:b] for a, b in snippet["marks"]] == ["grüße"]
+    assert snippet["marks"] == [[len(body) - 5, len(body)]]
+
+
 def test_search_paging_and_every_order(web: Web) -> None:
     client = web.token_client("audra")
     everything = client.get("/api/v1/messages", params={"limit": 100}).json()
@@ -80,7 +111,8 @@ def test_search_paging_and_every_order(web: Web) -> None:
     assert paged == ids
     for order in ORDERS:
         got = client.get("/api/v1/messages", params={"order": order}).json()
-        want = search_document(web.archive.search("", order=order))
+        page = web.archive.search("", order=order)
+        want = search_document(page, web.archive.snippets(page.results, ""))
         assert got == want, order
 
 

@@ -197,6 +197,51 @@ def test_query_errors_are_shown_in_place(web: Web) -> None:
     assert "error" in entry.detail
 
 
+def test_search_results_show_snippets_with_the_terms_marked(web: Web) -> None:
+    page = web.login("audra").get("/search", params={"q": "quarterly"})
+    assert page.status_code == 200
+    assert '<p class="snippet">Here is the <mark>quarterly</mark> report.</p>' in page.text
+    # a subject-only match marks the subject itself
+    page = web.login("audra").get("/search", params={"q": "subject:lunch"})
+    assert f'<a href="/messages/{web.cast.lunch}"><mark>Lunch</mark> on Friday</a>' in page.text
+
+
+def test_snippets_show_html_from_mail_as_text(web: Web, archive: Archive) -> None:
+    raw = (
+        b"From: mallory@evil.example\nTo: bob@example.com\nSubject: tags\n"
+        b"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+        b"<p>Look &lt;script&gt;alert(1)&lt;/script&gt; and &lt;b onclick=x()&gt;melon&lt;/b&gt;"
+        b"<script>alert(2)</script><img src=x onerror=alert(3)></p>\n"
+    )
+    archive.ingest(raw, Envelope("mallory@evil.example", ("bob@example.com",)))
+    plain = b"From: m@evil.example\nSubject: plain\n\n<b>melon</b> <script>alert(4)</script>\n"
+    archive.ingest(plain, Envelope("m@evil.example", ("bob@example.com",)))
+    page = web.login("bob").get("/search", params={"q": "melon"})
+    assert page.status_code == 200
+    assert (
+        '<p class="snippet">Look &lt;script&gt;alert(1)&lt;/script&gt; and '
+        "&lt;b onclick=x()&gt;<mark>melon</mark>&lt;/b&gt;</p>"
+    ) in page.text
+    assert (
+        '<p class="snippet">&lt;b&gt;<mark>melon</mark>&lt;/b&gt; '
+        "&lt;script&gt;alert(4)&lt;/script&gt;</p>"
+    ) in page.text
+    for raw_tag in ("<script>alert", "<b>", "<b onclick", "onerror="):
+        assert raw_tag not in page.text
+
+
+def test_a_result_whose_blob_is_lost_is_listed_without_snippet(web: Web, archive: Archive) -> None:
+    lost = archive.ingest(
+        b"From: a@example.com\nSubject: gone\n\nkumquat\n",
+        Envelope("a@example.com", ("bob@example.com",)),
+    ).id
+    archive.store.delete(f"m/{archive.get(lost).sha256}")
+    page = web.login("bob").get("/search", params={"q": "kumquat"})
+    assert page.status_code == 200
+    assert f'<a href="/messages/{lost}">gone</a></td>' in page.text
+    assert 'class="snippet"' not in page.text
+
+
 def test_a_user_searches_only_their_mail(web: Web) -> None:
     page = web.login("carol").get("/search")
     assert "Q3 report" in page.text
