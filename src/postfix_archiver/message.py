@@ -556,6 +556,30 @@ class _InlineImages:
             self.found[cid.lower()] = InlinePart(ctype, payload)
 
 
+# For code that walks a message's parts itself (the text of attached messages, in
+# ``extract``): the same parse, attachment test, decoding and addresses as parse_message.
+
+
+def parse_tree(raw: bytes) -> Message:
+    """The ``email`` tree of ``raw`` as ``parse_message`` reads it."""
+    return _parse_bytes(raw)
+
+
+def is_attachment(part: Message) -> bool:
+    """Whether a leaf part is a file rather than the message text."""
+    return _is_attachment(part, attachment_filename(part), part.get_content_type())
+
+
+def part_payload(part: Message) -> bytes:
+    """A leaf part's decoded body."""
+    return _payload(part, [])
+
+
+def header_addresses(msg: Message, name: str) -> list[Address]:
+    """The addresses in header ``name`` of ``msg`` (all of its occurrences)."""
+    return parse_addresses(_raw_header(msg, name))
+
+
 def decode_body(body: bytes, transfer_encoding: str) -> bytes:
     """A part body as stored in the message, decoded from ``transfer_encoding`` exactly as
     parsing the whole message decodes it (the same ``_payload``): for serving a part that
