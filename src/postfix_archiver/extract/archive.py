@@ -36,10 +36,9 @@ def _names(zf: zipfile.ZipFile, job: Job, depth: int) -> None:
         if depth + 1 > job.limits.max_depth:
             job.note(f"archives nested deeper than {job.limits.max_depth} are not opened")
             continue
-        inner = zips.read(zf, info, job, job.limits.max_input)
         try:
-            inner_zip = zips.open_zip(inner)
-        except Failed as exc:
+            inner_zip = zips.open_zip(zips.read(zf, info, job, job.limits.max_input))
+        except Failed as exc:  # the other members' names are still worth listing
             job.note(f"{name}: {exc}")
             continue
         with inner_zip:

@@ -155,7 +155,7 @@ def test_a_worker_killed_mid_extraction_is_failed_not_an_exception() -> None:
         ),
         (
             "import sys, struct; sys.stdin.buffer.read(20); "
-            "b = b'{\"status\": \"ok\", \"text\": 5, \"names\": [], \"detail\": \"\"}'; "
+            'b = b\'{"status": "ok", "text": 5, "names": [], "detail": ""}\'; '
             "sys.stdout.buffer.write(struct.pack('>I', len(b)) + b); sys.stdout.flush()",
             "garbage",
         ),
