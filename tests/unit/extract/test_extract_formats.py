@@ -308,3 +308,10 @@ def test_hostile_input_to_lenient_formats_never_raises(data: bytes, ctype: str) 
     result = one(data, ctype, "")
     assert result.status in (OK, FAILED)
     assert "\x00" not in result.text
+
+
+def test_pdf_without_pdftotext_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # the worker inherits it
+    result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
+    assert result.status == FAILED
+    assert result.detail == "pdftotext is not installed: apt-get install poppler-utils"
