@@ -214,7 +214,23 @@ def attachment_filename(part: Message) -> str:
         name = part.get_filename()  # RFC 2231 continuations and charsets handled here
     except Exception:  # a broken RFC 2231 parameter
         name = None
+    if name and "\ufffd" in name:
+        name = _eight_bit_filename(part) or name
     return decode_header_value(name) if name else ""
+
+
+def _eight_bit_filename(part: Message) -> str | None:
+    """A file name in raw 8-bit bytes (UTF-8 mostly, as SMTPUTF8 mail and many clients write
+    it), which the parser gives as U+FFFD: read again from the headers' raw bytes."""
+    holder = Message()
+    for header in ("Content-Disposition", "Content-Type"):
+        values = _raw_header(part, header)
+        if values:
+            holder[header] = values[0]
+    try:
+        return holder.get_filename()
+    except Exception:
+        return None
 
 
 def _is_attachment(part: Message, filename: str, ctype: str) -> bool:

@@ -39,6 +39,7 @@ _BOOT = (
     "from postfix_archiver.extract.worker import main; main()"
 )
 _WRITE_CHUNK = 1 << 20
+_MAX_LABEL = 2000
 
 
 class _Lost(Exception):
@@ -90,6 +91,8 @@ class Worker:
             return Extraction(TOO_BIG, detail=f"larger than max_input ({limits.max_input} bytes)")
         if kind(data[:HEAD], content_type, filename) is None:
             return Extraction(UNSUPPORTED)  # no process for an image
+        # from a message's headers: no use past a screenful, and never megabytes in a request
+        content_type, filename = content_type[:_MAX_LABEL], filename[:_MAX_LABEL]
         try:
             result = self._exchange(data, content_type, filename)
         except _Lost as lost:

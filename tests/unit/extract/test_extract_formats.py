@@ -315,3 +315,28 @@ def test_pdf_without_pdftotext_says_what_to_install(monkeypatch: pytest.MonkeyPa
     result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
     assert result.status == FAILED
     assert result.detail == "pdftotext is not installed: apt-get install poppler-utils"
+
+
+def test_eight_bit_and_encoded_names_inside_an_attached_message() -> None:
+    raw = (
+        b"Subject: names\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="\xed\x9a\x8c\xec\x9d\x98.bin"\r\n\r\n'
+        b"xx\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''%E4%BC%9A%E8%AD%B0.txt\r\n\r\n"
+        b"meeting notes tamarin\r\n"
+        b"--b--\r\n"
+    )
+    result = one(raw, "message/rfc822", "")
+    assert result.status == OK, result
+    assert result.names == ("회의.bin", "会議.txt")
+    assert "tamarin" in result.text
+
+
+def test_a_huge_file_name_is_cut_not_sent_whole() -> None:
+    result = one(b"text", "text/plain", "x" * (10 << 20))
+    assert result.status == OK
+    assert result.text == "text"
