@@ -83,7 +83,7 @@ def extension(filename: str) -> str:
 def by_magic(head: bytes) -> str | None:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return ZIP
-    if b"%PDF-" in head[:HEAD]:  # readers accept a PDF header anywhere in the first KB
+    if head.startswith(b"%PDF-"):
         return PDF
     if head.lstrip()[:5] == b"{\\rtf":
         return RTF
@@ -105,4 +105,9 @@ def kind(head: bytes, content_type: str, filename: str) -> str | None:
         return TEXT
     if mtype.startswith(_BINARY_MAJOR):
         return None
-    return _EXTENSIONS.get(extension(filename))
+    by_name = _EXTENSIONS.get(extension(filename))
+    if by_name is None and b"%PDF-" in head[:HEAD]:
+        # PDF readers accept the header anywhere in the first KB (after a MacBinary or mail
+        # client's prefix); only for an undeclared type, so text quoting "%PDF-" stays text
+        return PDF
+    return by_name
