@@ -211,11 +211,24 @@ class IntegritySettings:
 
 
 @dataclass(frozen=True)
+class ExtractSettings:
+    """Bounds on reading the text of one attachment (``extract.limits_from`` makes the
+    ``extract.Limits`` of them; the defaults are the same)."""
+
+    timeout: float = 20.0  # seconds of wall time
+    max_input: int = 64 << 20  # bytes; larger attachments are not read
+    max_output: int = 1 << 20  # characters of text kept
+    max_memory: int = 512 << 20  # bytes of address space of the extraction process
+    max_depth: int = 3  # attached messages and archives opened inside one another
+
+
+@dataclass(frozen=True)
 class Config:
     archive: ArchiveSettings
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     web: WebSettings = field(default_factory=WebSettings)
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     source: Source = field(default_factory=lambda: Source(None, None))
 
@@ -251,6 +264,13 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "tsa_url": str,
         "tsa_ca_file": str,
         "tsa_timeout": object,
+    },
+    "extract": {
+        "timeout": object,  # a period: _build_extract checks it
+        "max_input": int,
+        "max_output": int,
+        "max_memory": int,
+        "max_depth": int,
     },
 }
 
@@ -478,6 +498,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         smtp=smtp,
         web=web,
         integrity=integrity,
+        extract=_build_extract(data.get("extract", {}), source),
         rules=tuple(rules),
         source=source,
     )
@@ -546,3 +567,26 @@ def _build_integrity(
         tsa_ca_file=ca,
         tsa_timeout=timeout,
     )
+
+
+# each [extract] size: its lowest and highest sensible value, and what it counts
+_EXTRACT_SIZES = {
+    "max_input": (1 << 10, 1 << 40, "bytes"),
+    "max_output": (1 << 10, 1 << 30, "characters"),
+    # a Python worker and pdftotext need some room to start at all
+    "max_memory": (64 << 20, 1 << 40, "bytes"),
+    "max_depth": (0, 20, "levels"),
+}
+
+
+def _build_extract(e: Mapping[str, Any], source: Source) -> ExtractSettings:
+    values: dict[str, Any] = {}
+    for key, (low, high, unit) in _EXTRACT_SIZES.items():
+        value = e.get(key, getattr(ExtractSettings, key))
+        if not low <= value <= high:
+            raise source.error(("extract", key), f"must be between {low} and {high} {unit}")
+        values[key] = value
+    timeout = _period(
+        source, "extract", "timeout", e.get("timeout", ExtractSettings.timeout), 0.1, 3600
+    )
+    return ExtractSettings(timeout=timeout, **values)

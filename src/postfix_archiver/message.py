@@ -214,7 +214,23 @@ def attachment_filename(part: Message) -> str:
         name = part.get_filename()  # RFC 2231 continuations and charsets handled here
     except Exception:  # a broken RFC 2231 parameter
         name = None
+    if name and "\ufffd" in name:
+        name = _eight_bit_filename(part) or name
     return decode_header_value(name) if name else ""
+
+
+def _eight_bit_filename(part: Message) -> str | None:
+    """A file name in raw 8-bit bytes (UTF-8 mostly, as SMTPUTF8 mail and many clients write
+    it), which the parser gives as U+FFFD: read again from the headers' raw bytes."""
+    holder = Message()
+    for header in ("Content-Disposition", "Content-Type"):
+        values = _raw_header(part, header)
+        if values:
+            holder[header] = values[0]
+    try:
+        return holder.get_filename()
+    except Exception:
+        return None
 
 
 def _is_attachment(part: Message, filename: str, ctype: str) -> bool:
@@ -582,6 +598,30 @@ class _InlineImages:
         self.total += len(payload)
         if self.total <= MAX_INLINE_TOTAL:
             self.found[cid.lower()] = InlinePart(ctype, payload)
+
+
+# For code that walks a message's parts itself (the text of attached messages, in
+# ``extract``): the same parse, attachment test, decoding and addresses as parse_message.
+
+
+def parse_tree(raw: bytes) -> Message:
+    """The ``email`` tree of ``raw`` as ``parse_message`` reads it."""
+    return _parse_bytes(raw)
+
+
+def is_attachment(part: Message) -> bool:
+    """Whether a leaf part is a file rather than the message text."""
+    return _is_attachment(part, attachment_filename(part), part.get_content_type())
+
+
+def part_payload(part: Message) -> bytes:
+    """A leaf part's decoded body."""
+    return _payload(part, [])
+
+
+def header_addresses(msg: Message, name: str) -> list[Address]:
+    """The addresses in header ``name`` of ``msg`` (all of its occurrences)."""
+    return parse_addresses(_raw_header(msg, name))
 
 
 def decode_body(body: bytes, transfer_encoding: str) -> bytes:

@@ -8,7 +8,12 @@ status, never an exception: a failed extraction must never lose or delay a messa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import ExtractSettings
 
 # Bump when what ``extract`` returns for the same bytes changes: the indexer's signature
 # includes it, so entries made the old way are rebuilt rather than trusted.
@@ -40,11 +45,31 @@ class Extraction:
 
 
 def extract(data: bytes, content_type: str, filename: str, limits: Limits) -> Extraction:
-    """The text of one attachment. Interface placeholder: the extraction package replaces
-    this body with the real extractors run in a separate process."""
-    if content_type.lower().startswith("text/plain") and len(data) <= limits.max_input:
-        return Extraction(OK, data.decode("utf-8", "replace")[: limits.max_output])
-    return Extraction(UNSUPPORTED)
+    """The text of one attachment, read in a process of its own (see ``process.Worker``).
+    ``content_type`` is the part's Content-Type value (its charset parameter is used);
+    ``filename`` may be empty. Never raises for bad input."""
+    return extract_many([(data, content_type, filename)], limits)[0]
+
+
+def extract_many(items: Sequence[tuple[bytes, str, str]], limits: Limits) -> list[Extraction]:
+    """The text of several attachments, ``(data, content_type, filename)`` each, in order,
+    through one worker process (a process start costs tens of milliseconds); a failure or
+    timeout of one replaces the worker and leaves the others unaffected."""
+    from .process import Worker  # the worker process imports this package: keep it light
+
+    with Worker(limits) as worker:
+        return [worker.extract(data, ctype, name) for data, ctype, name in items]
+
+
+def limits_from(settings: ExtractSettings) -> Limits:
+    """The limits of the config's ``[extract]`` section."""
+    return Limits(
+        timeout=settings.timeout,
+        max_input=settings.max_input,
+        max_output=settings.max_output,
+        max_memory=settings.max_memory,
+        max_depth=settings.max_depth,
+    )
 
 
 __all__ = [
@@ -57,4 +82,6 @@ __all__ = [
     "Extraction",
     "Limits",
     "extract",
+    "extract_many",
+    "limits_from",
 ]
