@@ -295,6 +295,24 @@ def test_html_is_stripped_of_tags_scripts_and_styles() -> None:
         assert gone not in text
 
 
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        # a newsletter's table: each cell its own words
+        ("<table><tr><td>Deal 4</td><td>Deal 5</td></tr></table>", "Deal 4 Deal 5"),
+        ("<p>xxx</p><div>Unsubscribe</div>", "xxx Unsubscribe"),
+        ("<ul><li>one</li><LI>two</LI></ul>end", "one two end"),
+        ("line<br>next<BR/>last<h2>Title</h2>body", "line next last Title body"),
+        # inline elements join their text as the reader sees it
+        ("<b>W</b>ord <a href='x'>link</a>s <span>a</span>b", "Word links ab"),
+        # a tag name inside an attribute or as text is not a block
+        ("<p title='<td>'>a</p>b &lt;td&gt;c", "a b <td>c"),
+    ],
+)
+def test_html_blocks_are_separated_by_whitespace(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
 def test_html_only_message_body_text() -> None:
     raw = b"Content-Type: text/html; charset=iso-8859-1\n\n<div>Gr\xfc\xdfe<script>steal()</script>"
     parsed = parse_message(raw)

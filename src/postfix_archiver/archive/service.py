@@ -574,7 +574,7 @@ def _parsed(query: str | Node) -> Node:
 
 # Bump when what _index_text makes of a message changes: a removal can then no longer
 # recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
-INDEX_TEXT_VERSION = 2  # 2: CJK runs indexed as bigrams (bigrams.index_form)
+INDEX_TEXT_VERSION = 3  # 2: CJK runs indexed as bigrams (bigrams.index_form); 3: HTML blocks apart
 
 
 def index_signature(limit: int) -> str:
