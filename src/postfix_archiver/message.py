@@ -34,13 +34,17 @@ from .dates import parse_header_date
 _PARSER = BytesParser(policy=policy.compat32)
 _WS = re.compile(r"\s+")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-# the start or end of an element that breaks the line (a cell, a paragraph, a list item,
-# <br>): its text must not run into the next block's ("Deal 4Deal 5", "xxxUnsubscribe"), so
-# a space goes before the tag; inline elements (<b>, <span>, <a>) join their text as shown
+# a tag of an element that breaks the line (a cell, a paragraph, a list item, <br>): its
+# text must not run into the next block's ("Deal 4Deal 5", "xxxUnsubscribe"), so the tag
+# itself becomes a space before cleaning (not a space beside it: nh3 is slow on deep
+# nesting, and text between nested tags made it slower); inline elements (<b>, <span>,
+# <a>) join their text as shown. Quoted attribute values may hold ">". A match never runs
+# past the next "<" and never backtracks (possessive), so hostile markup (a million "<div "
+# and no ">") costs one pass over the text, not one per tag.
 _BLOCK_TAG = re.compile(
-    r"<(?=/?(?:address|article|aside|blockquote|br|caption|dd|div|dl|dt|fieldset|figcaption|"
+    r"</?(?:address|article|aside|blockquote|br|caption|dd|div|dl|dt|fieldset|figcaption|"
     r"figure|footer|form|h[1-6]|header|hr|li|main|nav|ol|p|pre|section|table|tbody|td|tfoot|"
-    r"th|thead|tr|ul)\b)",
+    r"th|thead|tr|ul)\b(?:[^<>\"']++|\"[^<\"]*+\"|'[^<']*+')*+>",
     re.IGNORECASE,
 )
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -133,7 +137,7 @@ class ParsedMessage:
 def html_to_text(markup: str) -> str:
     """Visible text of an HTML body; script and style contents are dropped."""
     cleaned = nh3.clean(
-        _BLOCK_TAG.sub(" <", markup), tags=set(), clean_content_tags={"script", "style"}
+        _BLOCK_TAG.sub(" ", markup), tags=set(), clean_content_tags={"script", "style"}
     )
     return _WS.sub(" ", html.unescape(cleaned)).strip()
 
