@@ -5,13 +5,21 @@ subject and the body text as ``ParsedMessage.index_text`` gives it), read from t
 through the read model's parse cache, and only for the page of results shown.
 
 Matching mirrors the full-text index (SQLite FTS5, ``unicode61 remove_diacritics 2``):
-letters and digits make tokens, anything else separates them; case and Latin diacritics do
-not count (``Resume`` marks ``résumé``); a word matches whole tokens, ``foo*`` the start of
-one, a phrase (or a word with punctuation inside, ``e-mail``) consecutive tokens. Korean,
-Japanese and Chinese are indexed as overlapping bigrams, so there a term matches anywhere
-inside a run (``회의`` in ``회의는``). Negated terms are never marked; ``subject:`` terms only
-in the subject. A match the index found but a snippet cannot show (in an address, an
-attachment name, past ``SCAN_LIMIT``) leaves the start of the body, unmarked.
+letters and digits make tokens, anything else separates them; case and the diacritics of
+Latin letters do not count (``Resume`` marks ``résumé``); a word matches whole tokens,
+``foo*`` the start of one, a phrase (or a word with punctuation inside, ``e-mail``)
+consecutive tokens. Korean, Japanese and Chinese runs are indexed as overlapping bigrams in
+NFKC (``bigrams``, whose definition of a run and normal form this uses): a term matches
+anywhere inside a run (``회의`` in ``회의는``, ``カイギ`` in ``ｶｲｷﾞ``), a change of script
+is a token break (``"東京 2024"`` marks ``東京2024``) and two runs of a phrase are two runs
+of the text (``"회의 자료"`` does not mark ``회의자료``). Negated terms are never marked;
+``subject:`` terms only in the subject. A match the index found but a snippet cannot show
+(in an address, an attachment name, past ``SCAN_LIMIT``) leaves the start of the body,
+unmarked.
+
+The work is bounded whatever the query and the text: ``MAX_TOKENS`` tokens of marked terms
+(``PHRASE_TOKENS`` of one phrase), ``SCAN_LIMIT`` characters, and a match longer than
+``LONG_MATCH`` is shown by its ends.
 
 ``Snippet.marks`` are ``[start, end)`` offsets in code points (Python ``str`` indices) into
 ``Snippet.text``, sorted and not overlapping.
