@@ -116,6 +116,17 @@ def query_form(term: str) -> QueryTerm:
     return QueryTerm("".join(out), prefix)
 
 
+# for code that must agree with the index on what a run is and how it is normalized (the
+# snippets' marks): the character class of a run, a run, and a run's normal form
+CJK_CHARS = _CJK
+CJK_RUN = _RUN
+
+
+def normal_run(run: str) -> str:
+    """A run as it is indexed and searched: NFKC (``ｶｲｷﾞ`` is ``カイギ``)."""
+    return _normal(run)
+
+
 def _may_have_runs(text: str) -> bool:
     return bool(text.encode("utf-8", "surrogatepass").translate(None, _NOT_LEADS))
 
@@ -167,4 +178,4 @@ def _last_token(term: str) -> int:
     return -1
 
 
-__all__ = ["QueryTerm", "index_form", "query_form"]
+__all__ = ["CJK_CHARS", "CJK_RUN", "QueryTerm", "index_form", "normal_run", "query_form"]

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -65,6 +66,9 @@ MAX_SNIPPETS = 1000
 # a message larger than this is not read for its snippet (one such costs a page what
 # hundreds of ordinary results do): its subject alone is looked at
 SNIPPET_MAX_SIZE = 16 << 20
+# the time a page's snippets may take (seconds): the results past it get none, so a hostile
+# query or a slow store delays a page by this much at most, plus one message's snippet
+SNIPPET_BUDGET = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,18 +419,30 @@ class Archive:
         parsed = self._parses.get(sha, lambda: parse_message(self.read_blob(sha), inline=True))
         return MessageRead(view, parsed)
 
-    def snippets(self, rows: Sequence[MessageRow], query: str | Node) -> list[Snippet | None]:
+    def snippets(
+        self, rows: Sequence[MessageRow], query: str | Node, *, budget: float = SNIPPET_BUDGET
+    ) -> list[Snippet | None]:
         """A snippet of each of ``rows`` (a page of results of ``query``) with the query's
-        terms marked (see ``archive.snippets``); None where there is nothing to show, past
-        ``MAX_SNIPPETS``, or where the message cannot be read (logged: the result is still
-        listed, and ``show`` or ``verify`` say what is wrong)."""
-        marker = Highlighter(parse_query(query) if isinstance(query, str) else query)
-        return [
-            self._snippet(row, marker) if i < MAX_SNIPPETS else None for i, row in enumerate(rows)
-        ]
+        terms marked (see ``archive.snippets``); None where there is nothing to show, for
+        every result of a query with no term to mark (fields only, or empty: no message is
+        read), past ``MAX_SNIPPETS`` or ``budget`` seconds, or where the message cannot be
+        read (logged: the result is still listed, and ``show`` or ``verify`` say what is
+        wrong)."""
+        marker = Highlighter(_parsed(query))  # as search reads it (8-bit bytes repaired)
+        if not marker.has_terms:
+            return [None] * len(rows)
+        deadline = time.monotonic() + budget
+        out: list[Snippet | None] = []
+        for row in rows:
+            # at least one: a page is never without snippets for a loaded machine alone
+            if len(out) >= MAX_SNIPPETS or (out and time.monotonic() > deadline):
+                out.append(None)
+            else:
+                out.append(self._snippet(row, marker))
+        return out
 
     def _snippet(self, row: MessageRow, marker: Highlighter) -> Snippet | None:
-        if row.size > SNIPPET_MAX_SIZE:
+        if row.size > SNIPPET_MAX_SIZE or not marker.marks_body:
             return marker.snippet([("subject", row.subject)])
         try:
             # a message just read has its parse kept; any other is read (checked against

@@ -5,13 +5,21 @@ subject and the body text as ``ParsedMessage.index_text`` gives it), read from t
 through the read model's parse cache, and only for the page of results shown.
 
 Matching mirrors the full-text index (SQLite FTS5, ``unicode61 remove_diacritics 2``):
-letters and digits make tokens, anything else separates them; case and Latin diacritics do
-not count (``Resume`` marks ``résumé``); a word matches whole tokens, ``foo*`` the start of
-one, a phrase (or a word with punctuation inside, ``e-mail``) consecutive tokens. Korean,
-Japanese and Chinese are indexed as overlapping bigrams, so there a term matches anywhere
-inside a run (``회의`` in ``회의는``). Negated terms are never marked; ``subject:`` terms only
-in the subject. A match the index found but a snippet cannot show (in an address, an
-attachment name, past ``SCAN_LIMIT``) leaves the start of the body, unmarked.
+letters and digits make tokens, anything else separates them; case and the diacritics of
+Latin letters do not count (``Resume`` marks ``résumé``); a word matches whole tokens,
+``foo*`` the start of one, a phrase (or a word with punctuation inside, ``e-mail``)
+consecutive tokens. Korean, Japanese and Chinese runs are indexed as overlapping bigrams in
+NFKC (``bigrams``, whose definition of a run and normal form this uses): a term matches
+anywhere inside a run (``회의`` in ``회의는``, ``カイギ`` in ``ｶｲｷﾞ``), a change of script
+is a token break (``"東京 2024"`` marks ``東京2024``) and two runs of a phrase are two runs
+of the text (``"회의 자료"`` does not mark ``회의자료``). Negated terms are never marked;
+``subject:`` terms only in the subject. A match the index found but a snippet cannot show
+(in an address, an attachment name, past ``SCAN_LIMIT``) leaves the start of the body,
+unmarked.
+
+The work is bounded whatever the query and the text: ``MAX_TOKENS`` tokens of marked terms
+(``PHRASE_TOKENS`` of one phrase), ``SCAN_LIMIT`` characters, and a match longer than
+``LONG_MATCH`` is shown by its ends.
 
 ``Snippet.marks`` are ``[start, end)`` offsets in code points (Python ``str`` indices) into
 ``Snippet.text``, sorted and not overlapping.
@@ -19,17 +27,20 @@ attachment name, past ``SCAN_LIMIT``) leaves the start of the body, unmarked.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ..bigrams import CJK_CHARS, CJK_RUN, normal_run
 from ..search import And, Field, Node, Not, Or, Text
 
 # how much of each source is looked at: matches past it are not shown (the start of the body
-# is), and a 50 MB body costs what its first characters cost
-SCAN_LIMIT = 100_000
+# is), and a 50 MB body costs what its first characters cost (marking is a regular expression
+# tried at each place a term may start: this bounds the places)
+SCAN_LIMIT = 20_000
 # the window shown, before it is stretched (at most SNAP each side) to whole words
 WIDTH = 200
 SNAP = 20
@@ -39,22 +50,30 @@ MAX_MATCHES = 2000
 # (folded) term marked: past these a term is still searched, just not marked
 MAX_TERMS = 64
 MAX_TERM_CHARS = 256
+# the tokens of all marked terms together, and of one phrase: the expression tries each term
+# at each place, so its cost grows with their tokens (64 phrases of 28 tokens took 5 s on one
+# message); a longer phrase has its first PHRASE_TOKENS marked, later terms past MAX_TOKENS none
+MAX_TOKENS = 64
+PHRASE_TOKENS = 8
+# a match longer than this (a phrase's words far apart: the index ignores what separates
+# them, 90,000 hyphens included) shows HEAD characters of each end, "…" between
+LONG_MATCH = 80
+HEAD = 30
 
 ELLIPSIS = "…"
 
-# Hangul, Kana, Han (with their extensions and compatibility forms): indexed as bigrams, so
-# matched as substrings; the same blocks the CJK index form (bigrams.py) treats so
-_CJK = (
-    "\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
-    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f"
-    "\U00020000-\U0003134f"
-)
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-# a token character: a letter or digit (Python's \w without "_", which FTS5 separates on)
-_TOKEN = re.compile(r"[^\W_]+")
+# Hangul, Kana, Han: indexed as bigrams, so matched inside runs; the index's own definition
+# of a run and of its normal form (NFKC), so that marks agree with what it finds
+_CJK = CJK_CHARS
+_SPLIT = re.compile(f"([{_CJK}]+)")
+# a token of a query: a CJK run, or letters and digits of other scripts (Python's \w without
+# "_", which FTS5 separates on); a change of script is a token break ("a会" is two tokens)
+_TOKEN = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+")
 # a letter or digit that is not CJK: what must not touch a Latin term for it to be a word
 _WORD_EDGE = f"[^\\W_{_CJK}]"
-_SEPARATOR = r"[\W_]+"
+# what separates tokens in text (possessive: a long run of it is never backtracked into)
+_SEPARATORS = f"(?:_|[^\\w{_CJK}])++"
+_MAYBE_SEPARATORS = f"(?:_|[^\\w{_CJK}])*+"
 _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")
 _GAP = r"[\s\x00-\x1f\x7f-\x9f]"
 # what a snippet tidies: a run of spaces or control characters at either end, or inside
@@ -132,6 +151,9 @@ class _FoldTable(dict[int, str]):
 
 def _fold_char(ch: str) -> str:
     bare = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    # the index removes diacritics from Latin letters only: "ά" is not "α", "が" not "か"
+    if bare != ch and not all(c.isascii() or "LATIN" in unicodedata.name(c, "") for c in bare):
+        bare = ch
     for candidate in (bare.lower(), ch.lower()):
         if len(candidate) == 1:
             return candidate
@@ -146,9 +168,86 @@ def fold(text: str) -> str:
     return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
-def _fold_query(text: str) -> str:
-    """A query term folded as the text it is looked for in (``_scanned``, then ``fold``)."""
-    return fold(unicodedata.normalize("NFC", text))
+# -- normal form: NFC, and each CJK run in NFKC as the index has it ------------------------
+
+
+class _Normal:
+    """``text`` composed (NFC: some mail programs send ``e`` and a combining accent, which the
+    index folds like ``é``) is what a snippet shows; ``matched`` is that with each CJK run in
+    NFKC, as the index takes it (``ｶｲｷﾞ`` is ``カイギ``), and folded. ``shown(start, end)`` is
+    a span of ``matched`` as a span of ``text``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = unicodedata.normalize("NFC", text)
+        # each piece whose NFKC form differs: where it starts in matched and in text, and
+        # its lengths in both (sorted; none for almost all text)
+        self._at: list[int] = []
+        self._moved: list[tuple[int, int, int]] = []
+        # what text gained (+) or lost over matched up to the end of each piece
+        self._shift: list[int] = []
+        parts = _SPLIT.split(self.text)  # text, run, text, run, ..., text
+        at = 0
+        for i, part in enumerate(parts):
+            if i % 2 and not unicodedata.is_normalized("NFKC", part):
+                parts[i] = self._run(part, at)
+            at += len(part)
+        self.matched = fold("".join(parts))
+
+    def _run(self, run: str, at: int) -> str:
+        normal = normal_run(run)
+        pieces = _pieces(run)
+        if "".join(p for p, _ in pieces) != normal:  # not cut where it can be: one piece
+            pieces = [(normal, len(run))]
+        shift = self._shift[-1] if self._shift else 0
+        for piece, length in pieces:
+            if len(piece) != length or piece != run[:length]:
+                self._at.append(at - shift)
+                self._moved.append((at, len(piece), length))
+                shift += length - len(piece)
+                self._shift.append(shift)
+            at += length
+            run = run[length:]
+        return normal
+
+    def shown(self, start: int, end: int) -> tuple[int, int]:
+        if not self._at:
+            return start, end
+        return self._back(start, False), self._back(end, True)
+
+    def _back(self, at: int, is_end: bool) -> int:
+        i = bisect.bisect_left(self._at, at) - 1  # the last piece starting before it
+        if i < 0:
+            return at
+        m_at, (t_at, m_len, t_len) = self._at[i], self._moved[i]
+        if at < m_at + m_len:  # inside a piece that changed: out to its edge
+            return t_at + (t_len if is_end else 0)
+        return at + self._shift[i]
+
+
+def _pieces(run: str) -> list[tuple[str, int]]:
+    """``run`` in NFKC piece by piece: ``(normal form, characters of run)``, a piece being a
+    character and what composes with it (a voiced mark, a Hangul vowel or final)."""
+    out: list[tuple[str, int]] = []
+    for ch in run:
+        normal = normal_run(ch)
+        # a piece is short (a syllable is three jamo): a run of 20,000 voiced marks must not
+        # make a piece normalized 20,000 times; a piece cut too soon fails the caller's check
+        if out and normal and _joins(normal[0]) and out[-1][1] < 4:
+            piece, length = out[-1]
+            joined = normal_run(piece + normal)
+            if joined != piece + normal:  # it composed: one piece
+                out[-1] = (joined, length + 1)
+                continue
+        out.append((normal, 1))
+    return out
+
+
+def _joins(ch: str) -> bool:
+    # combining marks (the voiced marks) and Hangul medial vowels and finals compose with
+    # what comes before them
+    return (
+        unicodedata.combining(ch) != 0 or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff"
+    )
 
 
 # -- the terms of a query ------------------------------------------------------------------
@@ -159,6 +258,7 @@ class _Term:
     pattern: str  # without the check that a word starts here
     first: str  # the character it starts with
     word: bool  # starts at a word's start (a Latin term), not anywhere (a CJK one)
+    tokens: int
     subject_only: bool = False
 
 
@@ -182,27 +282,31 @@ def _terms(node: Node, out: list[_Term]) -> None:
 
 
 def _term(value: str, phrase: bool) -> _Term | None:
-    """One word or phrase as a regular expression over folded text, matching what the index
-    matches; None when it has no token to mark."""
+    """One word or phrase as a regular expression over normal, folded text, matching what
+    the index matches; None when it has no token to mark."""
     prefix = not phrase and value.endswith("*")
-    tokens = _TOKEN.findall(_fold_query(value.rstrip("*") if prefix else value))
+    tokens = _TOKEN.findall(_Normal(value.rstrip("*") if prefix else value).matched)
     if not tokens or sum(len(t) for t in tokens) > MAX_TERM_CHARS:
         return None
+    if len(tokens) > PHRASE_TOKENS:  # its start marked: the cost is in the tokens
+        tokens, prefix = tokens[:PHRASE_TOKENS], False
     parts: list[str] = []
     for i, token in enumerate(tokens):
         if i:
+            # the index sets each CJK run apart: two runs of the query are two runs of the
+            # text (something between them), a run and a Latin word may touch ("東京2024")
             both_cjk = _is_cjk(tokens[i - 1][-1]) and _is_cjk(token[0])
-            # bigrams know no spaces: "회의 자료" finds "회의자료"
-            parts.append(r"[\W_]*" if both_cjk else _SEPARATOR)
+            both_latin = not _is_cjk(tokens[i - 1][-1]) and not _is_cjk(token[0])
+            parts.append(_SEPARATORS if both_cjk or both_latin else _MAYBE_SEPARATORS)
         parts.append(re.escape(token))
     first, last = tokens[0][0], tokens[-1][-1]
     # a Latin term is whole tokens; a CJK edge is inside a run, like its bigrams
     after = "" if prefix or _is_cjk(last) else f"(?!{_WORD_EDGE})"
-    return _Term("".join(parts) + after, first, not _is_cjk(first))
+    return _Term("".join(parts) + after, first, not _is_cjk(first), len(tokens))
 
 
 def _is_cjk(ch: str) -> bool:
-    return _CJK_CHAR.match(ch) is not None
+    return CJK_RUN.match(ch) is not None
 
 
 class Highlighter:
@@ -211,45 +315,51 @@ class Highlighter:
     def __init__(self, node: Node) -> None:
         terms: list[_Term] = []
         _terms(node, terms)
-        unique = list(dict.fromkeys(terms))[:MAX_TERMS]
+        unique: list[_Term] = []
+        tokens = 0
+        for term in list(dict.fromkeys(terms))[:MAX_TERMS]:
+            tokens += term.tokens
+            if tokens > MAX_TOKENS:
+                break
+            unique.append(term)
         self._anywhere = _compile([t for t in unique if not t.subject_only])
         self._subject = _compile(unique)
 
     @property
     def has_terms(self) -> bool:
+        """Whether the query has a term to mark (else every snippet is the body's start)."""
         return self._subject is not None
+
+    @property
+    def marks_body(self) -> bool:
+        """Whether a term may be marked in the body (not only ``subject:`` terms)."""
+        return self._anywhere is not None
 
     def snippet(self, sources: Sequence[tuple[str, str]]) -> Snippet | None:
         """The best snippet of ``sources`` (``(label, text)``, in order of preference): the
         window with the most different terms, then the most matches; without any match,
         the start of the first source that is not the subject (None if it is blank)."""
-        best: tuple[tuple[int, int], str, str, list[tuple[int, int, int]]] | None = None
+        best: tuple[tuple[int, int], str, _Normal, list[tuple[int, int, int]]] | None = None
         for label, text in sources:
             pattern = self._subject if label == "subject" else self._anywhere
             if pattern is None or not text:
                 continue
-            scanned = _scanned(text)
-            matches = _matches(pattern, fold(scanned))
+            normal = _Normal(text[:SCAN_LIMIT])
+            matches = _matches(pattern, normal)
             if not matches:
                 continue
             score, window = _best_window(matches)
             if best is None or score > best[0]:
-                best = (score, label, scanned, window)
+                best = (score, label, normal, window)
         if best is not None:
-            _, label, text, window = best
-            return _cut(label, text, window[0][0], window[-1][1], [(s, e) for s, e, _ in window])
+            _, label, normal, window = best
+            return _cut(label, normal.text, [(s, e) for s, e, _ in window])
         for label, text in sources:
             if label != "subject":
-                scanned = _scanned(text)
-                found = _VISIBLE.search(scanned)
-                return None if found is None else _cut(label, scanned[found.start() :], 0, 0, [])
+                shown = unicodedata.normalize("NFC", text[:SCAN_LIMIT])
+                found = _VISIBLE.search(shown)
+                return None if found is None else _cut(label, shown[found.start() :], [])
         return None
-
-
-def _scanned(text: str) -> str:
-    """The start of ``text`` that is looked at, composed (NFC): some mail programs send
-    decomposed text (``e`` and a combining accent), which the index folds like ``é``."""
-    return unicodedata.normalize("NFC", text[:SCAN_LIMIT])
 
 
 def _compile(terms: list[_Term]) -> re.Pattern[str] | None:
@@ -268,12 +378,13 @@ def _compile(terms: list[_Term]) -> re.Pattern[str] | None:
     return re.compile(f"(?=[{firsts}])(?:{'|'.join(choices)})")
 
 
-def _matches(pattern: re.Pattern[str], folded: str) -> list[tuple[int, int, int]]:
-    """``(start, end, term)`` of each match, at most ``MAX_MATCHES``."""
+def _matches(pattern: re.Pattern[str], normal: _Normal) -> list[tuple[int, int, int]]:
+    """``(start, end, term)`` of each match in ``normal.text``, at most ``MAX_MATCHES``."""
     found: list[tuple[int, int, int]] = []
-    for m in pattern.finditer(folded):
+    for m in pattern.finditer(normal.matched):
         if m.end() > m.start():
-            found.append((m.start(), m.end(), m.lastindex or 0))
+            start, end = normal.shown(m.start(), m.end())
+            found.append((start, end, m.lastindex or 0))
             if len(found) >= MAX_MATCHES:
                 break
     return found
@@ -302,13 +413,26 @@ def _best_window(
     return best, matches[best_at[0] : best_at[1]]
 
 
-def _cut(label: str, text: str, first: int, last: int, marks: list[tuple[int, int]]) -> Snippet:
-    """The window around ``[first, last)`` in ``text``, stretched to whole words, with its
-    spaces and control characters made single spaces and "…" where text was left out."""
-    room = max(0, WIDTH - (last - first))
+def _cut(label: str, text: str, marks: list[tuple[int, int]]) -> Snippet:
+    """The window around ``marks`` in ``text``, stretched to whole words, with its spaces and
+    control characters made single spaces and "…" where text was left out; a mark longer
+    than ``LONG_MATCH`` shows its ends, "…" between."""
+    shown: list[tuple[int, int]] = []  # the marks as shown
+    gaps: list[tuple[int, int]] = []  # what is left out inside long marks
+    for start, end in marks:
+        if end - start > LONG_MATCH:
+            head, tail = _head(text, start), _tail(text, end)
+            if head < tail:
+                shown += [(start, head), (tail, end)]
+                gaps.append((head, tail))
+                continue
+        shown.append((start, end))
+    first, last = (marks[0][0], marks[-1][1]) if marks else (0, 0)
+    length = last - first - sum(b - a for a, b in gaps)
+    room = max(0, WIDTH - length)
     start = max(0, first - min(room // 2, 60))
-    end = min(len(text), max(last, start + WIDTH))
-    if end - start < WIDTH:
+    end = min(len(text), max(last, start + WIDTH + sum(b - a for a, b in gaps)))
+    if end - start - sum(b - a for a, b in gaps) < WIDTH:
         start = max(0, min(start, end - WIDTH))
     if start > 0:
         space = text.rfind(" ", max(0, start - SNAP), start)
@@ -316,7 +440,42 @@ def _cut(label: str, text: str, first: int, last: int, marks: list[tuple[int, in
     if end < len(text):
         space = text.find(" ", end, end + SNAP)
         end = space if space >= 0 else end
-    return _tidy(label, text[start:end], start, start > 0, end < len(text), marks)
+    bounds = [start, *(x for gap in gaps for x in gap), end]
+    out_text = ""
+    out_marks: list[tuple[int, int]] = []
+    for i in range(0, len(bounds), 2):
+        a, b = bounds[i], bounds[i + 1]
+        piece = _tidy(label, text[a:b], a, i == 0 and start > 0, False, shown)
+        if i:
+            out_text += ELLIPSIS
+        out_marks += [(s + len(out_text), e + len(out_text)) for s, e in piece.marks]
+        out_text += piece.text
+    if end < len(text):
+        out_text += ELLIPSIS
+    return Snippet(out_text, tuple(out_marks), label)
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _head(text: str, start: int) -> int:
+    """Where a long match starting at ``start`` is cut: after its last word that ends within
+    ``HEAD`` characters (or at ``HEAD``, inside a longer word)."""
+    limit = start + HEAD
+    cut = limit
+    for word in _WORD.finditer(text, start, limit):
+        if word.end() < limit or _WORD.match(text, limit) is None:
+            cut = word.end()
+    return cut
+
+
+def _tail(text: str, end: int) -> int:
+    """Where a long match ending at ``end`` resumes (as ``_head``, from the end)."""
+    limit = end - HEAD
+    for word in _WORD.finditer(text, limit, end):
+        if word.start() > limit or limit == 0 or _WORD.match(text, limit - 1) is None:
+            return word.start()
+    return limit
 
 
 def _tidy(

@@ -55,6 +55,9 @@ def search(
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
     order: Order = "-date",
+    snippets: bool = Query(
+        True, description="0: each result's snippet is null (no message is read for it)"
+    ),
 ) -> JSONResponse:
     """``{"total": N, "results": [...]}``, the shape of ``postfix-archiver search --json``."""
     ctx = context(request)
@@ -66,7 +69,8 @@ def search(
         ctx.audit(request, identity, "search", query=q, error=str(exc))
         raise query_problem(exc) from None
     ctx.audit(request, identity, "search", query=q, order=order, offset=offset, total=page.total)
-    return JSONResponse(search_document(page, ctx.archive.snippets(page.results, q)))
+    shown = ctx.archive.snippets(page.results, q) if snippets else None
+    return JSONResponse(search_document(page, shown))
 
 
 @router.get("/messages/{ident}", summary="Message metadata", responses=_BY_ID)

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from postfix_archiver.archive import Archive
-from postfix_archiver.archive.service import MAX_SNIPPETS, SNIPPET_MAX_SIZE
+from postfix_archiver.archive.service import MAX_SNIPPETS, SNIPPET_BUDGET, SNIPPET_MAX_SIZE
 from postfix_archiver.archive.snippets import (
     ELLIPSIS,
+    LONG_MATCH,
     SCAN_LIMIT,
     SNAP,
     WIDTH,
@@ -197,6 +198,82 @@ def test_many_terms_over_a_large_text_stay_fast() -> None:
     assert time.perf_counter() - started < 1
 
 
+def test_many_long_phrases_over_a_large_body_stay_fast() -> None:
+    # every term is tried at each place one may start: 64 phrases of 28 tokens at each "a"
+    # of 100,000 characters took 3-5 s a message, minutes a page
+    phrases = ['"' + " ".join(["a"] * (28 - i % 7)) + f' z{i}"' for i in range(64)]
+    highlighter = Highlighter(parse_query(" OR ".join(phrases)))
+    body = "z0 " + "a " * 50_000
+    started = time.perf_counter()
+    snippet = highlighter.snippet([("body", body)])
+    assert time.perf_counter() - started < 0.5
+    assert snippet is not None
+    check_shape(snippet)
+    # a long phrase has its start marked
+    assert marked(snippet)[0] == " ".join(["a"] * 8)
+
+
+def test_a_phrase_whose_words_are_far_apart_shows_their_ends() -> None:
+    # the index ignores what separates a phrase's words: 9,000 hyphens too
+    snippet = snip('"foo bar"', "intro foo" + "-" * 9000 + "bar and more")
+    assert snippet is not None
+    assert snippet.text == "intro foo" + ELLIPSIS + "bar and more"
+    assert marked(snippet) == ["foo", "bar"]
+    snippet = snip('"one two three four"', "one two " + "= " * 3000 + "three four")
+    assert snippet is not None
+    assert marked(snippet) == ["one two", "three four"]
+    check_shape(snippet)
+    # a shorter match is shown whole
+    body = "one two " + "= " * (LONG_MATCH // 2 - 10) + "three four"
+    assert marked(snip('"one two three four"', body)) == [body]
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "found"),
+    [
+        ("회의자료", '"회의 자료"', False),  # one run: its pairs are 회의 의자 자료
+        ("회의 자료", '"회의 자료"', True),
+        ("東京2024年", '"東京 2024"', True),  # a script change is a token break
+        ("a会議b", '"a 会議 b"', True),
+        ("会議は", "会議", True),
+        ("ｶｲｷﾞ です", "カイギ", True),  # half-width Katakana: NFKC, as the index
+        ("カイギ です", "ｶｲｷﾞ", True),
+        ("ㅎㅚ의", "회의", True),  # compatibility jamo
+        ("各々", "々", True),
+        ("ゟ の", "より", True),  # one character, two in NFKC
+        ("がいこく", "かいこく", False),  # the voiced mark is not a diacritic to the index
+        ("έργο", "εργο", False),  # nor Greek accents
+        ("résumé", "resume", True),
+        ("do_not", '"do not"', True),
+    ],
+)
+def test_marks_agree_with_what_the_index_finds(
+    archive: Archive, body: str, query: str, found: bool
+) -> None:
+    raw = "From: a@example.com\nSubject: x\nContent-Type: text/plain; charset=utf-8\n\n"
+    message = ingest(archive, (raw + body + "\n").encode())
+    assert [r.id for r in archive.search(query).results] == ([message] if found else [])
+    (snippet,) = archive.snippets([archive.get(message)], query)
+    assert snippet is not None
+    assert snippet.text == body  # as written, not as normalized
+    assert bool(snippet.marks) is found, snippet.pieces()
+
+
+@pytest.mark.parametrize("body", ["ｶ" + "ﾞ" * 30_000, "ㄱ" + "ㅏ" * 30_000, "ｶｲｷﾞ" * 8_000])
+def test_text_that_normalization_joins_stays_fast(body: str) -> None:
+    started = time.perf_counter()
+    snippet = snip("カ OR 가", body)
+    assert time.perf_counter() - started < 1
+    assert snippet is not None
+    check_shape(snippet)
+
+
+def test_marks_of_normalized_text_are_where_it_is_written() -> None:
+    snippet = snip("カイギ OR 회의", "x ｶｲｷﾞ y ㅎㅚ의 z ゟ")
+    assert marked(snippet) == ["ｶｲｷﾞ", "ㅎㅚ의"]
+    assert marked(snip("よ", "ゟ ゟ")) == ["ゟ", "ゟ"]  # inside a character: all of it
+
+
 def test_a_match_past_the_scan_limit_is_not_looked_for() -> None:
     body = "a " * SCAN_LIMIT + "needle"
     started = time.perf_counter()
@@ -219,6 +296,43 @@ def snippet_of(archive: Archive, query: str, message: int) -> Snippet | None:
     assert [r.id for r in page.results] == [message]
     (snippet,) = archive.snippets(page.results, query)
     return snippet
+
+
+def test_a_query_typed_in_a_latin_1_terminal_is_marked_as_it_is_searched(
+    archive: Archive,
+) -> None:
+    message = ingest(archive, "From: a@example.com\nSubject: x\n\nun café noir\n".encode())
+    query = "caf\udce9"  # "café" in Latin-1 from argv: a surrogate escape
+    (snippet,) = archive.snippets(archive.search(query).results, query)
+    assert marked(snippet) == ["café"]
+    assert [r.id for r in archive.search(query).results] == [message]
+
+
+def test_a_query_without_terms_to_mark_reads_no_message(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = ingest(archive, b"From: a@example.com\nSubject: Budget\n\nthe budget\n")
+    row = archive.get(message)
+    archive.store.delete(f"m/{row.sha256}")  # had it been read, a warning would say so
+    assert archive.snippets([row], "from:a@example.com") == [None]
+    assert archive.snippets([row], "") == [None]
+    (snippet,) = archive.snippets([row], "subject:budget")  # the subject is enough
+    assert snippet is not None
+    assert (snippet.source, marked(snippet)) == ("subject", ["Budget"])
+    assert "no snippet" not in caplog.text
+
+
+def test_a_page_of_snippets_keeps_to_its_time_budget(archive: Archive) -> None:
+    assert SNIPPET_BUDGET <= 0.25
+    messages = [
+        ingest(archive, b"From: a@example.com\nSubject: s\n\nkiwi %d\n" % n) for n in range(3)
+    ]
+    rows = [archive.get(m) for m in messages]
+    assert all(s is not None for s in archive.snippets(rows, "kiwi"))
+    # spent: the first result has its snippet, the rest none
+    first, *rest = archive.snippets(rows, "kiwi", budget=-1)
+    assert marked(first) == ["kiwi"]
+    assert rest == [None, None]
 
 
 def test_archived_message_gets_its_snippet_from_the_blob(archive: Archive) -> None:

@@ -79,9 +79,24 @@ def test_search_results_carry_snippets(web: Web) -> None:
     }
     (start, end) = snippet["marks"][0]
     assert snippet["text"][start:end] == "quarterly"
-    # no free text: the start of the body, nothing marked
+    # no free text: nothing to mark, no message read, no snippet
     (lunch,) = client.get("/api/v1/messages", params={"q": "from:dave"}).json()["results"]
+    assert lunch["snippet"] is None
+    # a word found elsewhere (the sender's address): the start of the body, nothing marked
+    (lunch,) = client.get("/api/v1/messages", params={"q": "dave from:dave"}).json()["results"]
     assert lunch["snippet"] == {"text": "Pizza again?", "marks": [], "source": "body"}
+
+
+def test_snippets_can_be_left_out(web: Web) -> None:
+    client = web.token_client("audra")
+    params = {"q": "quarterly", "snippets": "0"}
+    (found,) = client.get("/api/v1/messages", params=params).json()["results"]
+    assert found["snippet"] is None
+    assert found["subject"]  # the rest of the result as always
+    (found,) = client.get("/api/v1/messages", params={**params, "snippets": "1"}).json()["results"]
+    assert found["snippet"]["marks"] == [[12, 21]]
+    bad = client.get("/api/v1/messages", params={**params, "snippets": "maybe"})
+    assert bad.status_code == 400
 
 
 def test_search_snippet_offsets_count_code_points(web: Web) -> None:
