@@ -1,15 +1,17 @@
 """The archive: one ingest path for every way in (``ingest.IngestService``), and the read side.
 
 Ingest order is what makes a crash harmless: the blobs (parts, then the message) are written
-and fsync'd first; only then is the catalog row committed, together with its full-text entry
-and its chain event. A crash before the commit leaves at most an unreferenced blob, which a
-retry rewrites; never a row without a blob, never a searchable message without its index.
+and fsync'd first; only then is the catalog row committed, together with its chain event and
+its place in the index queue. A crash before the commit leaves at most an unreferenced blob,
+which a retry rewrites; never a row without a blob. The full-text entry is made after the
+answer, by the indexer (``archive.indexer``), from the durable queue.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zstandard
 
@@ -28,18 +30,17 @@ from ..catalog import (
     Catalog,
     EnvelopeRow,
     HoldRow,
-    IndexEntry,
     MessageRow,
     NewArrival,
     SearchPage,
     Stats,
     StoredPart,
-    index_entry,
     open_catalog,
 )
 from ..config import Config
 from ..envelope import Envelope
 from ..errors import IntegrityError, NotFoundError
+from ..extract import Limits
 from ..message import Attachment, ParsedMessage, attachment_payload, parse_message
 from ..retention import until as retention_until
 from ..search import Node, parse_int, parse_query
@@ -48,6 +49,9 @@ from ..store.encrypted import EncryptedStore
 from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, stored_attachment
+
+if TYPE_CHECKING:
+    from .indexer import Indexer
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
@@ -102,6 +106,11 @@ class Archive:
         self._pool: ThreadPoolExecutor | None = None
         # the last few parses, so a page's iframe body right after the page parses nothing
         self._parses = ParseCache()
+        # one indexing pass at a time in this process (the thread, or index_pending)
+        self.index_lock = threading.Lock()
+        self._indexer: Indexer | None = None
+        # the bounds on attachment text extraction (part of the index signature)
+        self.extract_limits = Limits()
 
     def __enter__(self) -> Archive:
         return self
@@ -110,6 +119,9 @@ class Archive:
         self.close()
 
     def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.stop()
+            self._indexer = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -126,6 +138,68 @@ class Archive:
             if self._ingester is None:
                 self._ingester = IngestService(self)
             return self._ingester
+
+    # -- the full-text index, made after answering (``archive.indexer``) ----------------------
+
+    def start_indexer(self) -> None:
+        """The background indexer (``serve``, ``web`` on a writable catalog): a thread that
+        indexes what is queued, woken after each commit."""
+        from .indexer import Indexer
+
+        with self._lazy_lock:
+            if self._indexer is None and not getattr(self.catalog, "readonly", False):
+                self._indexer = Indexer(self)
+                self._indexer.start()
+
+    def wake_indexer(self) -> None:
+        """Called after a commit queued new messages."""
+        if self._indexer is not None:
+            self._indexer.wake()
+
+    def index_pending(self, progress: Callable[[int], None] | None = None) -> int:
+        """Index everything queued now, on this thread (for ``index``, ``import``, tests and
+        benchmarks); returns how many messages were indexed."""
+        from .indexer import drain
+
+        return drain(self, progress=progress)
+
+    def store_text(self, sha: str, text: str, names: Sequence[str]) -> None:
+        """The text extracted from attachment ``sha`` (and the names found inside it), as a
+        blob ``t/<sha>``, compressed (and encrypted, with the store) like the others."""
+        data = json.dumps({"text": text, "names": list(names)}).encode()
+        self.store.put_many([(f"t/{sha}", self._compress(data))])
+
+    def stored_text(self, sha: str) -> tuple[str, tuple[str, ...]] | None:
+        """The extracted text and names of attachment ``sha``; None if not stored (or
+        unreadable: then it is extracted again)."""
+        try:
+            stored = self.store.get(f"t/{sha}")
+        except KeyError:
+            return None
+        try:
+            value = json.loads(self._decompress(stored, f"text blob t/{sha}"))
+            return str(value["text"]), tuple(str(n) for n in value["names"])
+        except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+            log.warning("text blob t/%s unreadable (%s): extracted again", sha, exc)
+            return None
+
+    def attachment_bytes(
+        self, sha: str, segments: list[skeleton.Segment], raw: bytes, a: Attachment
+    ) -> bytes:
+        """The decoded bytes of attachment ``a`` of message ``sha`` (its ``segments`` and
+        ``raw`` bytes already read): from its part stored on its own, else parsed out."""
+        payload = stored_attachment(segments, a.sha256, self._read_part)
+        if payload is not None:
+            return payload
+        return attachment_payload(raw, a.index)[1]
+
+    def segments(self, sha: str) -> list[skeleton.Segment]:
+        """The stored message ``sha``: its skeleton's bytes and references to its parts."""
+        return self._segments(sha)
+
+    def rebuild(self, sha: str, segments: list[skeleton.Segment]) -> bytes:
+        """The message's bytes from its ``segments``, checked against ``sha``."""
+        return self._rebuild(sha, segments)
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -246,7 +320,6 @@ class Archive:
             retain_until=retention_until(
                 retention or self.config.archive.retention, envelope.received
             ),
-            indexed_with=index_signature(self.config.archive.index_limit),
             blob_epoch=epoch,
         )
 
@@ -524,19 +597,12 @@ def _chunks(
 
 # Bump when what _index_text makes of a message changes: a removal can then no longer
 # recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
-INDEX_TEXT_VERSION = 1
+INDEX_TEXT_VERSION = 2  # 2: with the text extracted from attachments (archive.indexer)
 
 
-def index_signature(limit: int) -> str:
-    """How a message's index entry is made now: stored with it (``NewArrival.indexed_with``)."""
-    return f"text-v{INDEX_TEXT_VERSION};limit={limit}"
-
-
-def index_entry_of(raw: bytes, limit: int) -> IndexEntry:
-    """A message's full-text entry, made from its bytes exactly as when it was archived."""
-    parsed = parse_message(raw)
-    body = _index_text(parsed, limit)
-    return index_entry(parsed.subject, body, parsed.attachments, parsed.from_, parsed.to, parsed.cc)
+def index_text(parsed: ParsedMessage, limit: int) -> str:
+    """The body text the index takes of ``parsed`` (at most ``limit`` characters)."""
+    return _index_text(parsed, limit)
 
 
 def _index_text(parsed: ParsedMessage, limit: int) -> str:

@@ -58,6 +58,7 @@ class IndexEntry:
     body: str
     names: str
     addrs: str
+    attachments: str = ""  # text extracted from the attachments
 
 
 def index_entry(
@@ -67,12 +68,48 @@ def index_entry(
     from_: Sequence[Address],
     to: Sequence[Address],
     cc: Sequence[Address],
+    *,
+    inner_names: Sequence[str] = (),
+    attachment_text: Sequence[str] = (),
 ) -> IndexEntry:
-    """The one place that turns a message into its index entry: the catalog indexes it, and
-    a removal recomputes it from the blob (a contentless index forgets only exact values)."""
-    names = " ".join(x.filename for x in attachments if x.filename)
+    """The one place that turns a message into its index entry: the indexer indexes it, and
+    a removal recomputes it from the blob (a contentless index forgets only exact values).
+    ``inner_names``: file names found inside attachments (zip members); ``attachment_text``:
+    each attachment's extracted text."""
+    names = " ".join([*(x.filename for x in attachments if x.filename), *inner_names])
     addrs = " ".join(str(x) for x in (*from_, *to, *cc))
-    return IndexEntry(subject, body, names, addrs)
+    return IndexEntry(subject, body, names, addrs, "\n".join(t for t in attachment_text if t))
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRecord:
+    """The extraction cache's bookkeeping for one attachment (by the SHA-256 of its decoded
+    bytes): how it was extracted (``version``: the extractor's version and limits), the
+    outcome (an ``extract`` status) and why it failed. The text is a blob (``t/<sha256>``)."""
+
+    sha256: str
+    version: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """One message's entry, made by the indexer from the message as queued: committed only
+    if the message is still there and still queued."""
+
+    message: int
+    entry: IndexEntry
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """How far the full-text index lags: messages queued, when the oldest was queued (None:
+    none), and the attachments whose extraction did not succeed, counted by status."""
+
+    queued: int
+    oldest: datetime | None
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +136,8 @@ Sealer = Callable[[ChainEvent | None, NewArrival], ChainEvent]
 @dataclass(frozen=True, slots=True)
 class Removal:
     """One message to remove: why (``purge`` or ``erase``), the reason given, by whom, when;
-    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt).
+    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt, unless
+    the message is still queued for indexing and so has no entry).
     ``expired_before`` (a purge): removed only if its ``retain_until`` is still this time or
     earlier when the removal commits; its retention may have been extended since the plan."""
 
@@ -110,6 +148,9 @@ class Removal:
     when: datetime
     index: IndexEntry | None
     expired_before: datetime | None = None
+    # the signature ``index`` was made under (None: not checked): if the message was
+    # indexed again otherwise since, the entry is unknown and the index is rebuilt
+    indexed_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +182,8 @@ class RemoveResult:
     gone: list[int]
     blobs: list[str]  # blob keys no kept message references: to delete from the store
     retained: list[int] = field(default_factory=list)
+    # an entry's exact values were unknown: the index was emptied and every message queued
+    reindexed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,235 @@
+"""The full-text index, made after answering: a background indexer fed by a durable queue.
+
+Ingest commits a message's row with a row in the catalog's index queue, and answers Postfix;
+the indexer takes the oldest queued messages in batches, reads each from its blobs, makes
+its entry (subject, body text, attachment file names and the names inside them, addresses,
+and the text extracted from its attachments) and commits the batch in one catalog
+transaction, which takes each message off the queue only if it is still queued and still
+there (a removal or another indexer may have come first). A restart resumes from the queue.
+
+Attachment text is extracted once per attachment (by the SHA-256 of its decoded bytes): the
+text is a blob ``t/<sha256>`` (compressed, and encrypted with the store) and the outcome a row
+in ``extracts``; a message whose attachment failed or timed out is indexed without that text,
+never lost and never stuck. A removal recomputes an entry from the same blob and cache
+(``entry_of`` with ``extract=False``): a contentless index forgets an entry only given its
+exact values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..catalog import ExtractRecord, Indexed, IndexEntry, index_entry
+from ..errors import StoreError
+from ..extract import EXTRACT_VERSION, FAILED, OK, TOO_BIG, Extraction, Limits, extract
+from ..message import parse_message
+from .holds import ActiveHolds
+from .service import INDEX_TEXT_VERSION, index_text
+
+if TYPE_CHECKING:
+    from .service import Archive
+
+log = logging.getLogger("postfix_archiver.indexer")
+
+BATCH = 32  # messages per indexing transaction: the committer waits for it no longer
+POLL = 5.0  # seconds between looks at the queue when nobody wakes the thread (a pipe filter
+# in another process queues mail too)
+# the active holds' query trees, parsed once (keyed by hold id and query text: the same
+# text is the same tree in any archive)
+_HOLDS = ActiveHolds()
+RETRY = timedelta(hours=1)  # a message whose blobs cannot be read now is tried again then
+MAX_DETAIL = 500  # characters of an extraction's failure kept
+
+
+def extract_version(limits: Limits) -> str:
+    """How attachment text is extracted now: the extractor's version and its limits."""
+    return (
+        f"v{EXTRACT_VERSION};timeout={limits.timeout:g};input={limits.max_input};"
+        f"output={limits.max_output};memory={limits.max_memory};depth={limits.max_depth}"
+    )
+
+
+def index_signature(limit: int, limits: Limits) -> str:
+    """How a message's entry is made now: stored with it (``messages.indexed_with``)."""
+    return f"text-v{INDEX_TEXT_VERSION};limit={limit};extract-{extract_version(limits)}"
+
+
+def signature_of(archive: Archive) -> str:
+    return index_signature(archive.config.archive.index_limit, archive.extract_limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    entry: IndexEntry
+    extracts: list[ExtractRecord]  # extracted now (not from the cache)
+
+
+def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Made | None:
+    """Message ``sha``'s entry from its blobs and the extraction cache. An attachment not in
+    the cache is extracted (``extract_missing``), or else the entry is unknown: None. Raises
+    ``StoreError`` when the message cannot be read."""
+    segments = archive.segments(sha)
+    raw = archive.rebuild(sha, segments)
+    parsed = parse_message(raw)
+    body = index_text(parsed, archive.config.archive.index_limit)
+    limits = archive.extract_limits
+    version = extract_version(limits)
+    records = archive.catalog.extract_records([a.sha256 for a in parsed.attachments])
+    made: list[ExtractRecord] = []
+    texts: list[str] = []
+    names: list[str] = []
+    for a in parsed.attachments:
+        cached = _cached(archive, records.get(a.sha256), version)
+        if cached is None:
+            if not extract_missing:
+                return None
+            if a.size > limits.max_input:  # not even read
+                result = Extraction(TOO_BIG, detail=f"{a.size} bytes, over {limits.max_input}")
+            else:
+                payload = archive.attachment_bytes(sha, segments, raw, a)
+                result = _extract(payload, a.content_type, a.filename, limits)
+            if result.status == OK:
+                archive.store_text(a.sha256, result.text, result.names)
+            record = ExtractRecord(a.sha256, version, result.status, result.detail[:MAX_DETAIL])
+            records[a.sha256] = record
+            made.append(record)
+            if result.status != OK:
+                log.warning(
+                    "attachment %s (%r) of message %s: extraction %s: %s",
+                    a.sha256,
+                    a.filename,
+                    sha,
+                    result.status,
+                    result.detail,
+                )
+            cached = (result.text, result.names) if result.status == OK else ("", ())
+        texts.append(cached[0])
+        names.extend(cached[1])
+    entry = index_entry(
+        parsed.subject,
+        body,
+        parsed.attachments,
+        parsed.from_,
+        parsed.to,
+        parsed.cc,
+        inner_names=names,
+        attachment_text=texts,
+    )
+    return Made(entry, made)
+
+
+def _cached(
+    archive: Archive, record: ExtractRecord | None, version: str
+) -> tuple[str, tuple[str, ...]] | None:
+    if record is None or record.version != version:
+        return None
+    if record.status != OK:
+        return "", ()
+    return archive.stored_text(record.sha256)
+
+
+def _extract(data: bytes, content_type: str, filename: str, limits: Limits) -> Extraction:
+    try:
+        return extract(data, content_type, filename, limits)
+    except Exception as exc:  # the interface says it never raises; a message never pays
+        return Extraction(FAILED, detail=f"{type(exc).__name__}: {exc}")
+
+
+def index_batch(archive: Archive, batch: int = BATCH) -> int:
+    """Indexes the oldest queued messages that are due, up to ``batch``; returns how many
+    were taken off the queue (0: nothing was due)."""
+    queued = archive.catalog.queued(batch, due=datetime.now(UTC))
+    if not queued:
+        return 0
+    signature = signature_of(archive)
+    entries: list[Indexed] = []
+    extracts: list[ExtractRecord] = []
+    unreadable: list[int] = []
+    for message, sha in queued:
+        try:
+            made = entry_of(archive, sha)
+        except StoreError as exc:
+            # verify reports the damage; the rest of the queue goes on meanwhile
+            log.error("message %d cannot be indexed now (%s): tried again later", message, exc)
+            unreadable.append(message)
+            continue
+        assert made is not None
+        entries.append(Indexed(message, made.entry))
+        extracts.extend(made.extracts)
+    done = archive.catalog.index(entries, signature, extracts, _HOLDS)
+    if unreadable:
+        archive.catalog.defer(unreadable, datetime.now(UTC) + RETRY)
+    log.debug("indexed %d of %d queued messages", len(done), len(queued))
+    return len(queued)
+
+
+def drain(
+    archive: Archive,
+    *,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Indexes what is queued and due until nothing is (or ``stop`` is set); returns how many
+    messages were taken off the queue."""
+    total = 0
+    with archive.index_lock:
+        while stop is None or not stop.is_set():
+            count = index_batch(archive)
+            if not count:
+                break
+            total += count
+            if progress is not None:
+                progress(count)
+    return total
+
+
+class Indexer:
+    """The background thread: ``start``, ``wake`` after a commit, ``stop``."""
+
+    def __init__(self, archive: Archive, *, poll: float = POLL) -> None:
+        self.archive = archive
+        self.poll = poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, join_timeout: float = 30.0) -> None:
+        """Stops after the message being indexed (an extraction runs to its timeout at
+        most); what is left stays queued for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(join_timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                drain(self.archive, stop=self._stop)
+            except Exception:  # the thread must outlive a failure; the queue keeps the work
+                log.exception("indexing failed; retrying in %gs", self.poll)
+            self._wake.wait(self.poll)
+
+
+__all__ = [
+    "BATCH",
+    "Indexer",
+    "Made",
+    "drain",
+    "entry_of",
+    "extract_version",
+    "index_batch",
+    "index_signature",
+    "signature_of",
+]
