@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..catalog import ExtractRecord, Indexed, IndexEntry, index_entry
+from ..catalog import ExtractRecord, Indexed, IndexEntry, MessageRow, index_entry
 from ..errors import StoreError
 from ..extract import EXTRACT_VERSION, FAILED, OK, TOO_BIG, Extraction, Limits, extract
 from ..message import parse_message
@@ -188,6 +188,45 @@ def drain(
     return total
 
 
+def requeue(
+    archive: Archive, rows: Iterable[MessageRow] | None, *, chunk: int = 200
+) -> tuple[int, bool]:
+    """Queues ``rows`` (None: every message) to be indexed again from their blobs, for
+    ``reindex``: each loses its entry by its exact values, recomputed as the indexer made
+    them; where those cannot be known the whole index is emptied and every message queued.
+    Returns how many are queued now, and whether the whole index was rebuilt."""
+    if rows is None:
+        archive.catalog.rebuild_index()
+        return archive.catalog.index_status().queued, True
+    signature = signature_of(archive)
+    batch: list[MessageRow] = []
+
+    def flush() -> bool:
+        signatures = archive.catalog.index_signatures([r.id for r in batch])
+        known: list[Indexed] = []
+        unknown: list[int] = []
+        for r in batch:
+            made = None
+            if signatures.get(r.id) == signature:
+                try:
+                    made = entry_of(archive, r.sha256, extract_missing=False)
+                except StoreError as exc:
+                    log.warning("message %d unreadable (%s): the index is rebuilt", r.id, exc)
+            if made is None:
+                unknown.append(r.id)
+            else:
+                known.append(Indexed(r.id, made.entry))
+        batch.clear()
+        return archive.catalog.requeue(known, signature, unknown)
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk and flush():
+            return archive.catalog.index_status().queued, True
+    rebuilt = bool(batch) and flush()
+    return archive.catalog.index_status().queued, rebuilt
+
+
 class Indexer:
     """The background thread: ``start``, ``wake`` after a commit, ``stop``."""
 
@@ -231,5 +270,6 @@ __all__ = [
     "extract_version",
     "index_batch",
     "index_signature",
+    "requeue",
     "signature_of",
 ]

@@ -29,6 +29,7 @@ from ..catalog import (
     AttachmentRow,
     Catalog,
     EnvelopeRow,
+    ExtractRecord,
     HoldRow,
     MessageRow,
     NewArrival,
@@ -66,6 +67,8 @@ class MessageView:
     attachments: list[AttachmentRow]
     # the legal holds, active and released, that hold or held it
     holds: list[HoldRow] = field(default_factory=list)
+    # how each attachment's text was extracted, by SHA-256 (none: not indexed yet)
+    extracts: dict[str, ExtractRecord] = field(default_factory=dict)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -457,11 +460,13 @@ class Archive:
 
     def view(self, message: int) -> MessageView:
         row = self.get(message)
+        attachments = self.catalog.attachments(message)
         return MessageView(
             row,
             self.catalog.envelopes(message),
-            self.catalog.attachments(message),
+            attachments,
             self.catalog.holds_of(message),
+            self.catalog.extract_records([a.sha256 for a in attachments]),
         )
 
     def read(self, message: int) -> MessageRead:

@@ -198,9 +198,9 @@ class Catalog(Protocol):
     ) -> bool:
         """Queues messages to be indexed again, in ONE transaction: each of ``known`` whose
         entry was made under ``signature`` loses that entry (its exact values) and is queued;
-        one queued already stays as it is. If one of ``known`` was indexed otherwise, or one
-        of ``unknown`` (entry values unknown) is indexed, the index is emptied and every
-        message queued instead: returns True then."""
+        one with no entry (lost) is queued; one queued already stays as it is. If one of
+        ``known`` was indexed otherwise, or one of ``unknown`` (entry values unknown) has an
+        entry, the index is emptied and every message queued instead: returns True then."""
         ...
 
     def rebuild_index(self) -> None:

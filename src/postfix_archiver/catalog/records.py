@@ -227,6 +227,8 @@ class AttachmentRow:
 class SearchPage:
     total: int
     results: list[MessageRow]
+    # messages archived but not indexed yet: a full-text search may miss them
+    not_indexed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +257,7 @@ class Stats:
     catalog_bytes: int
     first_date: datetime | None
     last_date: datetime | None
+    index: IndexStatus | None = None  # the index's lag (None: not known)
 
     @property
     def ratio(self) -> float:

@@ -834,36 +834,30 @@ class SqliteCatalog:
     def requeue(
         self, known: Sequence[Indexed], signature: str, unknown: Sequence[int] = ()
     ) -> bool:
+        entries = {e.message: e.entry for e in known if _storable(e.message)}
+        ids = [*entries, *(m for m in unknown if _storable(m) and m not in entries)]
         with self._write("queue messages for indexing") as conn:
             now = int(time.time())
-            for e in known:
-                if not _storable(e.message):
-                    continue
+            for message in ids:
                 row = conn.execute(
-                    "SELECT indexed_with, EXISTS (SELECT 1 FROM index_queue WHERE message = id) "
-                    "FROM messages WHERE id = ?",
-                    (e.message,),
+                    "SELECT m.indexed_with, "
+                    "EXISTS (SELECT 1 FROM index_queue q WHERE q.message = m.id), "
+                    "EXISTS (SELECT 1 FROM fts_docsize d WHERE d.id = m.id) "
+                    "FROM messages m WHERE m.id = ?",
+                    (message,),
                 ).fetchone()
                 if row is None or row[1]:
                     continue  # gone, or queued already
-                if row[0] != signature:
-                    self._clear_index(conn)
-                    return True
-                _index(conn, "delete", e.message, e.entry)
-                conn.execute("UPDATE messages SET indexed_with = NULL WHERE id = ?", (e.message,))
+                if row[2]:  # it has an entry: forgotten by its exact values, or rebuilt
+                    entry = entries.get(message)
+                    if entry is None or row[0] != signature:
+                        self._clear_index(conn)
+                        return True
+                    _index(conn, "delete", message, entry)
+                conn.execute("UPDATE messages SET indexed_with = NULL WHERE id = ?", (message,))
                 conn.execute(
-                    "INSERT INTO index_queue (message, queued_at) VALUES (?, ?)", (e.message, now)
+                    "INSERT INTO index_queue (message, queued_at) VALUES (?, ?)", (message, now)
                 )
-            for message in unknown:
-                if not _storable(message):
-                    continue
-                if conn.execute(
-                    "SELECT 1 FROM messages WHERE id = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM index_queue WHERE message = id)",
-                    (message,),
-                ).fetchone():
-                    self._clear_index(conn)
-                    return True
         return False
 
     def rebuild_index(self) -> None:
@@ -1015,7 +1009,8 @@ class SqliteCatalog:
             f"ORDER BY {order_sql} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return SearchPage(int(total), [self._row(r) for r in rows])
+        pending = self._query("SELECT count(*) FROM index_queue")[0][0]
+        return SearchPage(int(total), [self._row(r) for r in rows], int(pending))
 
     def get(self, message: int) -> MessageRow | None:
         if not _storable(message):
@@ -1224,6 +1219,7 @@ class SqliteCatalog:
             catalog_bytes=size,
             first_date=None if m[3] is None else _dt(int(m[3])),
             last_date=None if m[4] is None else _dt(int(m[4])),
+            index=self.index_status(),
         )
 
     def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
