@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("postfix_archiver.indexer")
 
 BATCH = 32  # messages per indexing transaction: the committer waits for it no longer
+# while mail arrives (a commit less than this many seconds ago), the thread rests as long as
+# its last batch took: it takes at most half the time from answering Postfix, and still
+# catches up under a steady stream (at half speed)
+BUSY = 1.0
 POLL = 5.0  # seconds between looks at the queue when nobody wakes the thread (a pipe filter
 # in another process queues mail too)
 # the active holds' query trees, parsed once (keyed by hold id and query text: the same
@@ -63,16 +68,29 @@ def signature_of(archive: Archive) -> str:
     return index_signature(archive.config.archive.index_limit, archive.extract_limits)
 
 
+# text extracted from an attachment: its SHA-256, the text, the names found inside
+Text = tuple[str, str, tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Made:
     entry: IndexEntry
     extracts: list[ExtractRecord]  # extracted now (not from the cache)
+    texts: list[Text]  # of those, the texts to store (``Archive.store_texts``) before commit
 
 
-def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Made | None:
+def entry_of(
+    archive: Archive,
+    sha: str,
+    *,
+    extract_missing: bool = True,
+    fresh: dict[str, tuple[ExtractRecord, Text]] | None = None,
+) -> Made | None:
     """Message ``sha``'s entry from its blobs and the extraction cache. An attachment not in
     the cache is extracted (``extract_missing``), or else the entry is unknown: None. Raises
-    ``StoreError`` when the message cannot be read."""
+    ``StoreError`` when the message cannot be read. ``fresh``: what this batch extracted so
+    far (not stored yet), consulted and added to."""
+    fresh = {} if fresh is None else fresh
     segments = archive.segments(sha)
     raw = archive.rebuild(sha, segments)
     parsed = parse_message(raw)
@@ -81,10 +99,16 @@ def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Mad
     version = extract_version(limits)
     records = archive.catalog.extract_records([a.sha256 for a in parsed.attachments])
     made: list[ExtractRecord] = []
+    to_store: list[Text] = []
     texts: list[str] = []
     names: list[str] = []
     for a in parsed.attachments:
-        cached = _cached(archive, records.get(a.sha256), version)
+        cached: tuple[str, tuple[str, ...]] | None
+        if a.sha256 in fresh:
+            record, (_, done, inner) = fresh[a.sha256]
+            cached = (done, inner) if record.status == OK else ("", ())
+        else:
+            cached = _cached(archive, records.get(a.sha256), version)
         if cached is None:
             if not extract_missing:
                 return None
@@ -93,12 +117,13 @@ def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Mad
             else:
                 payload = archive.attachment_bytes(sha, segments, raw, a)
                 result = _extract(payload, a.content_type, a.filename, limits)
-            if result.status == OK:
-                archive.store_text(a.sha256, result.text, result.names)
             record = ExtractRecord(a.sha256, version, result.status, result.detail[:MAX_DETAIL])
-            records[a.sha256] = record
+            extracted = (a.sha256, result.text, tuple(result.names))
+            fresh[a.sha256] = (record, extracted)
             made.append(record)
-            if result.status != OK:
+            if result.status == OK:
+                to_store.append(extracted)
+            else:
                 log.warning(
                     "attachment %s (%r) of message %s: extraction %s: %s",
                     a.sha256,
@@ -107,7 +132,7 @@ def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Mad
                     result.status,
                     result.detail,
                 )
-            cached = (result.text, result.names) if result.status == OK else ("", ())
+            cached = (result.text, tuple(result.names)) if result.status == OK else ("", ())
         texts.append(cached[0])
         names.extend(cached[1])
     entry = index_entry(
@@ -120,7 +145,7 @@ def entry_of(archive: Archive, sha: str, *, extract_missing: bool = True) -> Mad
         inner_names=names,
         attachment_text=texts,
     )
-    return Made(entry, made)
+    return Made(entry, made, to_store)
 
 
 def _cached(
@@ -149,10 +174,12 @@ def index_batch(archive: Archive, batch: int = BATCH) -> int:
     signature = signature_of(archive)
     entries: list[Indexed] = []
     extracts: list[ExtractRecord] = []
+    texts: list[Text] = []
     unreadable: list[int] = []
+    fresh: dict[str, tuple[ExtractRecord, Text]] = {}
     for message, sha in queued:
         try:
-            made = entry_of(archive, sha)
+            made = entry_of(archive, sha, fresh=fresh)
         except StoreError as exc:
             # verify reports the damage; the rest of the queue goes on meanwhile
             log.error("message %d cannot be indexed now (%s): tried again later", message, exc)
@@ -161,6 +188,9 @@ def index_batch(archive: Archive, batch: int = BATCH) -> int:
         assert made is not None
         entries.append(Indexed(message, made.entry))
         extracts.extend(made.extracts)
+        texts.extend(made.texts)
+    # the texts durable first (one write for the batch), then the records that point to them
+    archive.store_texts(texts)
     done = archive.catalog.index(entries, signature, extracts, _HOLDS)
     if unreadable:
         archive.catalog.defer(unreadable, datetime.now(UTC) + RETRY)
@@ -173,18 +203,23 @@ def drain(
     *,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    pace: Callable[[float], None] | None = None,
 ) -> int:
     """Indexes what is queued and due until nothing is (or ``stop`` is set); returns how many
-    messages were taken off the queue."""
+    messages were taken off the queue. ``pace``: called with each batch's duration, between
+    batches, outside the lock."""
     total = 0
-    with archive.index_lock:
-        while stop is None or not stop.is_set():
+    while stop is None or not stop.is_set():
+        started = time.monotonic()
+        with archive.index_lock:
             count = index_batch(archive)
-            if not count:
-                break
-            total += count
-            if progress is not None:
-                progress(count)
+        if not count:
+            break
+        total += count
+        if progress is not None:
+            progress(count)
+        if pace is not None:
+            pace(time.monotonic() - started)
     return total
 
 
@@ -235,13 +270,19 @@ class Indexer:
         self.poll = poll
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._mail_at = 0.0  # time.monotonic() of the last commit that woke it
         self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def wake(self) -> None:
+        self._mail_at = time.monotonic()
         self._wake.set()
+
+    def _pace(self, took: float) -> None:
+        if time.monotonic() - self._mail_at < BUSY:
+            self._stop.wait(took)
 
     def stop(self, join_timeout: float = 30.0) -> None:
         """Stops after the message being indexed (an extraction runs to its timeout at
@@ -255,7 +296,7 @@ class Indexer:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                drain(self.archive, stop=self._stop)
+                drain(self.archive, stop=self._stop, pace=self._pace)
             except Exception:  # the thread must outlive a failure; the queue keeps the work
                 log.exception("indexing failed; retrying in %gs", self.poll)
             self._wake.wait(self.poll)

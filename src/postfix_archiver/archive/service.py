@@ -166,11 +166,18 @@ class Archive:
 
         return drain(self, progress=progress)
 
-    def store_text(self, sha: str, text: str, names: Sequence[str]) -> None:
-        """The text extracted from attachment ``sha`` (and the names found inside it), as a
-        blob ``t/<sha>``, compressed (and encrypted, with the store) like the others."""
-        data = json.dumps({"text": text, "names": list(names)}).encode()
-        self.store.put_many([(f"t/{sha}", self._compress(data))])
+    def store_texts(self, texts: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+        """Texts extracted from attachments (SHA-256, text, the names found inside), each as
+        a blob ``t/<sha>``, compressed (and encrypted, with the store) like the others, all
+        durable in one write."""
+        if not texts:
+            return
+        self.store.put_many(
+            [
+                (f"t/{sha}", self._compress(json.dumps({"text": t, "names": list(n)}).encode()))
+                for sha, t, n in texts
+            ]
+        )
 
     def stored_text(self, sha: str) -> tuple[str, tuple[str, ...]] | None:
         """The extracted text and names of attachment ``sha``; None if not stored (or

@@ -99,7 +99,7 @@ def test_an_attachment_is_extracted_once(archive: Archive) -> None:
     [att] = archive.attachments(first)
     # the cached text, changed: a second message with the same attachment is indexed from
     # the cache, so it finds what the cache holds, not what extracting again would give
-    archive.store_text(att.sha256, "zqxcachedonly", [])
+    archive.store_texts([(att.sha256, "zqxcachedonly", [])])
     second = archive.ingest(mail(2), env(2)).id
     archive.index_pending()
     assert [r.id for r in archive.search("zqxcachedonly").results] == [second]
@@ -280,3 +280,12 @@ def test_the_signature_says_how_the_entry_was_made(tmp_path: Path) -> None:
     config = make_config(tmp_path / "data", "index_limit = 4096\n")
     with Archive(config) as archive:
         assert "limit=4096" in signature_of(archive)
+
+
+def test_one_batch_with_the_same_attachment_twice_indexes_both(archive: Archive) -> None:
+    first = archive.ingest(mail(1), env(1)).id
+    second = archive.ingest(mail(2), env(2)).id
+    assert archive.index_pending() == 2  # one batch: the second uses what the first extracted
+    assert {r.id for r in archive.search("zqxplanning").results} == {first, second}
+    with db(archive.config) as conn:
+        assert conn.execute("SELECT count(*) FROM extracts").fetchone() == (1,)
