@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..catalog import ExtractRecord, Indexed, IndexEntry, MessageRow, index_entry
-from ..errors import StoreError
+from ..errors import CatalogError, StoreError
 from ..extract import EXTRACT_VERSION, FAILED, OK, TOO_BIG, Extraction, Limits, extract
 from ..message import parse_message
 from .holds import ActiveHolds
@@ -117,8 +117,16 @@ def entry_of(
             else:
                 payload = archive.attachment_bytes(sha, segments, raw, a)
                 result = _extract(payload, a.content_type, a.filename, limits)
-            record = ExtractRecord(a.sha256, version, result.status, result.detail[:MAX_DETAIL])
-            extracted = (a.sha256, result.text, tuple(result.names))
+            record = ExtractRecord(
+                a.sha256, version, result.status, _clean(result.detail[:MAX_DETAIL])
+            )
+            result = Extraction(
+                result.status,
+                _clean(result.text),
+                tuple(_clean(n) for n in result.names),
+                _clean(result.detail),
+            )
+            extracted = (a.sha256, result.text, result.names)
             fresh[a.sha256] = (record, extracted)
             made.append(record)
             if result.status == OK:
@@ -158,6 +166,16 @@ def _cached(
     return archive.stored_text(record.sha256)
 
 
+def _clean(text: str) -> str:
+    """Text SQLite can store: a lone surrogate (an extractor's undecodable byte) becomes
+    U+FFFD instead of failing the batch's commit."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 def _extract(data: bytes, content_type: str, filename: str, limits: Limits) -> Extraction:
     try:
         return extract(data, content_type, filename, limits)
@@ -172,30 +190,52 @@ def index_batch(archive: Archive, batch: int = BATCH) -> int:
     if not queued:
         return 0
     signature = signature_of(archive)
-    entries: list[Indexed] = []
-    extracts: list[ExtractRecord] = []
-    texts: list[Text] = []
+    made: list[tuple[int, Made]] = []
     unreadable: list[int] = []
     fresh: dict[str, tuple[ExtractRecord, Text]] = {}
     for message, sha in queued:
         try:
-            made = entry_of(archive, sha, fresh=fresh)
+            one = entry_of(archive, sha, fresh=fresh)
         except StoreError as exc:
             # verify reports the damage; the rest of the queue goes on meanwhile
             log.error("message %d cannot be indexed now (%s): tried again later", message, exc)
             unreadable.append(message)
             continue
-        assert made is not None
-        entries.append(Indexed(message, made.entry))
-        extracts.extend(made.extracts)
-        texts.extend(made.texts)
+        except Exception:  # a bug on one message must not hold up the queue behind it
+            log.exception("message %d cannot be indexed now: tried again later", message)
+            unreadable.append(message)
+            continue
+        assert one is not None
+        made.append((message, one))
     # the texts durable first (one write for the batch), then the records that point to them
-    archive.store_texts(texts)
-    done = archive.catalog.index(entries, signature, extracts, _HOLDS)
+    archive.store_texts([t for _, m in made for t in m.texts])
+    try:
+        _commit(archive, made, signature)
+    except CatalogError as exc:
+        if len(made) <= 1:
+            raise
+        # one by one: an entry the catalog refuses fails alone (and is put off); a catalog
+        # that refuses them all (locked, full) raises, and the thread tries again later
+        log.warning("indexing %d messages failed (%s): retrying singly", len(made), exc)
+        failed: list[int] = []
+        for message, one in made:
+            try:
+                _commit(archive, [(message, one)], signature)
+            except CatalogError as single:
+                log.error("message %d cannot be indexed now (%s)", message, single)
+                failed.append(message)
+        if len(failed) == len(made):
+            raise
+        unreadable += failed
     if unreadable:
         archive.catalog.defer(unreadable, datetime.now(UTC) + RETRY)
-    log.debug("indexed %d of %d queued messages", len(done), len(queued))
     return len(queued)
+
+
+def _commit(archive: Archive, made: list[tuple[int, Made]], signature: str) -> None:
+    entries = [Indexed(message, m.entry) for message, m in made]
+    extracts = [x for _, m in made for x in m.extracts]
+    archive.catalog.index(entries, signature, extracts, _HOLDS)
 
 
 def drain(
