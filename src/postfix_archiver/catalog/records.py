@@ -42,8 +42,9 @@ class NewArrival:
     # the retention date this arrival gives its message (None: forever); a message that
     # arrives again under a longer retention is kept the longer
     retain_until: datetime | None = None
-    # how body_text was made (see archive.removal.index_signature): removing the message's
-    # index entry later needs the exact values, recomputed the same way
+    # unused since the index is made after the answer (``archive.indexer``: the message is
+    # queued, its entry made from its blobs and ``messages.indexed_with`` set then); kept so
+    # that callers building arrivals need not change
     indexed_with: str | None = None
     # Catalog.blob_epoch when it was staged: its commit fails if a removal has deleted one of
     # its blobs since (None: not checked)
