@@ -461,6 +461,11 @@ class Archive:
         """The attachments of ``message`` as indexed (none for an unknown id)."""
         return self.catalog.attachments(message)
 
+    def extractions(self, attachments: Sequence[AttachmentRow]) -> dict[str, ExtractRecord]:
+        """How the text of each of ``attachments`` was extracted, by SHA-256 (none yet: not
+        indexed)."""
+        return self.catalog.extract_records([a.sha256 for a in attachments])
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         """Whether one of ``addresses`` sent or received ``message`` (see ``Catalog.search``)."""
         return self.catalog.is_visible(message, addresses)
@@ -473,7 +478,7 @@ class Archive:
             self.catalog.envelopes(message),
             attachments,
             self.catalog.holds_of(message),
-            self.catalog.extract_records([a.sha256 for a in attachments]),
+            self.extractions(attachments),
         )
 
     def read(self, message: int) -> MessageRead:
