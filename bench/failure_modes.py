@@ -154,11 +154,16 @@ class Serve:
         )
 
     def search(self, query: str = "") -> dict[str, Any]:
-        done = self.cli("search", "--json", "--limit", "1000", *([query] if query else []))
-        if done.returncode != 0:
-            raise RuntimeError(f"search --json exited {done.returncode}: {done.stderr.strip()}")
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
+        """Once serve's indexer has caught up (it indexes after the answer), up to 10 s."""
+        deadline = time.monotonic() + 10
+        while True:
+            done = self.cli("search", "--json", "--limit", "1000", *([query] if query else []))
+            if done.returncode != 0:
+                raise RuntimeError(f"search --json exited {done.returncode}: {done.stderr.strip()}")
+            result: dict[str, Any] = json.loads(done.stdout)
+            if not result.get("not_indexed") or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
 
     def envelopes(self, ident: int) -> int:
         done = self.cli("show", str(ident), "--json")

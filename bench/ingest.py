@@ -362,6 +362,7 @@ def run(
         items = ((i.raw, i.envelope) for i in source)
         processes = worker_processes(source)
         results = sum(1 for _ in archive.ingest_many(items, processes=processes))
+        archive.index_pending()  # as `import` does before it ends
         seconds = time.perf_counter() - start
         stats = archive.stats()
     assert results == count

@@ -148,6 +148,8 @@ class Application:
         """The web UI and API, its socket bound now, on ``listen`` else [web] listen."""
         from .web.server import WebServer
 
+        # the index is made in the background wherever the catalog is written
+        self.archive.start_indexer()
         return WebServer(
             self.config,
             self.archive,
@@ -174,6 +176,8 @@ class Application:
 
         pipeline = self.pipeline(sink=sink or self.config.smtp.sink, reinject=reinject)
         server = self.smtp_server(pipeline, listen)
+        # entries are made after the answer, from the queue, woken by each commit
+        self.archive.start_indexer()
         checkpointer = self.checkpointer()
         try:
             if web_listen is None:

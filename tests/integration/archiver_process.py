@@ -154,10 +154,14 @@ def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def wait_archived(archiver: Archiver, count: int, timeout: float = 60) -> dict[str, Any]:
-    """Poll ``search --json`` until ``count`` messages are archived."""
+    """Poll ``search --json`` until ``count`` messages are archived, and indexed when
+    ``serve`` runs (its indexer makes the full-text entries after the answer; the pipe
+    filter leaves them queued for ``postfix-archiver index``)."""
     deadline = time.monotonic() + timeout
+    serving = archiver.proc is not None and archiver.proc.poll() is None
     while True:
         page = archiver.search()
-        if page["total"] >= count or time.monotonic() > deadline:
+        indexed = not serving or page["not_indexed"] == 0
+        if (page["total"] >= count and indexed) or time.monotonic() > deadline:
             return page
         time.sleep(0.5)

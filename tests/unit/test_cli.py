@@ -162,7 +162,8 @@ SUMMARY_KEYS = {"id", "date", "from", "to", "subject", "size"}
 def test_import_then_search_json(cli: Cli, sources: Sources) -> None:
     everything = import_all(cli, sources)
     doc = cli.json("search", "--json")
-    assert set(doc) == {"total", "results"}
+    assert set(doc) == {"total", "results", "not_indexed"}
+    assert doc["not_indexed"] == 0  # import indexes what it imported
     assert doc["total"] == len(everything) == 7
     results = doc["results"]
     assert isinstance(results, list)

@@ -163,7 +163,7 @@ def test_search_bad_numbers_are_usage_errors(home: Path, option: str, value: str
 def test_search_largest_offset_is_an_empty_page(home: Path) -> None:
     result = invoke(home, "search", "--json", "--offset", str(MAX_INT), "--limit", "100000")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"total": 2, "results": []}
+    assert json.loads(result.stdout) == {"total": 2, "results": [], "not_indexed": 2}
 
 
 @pytest.mark.parametrize(

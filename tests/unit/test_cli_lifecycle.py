@@ -39,6 +39,7 @@ def home(tmp_path: Path) -> Path:
             archive.ingest(
                 raw(n), Envelope("a@example.com", ("b@example.com",), f"Q{n}", received=received)
             )
+        archive.index_pending()  # as serve's indexer does after the answer
     return home
 
 
@@ -279,3 +280,17 @@ def test_a_removal_whose_outcome_is_not_recorded_left_its_intent(home: Path) -> 
         _, [entry] = accounts.audit()
     assert entry.action == "message.purge.intent"
     assert [m["id"] for m in entry.detail["remove"]] == [1, 2]
+
+
+def test_erase_finds_mail_not_indexed_yet(tmp_path: Path) -> None:
+    """An erasure by words must not miss mail archived but not yet indexed: the dry run
+    says it may, the erasure indexes first."""
+    home = tmp_path / "home"
+    with Archive(make_config(home)) as archive:
+        archive.ingest(raw(3), Envelope("a@example.com", ("b@example.com",), "Q3"))
+    dry = run(home, "erase", "quarterly", "--reason", "r", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 messages are not indexed yet: this dry run may miss" in dry.stderr
+    done = run(home, "erase", "quarterly", "--reason", "art. 17 request", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [m["id"] for m in json.loads(done.stdout)["removed"]] == [1]

@@ -1,7 +1,7 @@
 """The ingest service and the read side; see ``service.Archive`` and ``ingest.IngestService``."""
 
 from . import holds
-from .document import message_document, search_document, stats_document
+from .document import index_document, lag_seconds, message_document, search_document, stats_document
 from .ingest import IngestResult, IngestService, Outcome
 from .reading import MessageRead
 from .service import Archive, MessageView
@@ -18,6 +18,8 @@ __all__ = [
     "RemovedArrival",
     "VerifyReport",
     "holds",
+    "index_document",
+    "lag_seconds",
     "message_document",
     "search_document",
     "stats_document",

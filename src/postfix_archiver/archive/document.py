@@ -12,9 +12,17 @@ CLI's operator sees every envelope whole and reads attachments from the archive 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from ..catalog import AttachmentRow, EnvelopeRow, MessageRow, SearchPage, Stats
+from ..catalog import (
+    AttachmentRow,
+    EnvelopeRow,
+    ExtractRecord,
+    IndexStatus,
+    MessageRow,
+    SearchPage,
+    Stats,
+)
 from ..message import ParsedMessage
 from .service import MessageView
 from .snippets import Snippet
@@ -50,7 +58,7 @@ def message_document(
             }
             for row, recipients, hidden in envelopes
         ]
-    attachments = [attachment_document(a) for a in view.attachments]
+    attachments = [attachment_document(a, view.extracts.get(a.sha256)) for a in view.attachments]
     if attachment_url is not None:
         for doc, a in zip(attachments, view.attachments, strict=True):
             doc["url"] = attachment_url(a)
@@ -77,13 +85,19 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
-def attachment_document(a: AttachmentRow) -> dict[str, object]:
+def attachment_document(
+    a: AttachmentRow, extraction: ExtractRecord | None = None
+) -> dict[str, object]:
+    """``extraction``: how its text was extracted for the index (None: not yet)."""
     return {
         "index": a.index,
         "filename": a.filename,
         "content_type": a.content_type,
         "size": a.size,
         "sha256": a.sha256,
+        "extraction": None
+        if extraction is None
+        else {"status": extraction.status, "detail": extraction.detail},
     }
 
 
@@ -109,7 +123,9 @@ def search_document(
 ) -> dict[str, object]:
     """``postfix-archiver search --json`` and ``GET /api/v1/messages?q=``: each result with
     its ``snippet`` (``Archive.snippets``, one per result): ``{"text", "marks", "source"}``,
-    ``marks`` a list of ``[start, end)`` offsets in code points into ``text``; or null."""
+    ``marks`` a list of ``[start, end)`` offsets in code points into ``text``; or null.
+    ``not_indexed``: messages archived but not indexed yet, which a full-text search may
+    miss."""
     shown = snippets if snippets is not None else [None] * len(page.results)
     return {
         "total": page.total,
@@ -117,6 +133,7 @@ def search_document(
             {**message_summary(r), "snippet": None if s is None else s.to_json()}
             for r, s in zip(page.results, shown, strict=True)
         ],
+        "not_indexed": page.not_indexed,
     }
 
 
@@ -132,4 +149,21 @@ def stats_document(stats: Stats) -> dict[str, object]:
         "catalog_bytes": stats.catalog_bytes,
         "first_date": stats.first_date.isoformat() if stats.first_date else None,
         "last_date": stats.last_date.isoformat() if stats.last_date else None,
+        "index": None if stats.index is None else index_document(stats.index),
     }
+
+
+def index_document(status: IndexStatus, now: datetime | None = None) -> dict[str, object]:
+    """The index's lag: messages queued, the age in seconds of the oldest, and attachment
+    extractions that did not succeed, by status."""
+    return {
+        "queued": status.queued,
+        "lag_seconds": lag_seconds(status, now),
+        "extraction_failures": dict(status.failures),
+    }
+
+
+def lag_seconds(status: IndexStatus, now: datetime | None = None) -> int:
+    if status.oldest is None:
+        return 0
+    return max(0, int(((now or datetime.now(UTC)) - status.oldest).total_seconds()))

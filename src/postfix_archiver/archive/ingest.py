@@ -278,7 +278,10 @@ class IngestService:
 
     def _commit(self, ready: list[_Ready]) -> None:
         arrivals = [r.staged.arrival for r in ready if r.staged is not None]
-        outcomes = iter(commit_each(self._archive.catalog, arrivals, self._holds))
+        committed = commit_each(self._archive.catalog, arrivals, self._holds)
+        if any(isinstance(c, AddResult) and c.new_message for c in committed):
+            self._archive.wake_indexer()  # their entries are made after the answer
+        outcomes = iter(committed)
         for r in ready:
             if r.staged is None:
                 r.job.future.set_result(Outcome(r.envelope, r.verdict, None))

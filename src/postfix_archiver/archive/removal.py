@@ -20,7 +20,8 @@ from ..catalog import IndexEntry, MessageRow, Removal
 from ..envelope import clean_text
 from ..errors import ArchiverError, StoreError
 from . import events
-from .service import Archive, index_entry_of, index_signature
+from .indexer import entry_of, signature_of
+from .service import Archive
 
 log = logging.getLogger("postfix_archiver.archive")
 
@@ -135,8 +136,7 @@ def remove(
     later (extended, or the same bytes arrived again since the plan) is kept, not removed."""
     outcome = Outcome(blobs_deleted=finish_pending(archive))
     when = datetime.now(UTC)
-    limit = archive.config.archive.index_limit
-    signature = index_signature(limit)
+    signature = signature_of(archive)
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
         signatures = archive.catalog.index_signatures([r.id for r in chunk])
@@ -147,20 +147,16 @@ def remove(
                 reason,
                 clean_text(who),
                 when,
-                _entry(archive, r.sha256, limit) if signatures.get(r.id) == signature else None,
+                # a queued message has no entry (the catalog sees that in its transaction);
+                # one indexed otherwise than now, or whose text is lost, is unknown
+                _entry(archive, r.sha256) if signatures.get(r.id) == signature else None,
                 expired_before,
+                signature,
             )
             for r in chunk
         ]
-        rebuild = any(r.index is None for r in removals)
-        result = archive.catalog.remove(
-            removals,
-            events.seal_tombstone,
-            reindex=(signature, lambda _id, sha: _kept_entry(archive, sha, limit))
-            if rebuild
-            else None,
-        )
-        outcome.reindexed |= rebuild
+        result = archive.catalog.remove(removals, events.seal_tombstone)
+        outcome.reindexed |= result.reindexed
         by_id = {r.id: r for r in chunk}
         outcome.removed += [(by_id[m], seq) for m, seq in result.removed.items()]
         outcome.held += [by_id[m] for m in result.held]
@@ -179,28 +175,22 @@ def finish_pending(archive: Archive) -> int:
     those of the run that crashed); returns how many were deleted."""
 
     def delete(refs: list[tuple[str, str]]) -> None:
-        archive.store.delete_many(
-            [("m/" if kind == "message" else "p/") + sha for kind, sha in refs]
-        )
+        prefix = {"message": "m/", "part": "p/", "text": "t/"}
+        archive.store.delete_many([prefix[kind] + sha for kind, sha in refs])
 
     return archive.catalog.release_blobs(delete)
 
 
-def _entry(archive: Archive, sha: str, limit: int) -> IndexEntry | None:
-    """The index entry of a message about to go; None if its blob cannot be read (the index is
-    rebuilt without it then)."""
+def _entry(archive: Archive, sha: str) -> IndexEntry | None:
+    """The index entry of a message about to go, from its blob and the cached attachment
+    text; None if either cannot be read (the index is then emptied and rebuilt by the
+    indexer in the background)."""
     try:
-        return index_entry_of(archive.read_blob(sha), limit)
+        made = entry_of(archive, sha, extract_missing=False)
     except StoreError as exc:
         log.warning("message %s: blob unreadable (%s): the index is rebuilt instead", sha, exc)
         return None
-
-
-def _kept_entry(archive: Archive, sha: str, limit: int) -> IndexEntry:
-    try:
-        return index_entry_of(archive.read_blob(sha), limit)
-    except StoreError as exc:
-        raise ArchiverError(
-            f"the full-text index must be rebuilt for this removal, and a kept message cannot "
-            f"be read ({exc}); nothing was removed: run `postfix-archiver verify` and repair it"
-        ) from None
+    if made is None:
+        log.warning("message %s: attachment text not cached: the index is rebuilt instead", sha)
+        return None
+    return made.entry

@@ -1,15 +1,17 @@
 """The archive: one ingest path for every way in (``ingest.IngestService``), and the read side.
 
 Ingest order is what makes a crash harmless: the blobs (parts, then the message) are written
-and fsync'd first; only then is the catalog row committed, together with its full-text entry
-and its chain event. A crash before the commit leaves at most an unreferenced blob, which a
-retry rewrites; never a row without a blob, never a searchable message without its index.
+and fsync'd first; only then is the catalog row committed, together with its chain event and
+its place in the index queue. A crash before the commit leaves at most an unreferenced blob,
+which a retry rewrites; never a row without a blob. The full-text entry is made after the
+answer, by the indexer (``archive.indexer``), from the durable queue.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zstandard
 
@@ -28,19 +30,19 @@ from ..catalog import (
     AttachmentRow,
     Catalog,
     EnvelopeRow,
+    ExtractRecord,
     HoldRow,
-    IndexEntry,
     MessageRow,
     NewArrival,
     SearchPage,
     Stats,
     StoredPart,
-    index_entry,
     open_catalog,
 )
 from ..config import Config
 from ..envelope import Envelope, clean_text
 from ..errors import IntegrityError, NotFoundError
+from ..extract import Limits, limits_from
 from ..message import (
     Attachment,
     ParsedMessage,
@@ -56,6 +58,9 @@ from . import skeleton
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, TextCache, stored_attachment
 from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
+
+if TYPE_CHECKING:
+    from .indexer import Indexer
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
@@ -80,6 +85,8 @@ class MessageView:
     attachments: list[AttachmentRow]
     # the legal holds, active and released, that hold or held it
     holds: list[HoldRow] = field(default_factory=list)
+    # how each attachment's text was extracted, by SHA-256 (none: not indexed yet)
+    extracts: dict[str, ExtractRecord] = field(default_factory=dict)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -122,6 +129,11 @@ class Archive:
         self._parses = ParseCache()
         # the text snippets are cut from, for a page of results shown again
         self._texts = TextCache(SCAN_LIMIT)
+        # one indexing pass at a time in this process (the thread, or index_pending)
+        self.index_lock = threading.Lock()
+        self._indexer: Indexer | None = None
+        # the bounds on attachment text extraction (part of the index signature)
+        self.extract_limits: Limits = limits_from(config.extract)
 
     def __enter__(self) -> Archive:
         return self
@@ -130,6 +142,9 @@ class Archive:
         self.close()
 
     def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.stop()
+            self._indexer = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -146,6 +161,75 @@ class Archive:
             if self._ingester is None:
                 self._ingester = IngestService(self)
             return self._ingester
+
+    # -- the full-text index, made after answering (``archive.indexer``) ----------------------
+
+    def start_indexer(self) -> None:
+        """The background indexer (``serve``, ``web`` on a writable catalog): a thread that
+        indexes what is queued, woken after each commit."""
+        from .indexer import Indexer
+
+        with self._lazy_lock:
+            if self._indexer is None and not getattr(self.catalog, "readonly", False):
+                self._indexer = Indexer(self)
+                self._indexer.start()
+
+    def wake_indexer(self) -> None:
+        """Called after a commit queued new messages."""
+        if self._indexer is not None:
+            self._indexer.wake()
+
+    def index_pending(self, progress: Callable[[int], None] | None = None) -> int:
+        """Index everything queued now, on this thread (for ``index``, ``import``, tests and
+        benchmarks); returns how many messages were indexed."""
+        from .indexer import drain
+
+        return drain(self, progress=progress)
+
+    def store_texts(self, texts: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+        """Texts extracted from attachments (SHA-256, text, the names found inside), each as
+        a blob ``t/<sha>``, compressed (and encrypted, with the store) like the others, all
+        durable in one write."""
+        if not texts:
+            return
+        self.store.put_many(
+            [
+                (f"t/{sha}", self._compress(json.dumps({"text": t, "names": list(n)}).encode()))
+                for sha, t, n in texts
+            ]
+        )
+
+    def stored_text(self, sha: str) -> tuple[str, tuple[str, ...]] | None:
+        """The extracted text and names of attachment ``sha``; None if not stored (or
+        unreadable: then it is extracted again)."""
+        try:
+            stored = self.store.get(f"t/{sha}")
+        except KeyError:
+            return None
+        try:
+            value = json.loads(self._decompress(stored, f"text blob t/{sha}"))
+            return str(value["text"]), tuple(str(n) for n in value["names"])
+        except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+            log.warning("text blob t/%s unreadable (%s): extracted again", sha, exc)
+            return None
+
+    def attachment_bytes(
+        self, sha: str, segments: list[skeleton.Segment], raw: bytes, a: Attachment
+    ) -> bytes:
+        """The decoded bytes of attachment ``a`` of message ``sha`` (its ``segments`` and
+        ``raw`` bytes already read): from its part stored on its own, else parsed out."""
+        payload = stored_attachment(segments, a.sha256, self._read_part)
+        if payload is not None:
+            return payload
+        return attachment_payload(raw, a.index)[1]
+
+    def segments(self, sha: str) -> list[skeleton.Segment]:
+        """The stored message ``sha``: its skeleton's bytes and references to its parts."""
+        return self._segments(sha)
+
+    def rebuild(self, sha: str, segments: list[skeleton.Segment]) -> bytes:
+        """The message's bytes from its ``segments``, checked against ``sha``."""
+        return self._rebuild(sha, segments)
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -266,7 +350,6 @@ class Archive:
             retain_until=retention_until(
                 retention or self.config.archive.retention, envelope.received
             ),
-            indexed_with=index_signature(self.config.archive.index_limit),
             blob_epoch=epoch,
         )
 
@@ -398,17 +481,24 @@ class Archive:
         """The attachments of ``message`` as indexed (none for an unknown id)."""
         return self.catalog.attachments(message)
 
+    def extractions(self, attachments: Sequence[AttachmentRow]) -> dict[str, ExtractRecord]:
+        """How the text of each of ``attachments`` was extracted, by SHA-256 (none yet: not
+        indexed)."""
+        return self.catalog.extract_records([a.sha256 for a in attachments])
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         """Whether one of ``addresses`` sent or received ``message`` (see ``Catalog.search``)."""
         return self.catalog.is_visible(message, addresses)
 
     def view(self, message: int) -> MessageView:
         row = self.get(message)
+        attachments = self.catalog.attachments(message)
         return MessageView(
             row,
             self.catalog.envelopes(message),
-            self.catalog.attachments(message),
+            attachments,
             self.catalog.holds_of(message),
+            self.extractions(attachments),
         )
 
     def read(self, message: int) -> MessageRead:
@@ -590,19 +680,14 @@ def _parsed(query: str | Node) -> Node:
 
 # Bump when what _index_text makes of a message changes: a removal can then no longer
 # recompute an older entry's exact values, and rebuilds the index instead (archive.removal).
-INDEX_TEXT_VERSION = 3  # 2: CJK runs indexed as bigrams (bigrams.index_form); 3: HTML blocks apart
+# 2: CJK runs as bigrams (bigrams.index_form); 3: HTML blocks apart; 4: the text extracted
+# from attachments (archive.indexer)
+INDEX_TEXT_VERSION = 4
 
 
-def index_signature(limit: int) -> str:
-    """How a message's index entry is made now: stored with it (``NewArrival.indexed_with``)."""
-    return f"text-v{INDEX_TEXT_VERSION};limit={limit}"
-
-
-def index_entry_of(raw: bytes, limit: int) -> IndexEntry:
-    """A message's full-text entry, made from its bytes exactly as when it was archived."""
-    parsed = parse_message(raw)
-    body = _index_text(parsed, limit)
-    return index_entry(parsed.subject, body, parsed.attachments, parsed.from_, parsed.to, parsed.cc)
+def index_text(parsed: ParsedMessage, limit: int) -> str:
+    """The body text the index takes of ``parsed`` (at most ``limit`` characters)."""
+    return _index_text(parsed, limit)
 
 
 def _index_text(parsed: ParsedMessage, limit: int) -> str:

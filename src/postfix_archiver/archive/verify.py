@@ -82,13 +82,29 @@ class VerifyReport:
         }
 
 
-def verify(archive: Archive, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check the chain, then every message blob; ``progress(n)`` is called as items pass."""
+def verify(
+    archive: Archive, progress: Callable[[int], None] | None = None, *, index: bool = False
+) -> VerifyReport:
+    """Check the chain, then every message blob; ``progress(n)`` is called as items pass.
+    ``index``: also the full-text index (``check_index``)."""
     report = VerifyReport()
     _check_chain(archive, report, progress)
     _check_orphans(archive, report)
     _check_blobs(archive, report, progress)
+    if index:
+        report.problems += check_index(archive)
     return report
+
+
+def check_index(archive: Archive) -> list[Problem]:
+    """Messages neither indexed nor queued (a search cannot find them by their text), and
+    index entries of messages that no longer exist (a search may count them)."""
+    missing, stale = archive.catalog.index_check()
+    fix = "run `postfix-archiver reindex` to rebuild the index"
+    return [
+        *(Problem("index", f"message {m}", f"neither indexed nor queued; {fix}") for m in missing),
+        *(Problem("index", f"index entry {m}", f"no such message; {fix}") for m in stale),
+    ]
 
 
 def _check_chain(

@@ -20,9 +20,12 @@ from .records import (
     ChainEvent,
     ChainLink,
     EnvelopeRow,
+    ExtractRecord,
     HoldQueries,
     HoldRow,
+    Indexed,
     IndexEntry,
+    IndexStatus,
     MessageRow,
     NewArrival,
     Removal,
@@ -41,7 +44,8 @@ class Catalog(Protocol):
     """The archive's catalog. Contract tested for every backend in ``tests/unit/catalog``.
 
     - ``add_batch`` records arrivals in ONE transaction: for each, the message row (unless
-      its SHA-256 is known), its addresses, attachments, parts and full-text entry, the
+      its SHA-256 is known), its addresses, attachments, parts and its place in the index
+      queue (the full-text entry is made later: ``queued``, ``index``), the
       envelope with the retention and tags of its arrival (unless the same ``Envelope.key`` is
       recorded for that message) and a chain event for the new envelope: the one ``seal``
       returns given the last event stored, read inside the transaction (the backend stores
@@ -137,19 +141,75 @@ class Catalog(Protocol):
         removals: Sequence[Removal],
         seal: TombstoneSealer,
         *,
-        reindex: tuple[str, Callable[[int, str], IndexEntry]] | None,
+        rebuild: bool = False,
     ) -> RemoveResult:
         """Remove messages in ONE transaction: for each, unless it is gone or under an
         active hold (checked inside the transaction), its rows (message, addresses,
-        envelopes and their recipients, attachments, parts no kept message uses, its
-        released holds' links) and its full-text entry (``Removal.index``: the exact values
-        indexed), and append the tombstone ``seal`` returns given the last event stored.
-        The arrival events stay. With ``reindex`` (signature, entry of a kept message by id
-        and SHA-256), or when an entry is unknown, the whole index is rebuilt instead. The
-        message blob and the freed parts are recorded as pending (``pending_blobs``). The
+        envelopes and their recipients, attachments, parts no kept message uses, the
+        extraction records of attachments no kept message has, its released holds' links)
+        and its full-text entry: none if it is still queued (its queue row goes), else
+        ``Removal.index``, the exact values indexed, if the message is still indexed under
+        ``Removal.indexed_with``; and append the tombstone ``seal`` returns given the last
+        event stored. The arrival events stay. With ``rebuild``, or when an entry is unknown,
+        the index is emptied and every kept message queued instead
+        (``RemoveResult.reindexed``). The message blob, the freed parts and the texts of the
+        freed attachments are recorded as pending (``pending_blobs``). The
         backend leaves no copy of removed rows in its files: freed space is zeroed and
         logs are written back and cut. A locked catalog raises ``CatalogError`` and
         nothing is removed."""
+        ...
+
+    # -- the full-text index, made after answering (``archive.indexer``) ------------------
+
+    def queued(self, limit: int, due: datetime | None = None) -> list[tuple[int, str]]:
+        """The oldest ``limit`` messages queued for indexing (by ``due`` at the latest, if
+        given: ``defer`` puts some off): (id, SHA-256)."""
+        ...
+
+    def index(
+        self,
+        entries: Sequence[Indexed],
+        signature: str,
+        extracts: Sequence[ExtractRecord] = (),
+        holds: HoldQueries | None = None,
+    ) -> list[int]:
+        """In ONE transaction: records ``extracts`` (those of attachments no message has
+        any more are left out, their text blobs recorded as pending), and adds each entry
+        whose message is still there and still queued, taking it off the queue and storing
+        ``signature`` as how it was made; with ``holds``, puts the messages indexed under the
+        active holds whose query they match now (as ``add_batch`` does). Returns the ids
+        indexed."""
+        ...
+
+    def defer(self, messages: Sequence[int], until: datetime) -> None:
+        """Keeps queued ``messages`` behind the others until ``until`` (unreadable now)."""
+        ...
+
+    def extract_records(self, sha256s: Sequence[str]) -> dict[str, ExtractRecord]:
+        """The extraction records of those attachments (by SHA-256) that have one."""
+        ...
+
+    def index_status(self) -> IndexStatus:
+        """The queue's length and oldest entry; extraction failures by status."""
+        ...
+
+    def requeue(
+        self, known: Sequence[Indexed], signature: str, unknown: Sequence[int] = ()
+    ) -> bool:
+        """Queues messages to be indexed again, in ONE transaction: each of ``known`` whose
+        entry was made under ``signature`` loses that entry (its exact values) and is queued;
+        one with no entry (lost) is queued; one queued already stays as it is. If one of
+        ``known`` was indexed otherwise, or one of ``unknown`` (entry values unknown) has an
+        entry, the index is emptied and every message queued instead: returns True then."""
+        ...
+
+    def rebuild_index(self) -> None:
+        """Empties the index and queues every message."""
+        ...
+
+    def index_check(self) -> tuple[list[int], list[int]]:
+        """Ids of messages neither indexed nor queued, and ids of index entries whose
+        message does not exist."""
         ...
 
     def writing(self) -> contextlib.AbstractContextManager[None]:
@@ -227,9 +287,12 @@ __all__ = [
     "ChainEvent",
     "ChainLink",
     "EnvelopeRow",
+    "ExtractRecord",
     "HoldQueries",
     "HoldRow",
     "IndexEntry",
+    "IndexStatus",
+    "Indexed",
     "MessageRow",
     "NewArrival",
     "Removal",

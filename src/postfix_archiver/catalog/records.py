@@ -43,8 +43,9 @@ class NewArrival:
     # the retention date this arrival gives its message (None: forever); a message that
     # arrives again under a longer retention is kept the longer
     retain_until: datetime | None = None
-    # how body_text was made (see archive.removal.index_signature): removing the message's
-    # index entry later needs the exact values, recomputed the same way
+    # unused since the index is made after the answer (``archive.indexer``: the message is
+    # queued, its entry made from its blobs and ``messages.indexed_with`` set then); kept so
+    # that callers building arrivals need not change
     indexed_with: str | None = None
     # Catalog.blob_epoch when it was staged: its commit fails if a removal has deleted one of
     # its blobs since (None: not checked)
@@ -60,6 +61,7 @@ class IndexEntry:
     body: str
     names: str
     addrs: str
+    attachments: str = ""  # text extracted from the attachments
 
 
 def index_entry(
@@ -69,13 +71,56 @@ def index_entry(
     from_: Sequence[Address],
     to: Sequence[Address],
     cc: Sequence[Address],
+    *,
+    inner_names: Sequence[str] = (),
+    attachment_text: Sequence[str] = (),
 ) -> IndexEntry:
-    """The one place that turns a message into its index entry: the catalog indexes it, and
+    """The one place that turns a message into its index entry: the indexer indexes it, and
     a removal recomputes it from the blob (a contentless index forgets only exact values).
-    Every column is in ``bigrams.index_form``, which queries are matched against."""
-    names = " ".join(x.filename for x in attachments if x.filename)
+    ``inner_names``: file names found inside attachments (zip members); ``attachment_text``:
+    each attachment's extracted text. Every column is in ``bigrams.index_form``, which
+    queries are matched against."""
+    names = " ".join([*(x.filename for x in attachments if x.filename), *inner_names])
     addrs = " ".join(str(x) for x in (*from_, *to, *cc))
-    return IndexEntry(index_form(subject), index_form(body), index_form(names), index_form(addrs))
+    text = "\n".join(t for t in attachment_text if t)
+    return IndexEntry(
+        index_form(subject),
+        index_form(body),
+        index_form(names),
+        index_form(addrs),
+        index_form(text),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRecord:
+    """The extraction cache's bookkeeping for one attachment (by the SHA-256 of its decoded
+    bytes): how it was extracted (``version``: the extractor's version and limits), the
+    outcome (an ``extract`` status) and why it failed. The text is a blob (``t/<sha256>``)."""
+
+    sha256: str
+    version: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """One message's entry, made by the indexer from the message as queued: committed only
+    if the message is still there and still queued."""
+
+    message: int
+    entry: IndexEntry
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """How far the full-text index lags: messages queued, when the oldest was queued (None:
+    none), and the attachments whose extraction did not succeed, counted by status."""
+
+    queued: int
+    oldest: datetime | None
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +147,8 @@ Sealer = Callable[[ChainEvent | None, NewArrival], ChainEvent]
 @dataclass(frozen=True, slots=True)
 class Removal:
     """One message to remove: why (``purge`` or ``erase``), the reason given, by whom, when;
-    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt).
+    ``index`` is its full-text entry as indexed (None: unknown, the index is rebuilt, unless
+    the message is still queued for indexing and so has no entry).
     ``expired_before`` (a purge): removed only if its ``retain_until`` is still this time or
     earlier when the removal commits; its retention may have been extended since the plan."""
 
@@ -113,6 +159,9 @@ class Removal:
     when: datetime
     index: IndexEntry | None
     expired_before: datetime | None = None
+    # the signature ``index`` was made under (None: not checked): if the message was
+    # indexed again otherwise since, the entry is unknown and the index is rebuilt
+    indexed_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +193,8 @@ class RemoveResult:
     gone: list[int]
     blobs: list[str]  # blob keys no kept message references: to delete from the store
     retained: list[int] = field(default_factory=list)
+    # an entry's exact values were unknown: the index was emptied and every message queued
+    reindexed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +238,8 @@ class AttachmentRow:
 class SearchPage:
     total: int
     results: list[MessageRow]
+    # messages archived but not indexed yet: a full-text search may miss them
+    not_indexed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +268,7 @@ class Stats:
     catalog_bytes: int
     first_date: datetime | None
     last_date: datetime | None
+    index: IndexStatus | None = None  # the index's lag (None: not known)
 
     @property
     def ratio(self) -> float:

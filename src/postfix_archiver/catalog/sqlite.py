@@ -6,10 +6,12 @@ own connection, so searches never wait for a commit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,9 +43,12 @@ from .records import (
     ChainEvent,
     ChainLink,
     EnvelopeRow,
+    ExtractRecord,
     HoldQueries,
     HoldRow,
+    Indexed,
     IndexEntry,
+    IndexStatus,
     MessageRow,
     NewArrival,
     Removal,
@@ -53,13 +58,10 @@ from .records import (
     SearchPage,
     Stats,
     TombstoneSealer,
-    index_entry,
 )
 
-# what a removal leaves to delete from the store: ("message" | "part", SHA-256)
+# what a removal leaves to delete from the store: ("message" | "part" | "text", SHA-256)
 BlobRef = tuple[str, str]
-# the signature of the index as it is made now, and the entry of a kept message (id, SHA-256)
-Reindex = tuple[str, Callable[[int, str], IndexEntry]]
 
 # The full-text table is contentless (content = ''): it keeps the token index only. The text
 # itself is in the blobs; keeping a copy here would make the catalog as large as the mail.
@@ -194,6 +196,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX deleted_blobs_sha256 ON deleted_blobs(sha256)
     """,
+    # 5: indexing after answering. Ingest queues a message (``index_queue``, durable: a
+    # restart resumes) and the background indexer makes its entry, now with the text
+    # extracted from its attachments (a new column, so the table is made anew); the
+    # extraction cache's bookkeeping by attachment SHA-256 (the text is a ``t/`` blob).
+    # Every message archived before is queued: the archive is indexed again in the
+    # background, and searches say their results may be incomplete meanwhile.
+    """
+    CREATE TABLE index_queue (
+        message INTEGER PRIMARY KEY,
+        queued_at INTEGER NOT NULL
+    );
+    CREATE INDEX index_queue_age ON index_queue(queued_at, message);
+    CREATE TABLE extracts (
+        sha256 TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX attachments_sha256 ON attachments(sha256);
+    DROP TABLE fts;
+    CREATE VIRTUAL TABLE fts USING fts5(
+        subject, body, names, addrs, attachments, content = '',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    UPDATE messages SET indexed_with = NULL;
+    INSERT INTO index_queue (message, queued_at)
+        SELECT id, CAST(strftime('%s', 'now') AS INTEGER) FROM messages
+    """,
 ]
 
 log = logging.getLogger("postfix_archiver.catalog")
@@ -214,6 +244,7 @@ _ACTIVE_HOLD = (
     "WHERE mh.message = ? AND h.released_at IS NULL LIMIT 1"
 )
 _PART_USED = "SELECT 1 FROM message_parts WHERE sha256 = ? LIMIT 1"
+_ATTACHMENT_USED = "SELECT 1 FROM attachments WHERE sha256 = ? LIMIT 1"
 # a blob whose deletion is recorded (``release_blobs`` step 1) but not yet done: still pending
 _IN_FLIGHT = (
     "SELECT 1 FROM removed_blobs r WHERE ((r.kind = 'message' AND r.sha256 = ?) "
@@ -410,7 +441,7 @@ class SqliteCatalog:
                 with write_transaction(conn):
                     results = [self._add(conn, a, seal) for a in arrivals]
                     if holds is not None:
-                        self._hold_new(conn, results, holds)
+                        self._hold_new(conn, [r.id for r in results if r.new_envelope], holds)
             except sqlite3.Error as exc:
                 if is_busy(exc):
                     raise CatalogError(
@@ -529,7 +560,7 @@ class SqliteCatalog:
                 len(a.attachments),
                 json.dumps(a.defects),
                 None if a.retain_until is None else _ts(a.retain_until),
-                a.indexed_with,
+                None,  # not indexed yet: queued below
             ),
         )
         message = cur.lastrowid
@@ -560,14 +591,17 @@ class SqliteCatalog:
             "INSERT OR IGNORE INTO message_parts (message, sha256) VALUES (?, ?)",
             [(message, p.sha256) for p in a.parts],
         )
-        entry = index_entry(a.subject, a.body_text, a.attachments, a.from_, a.to, a.cc)
-        _index(conn, "", message, entry)
+        # indexed later, by the indexer: the answer to Postfix waits for the row, not the index
+        conn.execute(
+            "INSERT OR IGNORE INTO index_queue (message, queued_at) VALUES (?, ?)",
+            (message, int(time.time())),
+        )
         return message
 
     # -- removing ----------------------------------------------------------------------
 
     def remove(
-        self, removals: Sequence[Removal], seal: TombstoneSealer, *, reindex: Reindex | None
+        self, removals: Sequence[Removal], seal: TombstoneSealer, *, rebuild: bool = False
     ) -> RemoveResult:
         with self._write_lock:
             conn = self._write_conn()
@@ -580,11 +614,10 @@ class SqliteCatalog:
                 with write_transaction(conn):
                     result = RemoveResult({}, [], [], [])
                     for removal in removals:
-                        self._remove(conn, removal, seal, result)
-                    if reindex is not None or any(r.index is None for r in removals):
-                        if reindex is None:
-                            raise CatalogError("an index entry is unknown and no reindex given")
-                        self._reindex(conn, *reindex)
+                        rebuild |= self._remove(conn, removal, seal, result)
+                    if rebuild:
+                        self._clear_index(conn)
+                        result = dataclasses.replace(result, reindexed=True)
                     # the index drops deleted entries only when its segments are merged
                     conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
             except sqlite3.Error as exc:
@@ -604,26 +637,28 @@ class SqliteCatalog:
 
     def _remove(
         self, conn: sqlite3.Connection, r: Removal, seal: TombstoneSealer, result: RemoveResult
-    ) -> None:
+    ) -> bool:
+        """Removes one message; True if its index entry is unknown (the index is rebuilt)."""
         row = (
             conn.execute(
-                "SELECT sha256, size, retain_until FROM messages WHERE id = ?", (r.message,)
+                "SELECT sha256, size, retain_until, indexed_with FROM messages WHERE id = ?",
+                (r.message,),
             ).fetchone()
             if _storable(r.message)
             else None
         )
         if row is None:
             result.gone.append(r.message)
-            return
+            return False
         if conn.execute(_ACTIVE_HOLD, (r.message,)).fetchone() is not None:
             result.held.append(r.message)  # held since the caller looked: never removed
-            return
+            return False
         if r.expired_before is not None and (row[2] is None or int(row[2]) > _ts(r.expired_before)):
             # a purge planned before the retention was extended, or before the same bytes
             # arrived again (and Postfix was told they are kept): checked here, under the
             # write lock, so no such change can slip in between the check and the delete
             result.retained.append(r.message)
-            return
+            return False
         sha, size = str(row[0]), int(row[1])
         envelopes = [
             self._envelope_from(conn, e[0], e[1:])
@@ -644,8 +679,17 @@ class SqliteCatalog:
         parts = [str(p[0]) for p in conn.execute(
             "SELECT sha256 FROM message_parts WHERE message = ?", (r.message,)
         )]  # fmt: skip
-        if r.index is not None:
+        unknown = False
+        queued = conn.execute("DELETE FROM index_queue WHERE message = ?", (r.message,)).rowcount
+        if queued:
+            pass  # not indexed yet: it has no entry to forget
+        elif r.index is not None and (r.indexed_with is None or r.indexed_with == row[3]):
             _index(conn, "delete", r.message, r.index)
+        else:
+            unknown = True  # indexed otherwise than the caller computed: rebuilt
+        attachments = [str(a[0]) for a in conn.execute(
+            "SELECT DISTINCT sha256 FROM attachments WHERE message = ?", (r.message,)
+        )]  # fmt: skip
         conn.execute(
             "DELETE FROM envelope_recipients WHERE envelope IN "
             "(SELECT id FROM envelopes WHERE message = ?)",
@@ -659,6 +703,14 @@ class SqliteCatalog:
             if conn.execute(_PART_USED, (part,)).fetchone() is None:
                 conn.execute("DELETE FROM parts WHERE sha256 = ?", (part,))
                 refs.append(("part", part))
+        for attachment in attachments:
+            # its extracted text goes with the last message that has it
+            if conn.execute(_ATTACHMENT_USED, (attachment,)).fetchone() is None:
+                extracted = conn.execute(
+                    "DELETE FROM extracts WHERE sha256 = ? RETURNING status", (attachment,)
+                ).fetchone()
+                if extracted is not None and extracted[0] == "ok":  # only then a text blob
+                    refs.append(("text", attachment))
         conn.executemany("INSERT OR IGNORE INTO removed_blobs (kind, sha256) VALUES (?, ?)", refs)
         last = conn.execute(
             "SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1"
@@ -673,16 +725,19 @@ class SqliteCatalog:
             (event.seq, r.message, event.prev_hash, event.hash, json.dumps(content)),
         )
         result.removed[r.message] = event.seq
+        return unknown
 
-    def _reindex(
-        self, conn: sqlite3.Connection, signature: str, entry: Callable[[int, str], IndexEntry]
-    ) -> None:
-        """Every kept message indexed again: for when an entry's exact values are unknown (a
-        message indexed before signatures were kept, or under another ``index_limit``)."""
+    @staticmethod
+    def _clear_index(conn: sqlite3.Connection) -> None:
+        """The index emptied and every message queued: for when an entry's exact values are
+        unknown (a message indexed under another ``index_limit``, a cached text lost). The
+        indexer makes the entries again in the background, in its own small transactions."""
         conn.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
-        for message, sha in conn.execute("SELECT id, sha256 FROM messages").fetchall():
-            _index(conn, "", int(message), entry(int(message), str(sha)))
-        conn.execute("UPDATE messages SET indexed_with = ?", (signature,))
+        conn.execute("UPDATE messages SET indexed_with = NULL WHERE indexed_with IS NOT NULL")
+        conn.execute(
+            "INSERT OR IGNORE INTO index_queue (message, queued_at) SELECT id, ? FROM messages",
+            (int(time.time()),),
+        )
 
     def _checkpoint(self, conn: sqlite3.Connection, waits: Sequence[float] = ()) -> bool:
         # the log still holds the removed rows' old pages until it is written back and cut
@@ -693,6 +748,137 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             log.warning("catalog %s: WAL not truncated after a removal: %s", self.path, exc)
         return False
+
+    # -- the full-text index, made after answering (``archive.indexer``) ------------------
+
+    def queued(self, limit: int, due: datetime | None = None) -> list[tuple[int, str]]:
+        rows = self._query(
+            "SELECT q.message, m.sha256 FROM index_queue q JOIN messages m ON m.id = q.message "
+            "WHERE q.queued_at <= ? ORDER BY q.queued_at, q.message LIMIT ?",
+            (_INT_MAX if due is None else _ts(due), max(0, min(limit, 1 << 20))),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def index(
+        self,
+        entries: Sequence[Indexed],
+        signature: str,
+        extracts: Sequence[ExtractRecord] = (),
+        holds: HoldQueries | None = None,
+    ) -> list[int]:
+        done: list[int] = []
+        with self._write("index messages") as conn:
+            for x in extracts:
+                if conn.execute(_ATTACHMENT_USED, (x.sha256,)).fetchone() is None:
+                    # its messages were removed while it was extracted: its text blob goes
+                    # with the next removal's blobs
+                    conn.execute(
+                        "INSERT OR IGNORE INTO removed_blobs (kind, sha256) VALUES ('text', ?)",
+                        (x.sha256,),
+                    )
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO extracts (sha256, version, status, detail) "
+                    "VALUES (?, ?, ?, ?)",
+                    (x.sha256, x.version, x.status, x.detail),
+                )
+            for e in entries:
+                if not _storable(e.message):
+                    continue
+                # only if still queued: removed meanwhile (its queue row went with it), or
+                # indexed by another indexer (a reindex beside serve's), it is left alone
+                if not conn.execute(
+                    "DELETE FROM index_queue WHERE message = ?", (e.message,)
+                ).rowcount:
+                    continue
+                _index(conn, "", e.message, e.entry)
+                conn.execute(
+                    "UPDATE messages SET indexed_with = ? WHERE id = ?", (signature, e.message)
+                )
+                done.append(e.message)
+            if holds is not None and done:
+                # a hold's query may need the text: matched again now that it is indexed
+                self._hold_new(conn, done, holds)
+        return done
+
+    def defer(self, messages: Sequence[int], until: datetime) -> None:
+        with self._write("defer indexing") as conn:
+            conn.executemany(
+                "UPDATE index_queue SET queued_at = ? WHERE message = ?",
+                [(_ts(until), m) for m in messages if _storable(m)],
+            )
+
+    def extract_records(self, sha256s: Sequence[str]) -> dict[str, ExtractRecord]:
+        found: dict[str, ExtractRecord] = {}
+        shas = list(dict.fromkeys(sha256s))
+        for start in range(0, len(shas), 500):
+            chunk = shas[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(
+                f"SELECT sha256, version, status, detail FROM extracts WHERE sha256 IN ({marks})",
+                chunk,
+            ):
+                found[str(r[0])] = ExtractRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        return found
+
+    def index_status(self) -> IndexStatus:
+        count, oldest = self._query("SELECT count(*), min(queued_at) FROM index_queue")[0]
+        failures = self._query(
+            "SELECT status, count(*) FROM extracts WHERE status NOT IN ('ok', 'unsupported') "
+            "GROUP BY status ORDER BY status"
+        )
+        return IndexStatus(
+            queued=int(count),
+            oldest=None if oldest is None else _dt(int(oldest)),
+            failures={str(s): int(n) for s, n in failures},
+        )
+
+    def requeue(
+        self, known: Sequence[Indexed], signature: str, unknown: Sequence[int] = ()
+    ) -> bool:
+        entries = {e.message: e.entry for e in known if _storable(e.message)}
+        ids = [*entries, *(m for m in unknown if _storable(m) and m not in entries)]
+        with self._write("queue messages for indexing") as conn:
+            now = int(time.time())
+            for message in ids:
+                row = conn.execute(
+                    "SELECT m.indexed_with, "
+                    "EXISTS (SELECT 1 FROM index_queue q WHERE q.message = m.id), "
+                    "EXISTS (SELECT 1 FROM fts_docsize d WHERE d.id = m.id) "
+                    "FROM messages m WHERE m.id = ?",
+                    (message,),
+                ).fetchone()
+                if row is None or row[1]:
+                    continue  # gone, or queued already
+                if row[2]:  # it has an entry: forgotten by its exact values, or rebuilt
+                    entry = entries.get(message)
+                    if entry is None or row[0] != signature:
+                        self._clear_index(conn)
+                        return True
+                    _index(conn, "delete", message, entry)
+                conn.execute("UPDATE messages SET indexed_with = NULL WHERE id = ?", (message,))
+                conn.execute(
+                    "INSERT INTO index_queue (message, queued_at) VALUES (?, ?)", (message, now)
+                )
+        return False
+
+    def rebuild_index(self) -> None:
+        with self._write("rebuild the index") as conn:
+            self._clear_index(conn)
+
+    def index_check(self) -> tuple[list[int], list[int]]:
+        # a contentless FTS5 table keeps one row per entry in its docsize table: its ids,
+        # read without touching the index itself
+        missing = self._query(
+            "SELECT m.id FROM messages m WHERE NOT EXISTS "
+            "(SELECT 1 FROM index_queue q WHERE q.message = m.id) AND NOT EXISTS "
+            "(SELECT 1 FROM fts_docsize d WHERE d.id = m.id) ORDER BY m.id"
+        )
+        stale = self._query(
+            "SELECT d.id FROM fts_docsize d WHERE NOT EXISTS "
+            "(SELECT 1 FROM messages m WHERE m.id = d.id) ORDER BY d.id"
+        )
+        return [int(r[0]) for r in missing], [int(r[0]) for r in stale]
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -764,7 +950,11 @@ class SqliteCatalog:
     @staticmethod
     def _referenced(conn: sqlite3.Connection, ref: BlobRef) -> bool:
         kind, sha = ref
-        sql = "SELECT 1 FROM messages WHERE sha256 = ?" if kind == "message" else _PART_USED
+        sql = {
+            "message": "SELECT 1 FROM messages WHERE sha256 = ?",
+            "part": _PART_USED,
+            "text": _ATTACHMENT_USED,
+        }[kind]
         return conn.execute(sql, (sha,)).fetchone() is not None
 
     # -- reading -----------------------------------------------------------------------
@@ -821,7 +1011,8 @@ class SqliteCatalog:
             f"ORDER BY {order_sql} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return SearchPage(int(total), [self._row(r) for r in rows])
+        pending = self._query("SELECT count(*) FROM index_queue")[0][0]
+        return SearchPage(int(total), [self._row(r) for r in rows], int(pending))
 
     def get(self, message: int) -> MessageRow | None:
         if not _storable(message):
@@ -1030,6 +1221,7 @@ class SqliteCatalog:
             catalog_bytes=size,
             first_date=None if m[3] is None else _dt(int(m[3])),
             last_date=None if m[4] is None else _dt(int(m[4])),
+            index=self.index_status(),
         )
 
     def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
@@ -1125,7 +1317,7 @@ class SqliteCatalog:
         return [_hold_row(r) for r in rows]
 
     def _hold_new(
-        self, conn: sqlite3.Connection, results: Sequence[AddResult], holds: HoldQueries
+        self, conn: sqlite3.Connection, messages: Sequence[int], holds: HoldQueries
     ) -> None:
         """Puts the batch's new arrivals under the active holds whose query they match. Read
         inside the commit: a hold placed by another process either committed before (and is
@@ -1133,7 +1325,7 @@ class SqliteCatalog:
         active = conn.execute(
             "SELECT id, query FROM holds WHERE released_at IS NULL ORDER BY id"
         ).fetchall()
-        ids = sorted({r.id for r in results if r.new_envelope})
+        ids = sorted(set(messages))
         if not active or not ids:
             return
         for hold, query in holds([(int(i), str(q)) for i, q in active]):
@@ -1205,15 +1397,18 @@ def _make_envelope(r: Sequence[Any], recipients: Sequence[Sequence[Any]]) -> Env
 def _index(conn: sqlite3.Connection, command: str, message: int, entry: IndexEntry) -> None:
     """Add (``command`` ``""``) or forget (``"delete"``, which needs the exact values
     indexed) one message's full-text entry."""
+    values = (message, entry.subject, entry.body, entry.names, entry.addrs, entry.attachments)
     if command:
         conn.execute(
-            "INSERT INTO fts (fts, rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?, ?)",
-            (command, message, entry.subject, entry.body, entry.names, entry.addrs),
+            "INSERT INTO fts (fts, rowid, subject, body, names, addrs, attachments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (command, *values),
         )
         return
     conn.execute(
-        "INSERT INTO fts (rowid, subject, body, names, addrs) VALUES (?, ?, ?, ?, ?)",
-        (message, entry.subject, entry.body, entry.names, entry.addrs),
+        "INSERT INTO fts (rowid, subject, body, names, addrs, attachments) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        values,
     )
 
 

@@ -14,7 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..archive import Archive, message_document, search_document, stats_document, verify
+from ..archive import (
+    Archive,
+    lag_seconds,
+    message_document,
+    search_document,
+    stats_document,
+    verify,
+)
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
 from ..export import FORMATS, export
@@ -66,6 +73,12 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
                 dup += 1
             else:
                 retried += 1
+        # what was imported is searchable when the command ends (a serve running beside
+        # it may index some of it first: each message is indexed once)
+        queued = archive.catalog.index_status().queued
+        if queued:
+            with progress(queued, "messages", "indexing") as advance_index:
+                archive.index_pending(advance_index)
     total = new + dup + retried
     err.print(
         f"{src.description}: {total} messages read, {new} new, "
@@ -126,6 +139,11 @@ def search(
     out.print(table)
     shown = f"{offset + 1}-{offset + len(page.results)}" if page.results else "0"
     err.print(f"{shown} of {page.total} messages")
+    if page.not_indexed:
+        err.print(
+            f"{page.not_indexed} messages are not indexed yet: results may be incomplete "
+            "(`postfix-archiver stats` shows the lag)"
+        )
 
 
 @click.command()
@@ -176,9 +194,15 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             markup=True,
         )
     for a in view.attachments:
+        x = view.extracts.get(a.sha256)
+        failed = (
+            f" (text not indexed: {x.status}{', ' + safe(x.detail) if x.detail else ''})"
+            if x is not None and x.status not in ("ok", "unsupported")
+            else ""
+        )
         out.print(
             f"[bold]Attachment {a.index}:[/] {safe(a.filename) or '(no name)'} "
-            f"{a.content_type} {human(a.size)}",
+            f"{safe(a.content_type)} {human(a.size)}{failed}",
             markup=True,
         )
     if row.defects:
@@ -227,6 +251,12 @@ def stats(config_path: str | None, as_json: bool) -> None:
     out.print(f"catalog bytes: {s.catalog_bytes} ({human(s.catalog_bytes)})")
     if s.first_date and s.last_date:
         out.print(f"dates:         {s.first_date:%Y-%m-%d} .. {s.last_date:%Y-%m-%d}")
+    if s.index is not None:
+        lag = f", the oldest queued {lag_seconds(s.index)} s ago" if s.index.queued else ""
+        out.print(f"not indexed:   {s.index.queued} messages{lag}")
+        if s.index.failures:
+            failures = ", ".join(f"{n} {status}" for status, n in s.index.failures.items())
+            out.print(f"extraction:    {failures} (attachment text not indexed)")
 
 
 @click.command("verify")
@@ -248,12 +278,19 @@ def stats(config_path: str | None, as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="CA certificate(s) of the time-stamping authority (default: [integrity] tsa_ca_file).",
 )
+@click.option(
+    "--index",
+    "check_index",
+    is_flag=True,
+    help="Also report messages neither indexed nor queued, and index entries of no message.",
+)
 def verify_(
     config_path: str | None,
     as_json: bool,
     checkpoint_file: Path | None,
     public_key: Path | None,
     tsa_ca_file: Path | None,
+    check_index: bool,
 ) -> None:
     """Re-read every blob and re-walk the integrity chain; exit 1 on any problem. With
     --checkpoint and --public-key, first check that checkpoint's signature, timestamp and
@@ -272,7 +309,7 @@ def verify_(
             )
         s = archive.stats()
         with progress(s.messages + s.envelopes, "messages", "verifying") as advance:
-            report = verify(archive, advance)
+            report = verify(archive, advance, index=check_index)
     if checked is not None:
         report.problems[:0] = checked.problems
     if as_json:

@@ -71,6 +71,16 @@ def erase(
         raise ArchiverError("give a query: erase never takes the whole archive by default")
     why = check_reason(reason)
     with Archive(config, readonly=dry_run) as archive:
+        # an erasure by words must find the mail not indexed yet too: indexed first
+        queued = archive.catalog.index_status().queued
+        if queued and dry_run:
+            err.print(
+                f"{queued} messages are not indexed yet: this dry run may miss some of them "
+                "(`postfix-archiver index` indexes them; erase without --dry-run does first)"
+            )
+        elif queued:
+            with progress(queued, "messages", "indexing") as advance:
+                archive.index_pending(advance)
         plan = plan_erase(archive, text)
         if plan.held:
             named = ", ".join(

@@ -113,7 +113,10 @@ def attachments(request: Request, ident: str, identity: ApiUser) -> JSONResponse
     ctx = context(request)
     message_id = visible_message(ctx, identity, ident)
     rows = ctx.archive.attachments(message_id)
-    return JSONResponse({"attachments": [attachment_json(message_id, a) for a in rows]})
+    extracts = ctx.archive.extractions(rows)
+    return JSONResponse(
+        {"attachments": [attachment_json(message_id, a, extracts.get(a.sha256)) for a in rows]}
+    )
 
 
 @router.get(

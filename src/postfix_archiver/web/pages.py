@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from ..accounts import MIN_PASSWORD, ROLES
+from ..archive import lag_seconds
 from ..catalog import SearchPage
 from ..dates import header_note
 from ..errors import AccountError, QueryError
@@ -308,6 +309,7 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         body=parsed.body_text,
         html=html,
         attachments=view.attachments,
+        extracts=view.extracts,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
         holds=view.holds if identity.user.sees_all else [],
     )
@@ -334,13 +336,15 @@ def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
     ctx = context(request)
     require(identity, identity.user.sees_all, "archive statistics")
     per_day = ctx.archive.per_day()
+    stats = ctx.archive.stats()
     unit, _ = chart_bars(per_day)
     return page(
         request,
         "stats.html",
         identity,
         section="stats",
-        stats=ctx.archive.stats(),
+        stats=stats,
+        lag=lag_seconds(stats.index) if stats.index else 0,
         chart=svg_chart(per_day),
         unit=unit,
     )

@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from ..accounts import User
 from ..archive import MessageView, document
-from ..catalog import AttachmentRow, EnvelopeRow
+from ..catalog import AttachmentRow, EnvelopeRow, ExtractRecord
 from ..message import InlinePart, ParsedMessage, normalize_message_id
 
 # control characters (but tab and newline) and the bidirectional controls
@@ -221,8 +221,10 @@ def message_document(
     )
 
 
-def attachment_json(message: int, a: AttachmentRow) -> dict[str, object]:
-    return {**document.attachment_document(a), "url": attachment_url(message, a)}
+def attachment_json(
+    message: int, a: AttachmentRow, extraction: ExtractRecord | None = None
+) -> dict[str, object]:
+    return {**document.attachment_document(a, extraction), "url": attachment_url(message, a)}
 
 
 def attachment_url(message: int, a: AttachmentRow) -> str:

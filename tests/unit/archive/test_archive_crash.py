@@ -151,6 +151,7 @@ def test_killed_before_the_catalog_commit(tmp_path: Path, fault: str) -> None:
         assert result.new_message
         assert result.new_envelope
         assert archive.raw(result.id) == raw
+        assert archive.index_pending() == 1
         assert archive.search("crashtest").total == 1
         assert [e.envelope.queue_id for e in archive.view(result.id).envelopes] == ["Q00000"]
         report = verify(archive)

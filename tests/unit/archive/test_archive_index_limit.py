@@ -20,6 +20,7 @@ def test_text_past_the_limit_is_archived_but_not_indexed(tmp_path: Path) -> None
     with Archive(config) as archive:
         result = archive.ingest(raw, Envelope("a@example.com", ("b@example.org",)))
         assert archive.raw(result.id) == raw
+        assert archive.index_pending() == 1
         assert archive.search("beginning").total == 1
         assert archive.search("farawayword").total == 0
         assert any("only the start is indexed" in d for d in archive.get(result.id).defects)

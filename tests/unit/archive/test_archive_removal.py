@@ -98,11 +98,13 @@ def config(tmp_path: Path) -> Config:
 
 def populate(config: Config) -> dict[str, int]:
     with Archive(config) as archive:
-        return {
+        ids = {
             "secret": archive.ingest(SECRET, envelope(1)).id,
             "going": archive.ingest(GOING, envelope(2)).id,
             "kept": archive.ingest(KEPT, envelope(3)).id,
         }
+        assert archive.index_pending() == 3
+        return ids
 
 
 def test_an_erased_message_can_be_read_from_no_file_of_the_archive(config: Config) -> None:
@@ -210,6 +212,7 @@ def test_purge_removes_expired_mail_but_never_held_mail(tmp_path: Path) -> None:
         expired = archive.ingest(GOING, envelope(1, old)).id
         held = archive.ingest(SECRET, envelope(2, old)).id
         fresh = archive.ingest(KEPT, envelope(3, datetime.now(UTC))).id
+        archive.index_pending()
     hold(config, held)
     with Archive(config) as archive:
         plan = plan_purge(archive)
@@ -268,6 +271,9 @@ def test_an_index_made_before_signatures_is_rebuilt_not_corrupted(config: Config
     with Archive(config) as archive:
         outcome = remove(archive, [archive.get(ids["secret"])], why=ERASE, reason="r", who="w")
         assert outcome.reindexed
+        # emptied and queued: the indexer makes the kept messages' entries again
+        assert archive.search("report").total == 0
+        assert archive.index_pending() == 2
         assert archive.search("qqzxbodymarker4417").total == 0
         assert [r.id for r in archive.search("report").results] == [ids["kept"], ids["going"]]
         assert archive.search("shared.bin").total == 2

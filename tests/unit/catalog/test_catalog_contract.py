@@ -138,6 +138,6 @@ def test_an_id_outside_the_integer_range_is_simply_not_there(cat: Catalog, far: 
     assert cat.set_retain_until([(far, None)]) == 0
     assert list(cat.events(far)) == ([] if far > 0 else list(cat.events()))
     removal = Removal(far, "purge", "test", "tester", datetime.now(UTC), IndexEntry("", "", "", ""))
-    removed = cat.remove([removal], seal_tombstone, reindex=None)
+    removed = cat.remove([removal], seal_tombstone)
     assert (removed.removed, removed.gone) == ({}, [far])
     assert cat.get(result.id) is not None  # the message that is there is untouched

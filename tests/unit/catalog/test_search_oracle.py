@@ -202,7 +202,9 @@ def _multipart(subtype: str, boundary: str, parts: list[list[str]]) -> list[str]
 def _attachment(rng: random.Random, filename: str) -> list[str]:
     data = rng.randbytes(rng.randint(100, 12000))
     b64 = base64.encodebytes(data).decode().rstrip("\n")
-    ctype = "text/plain" if filename.endswith(".txt") else "application/octet-stream"
+    # random bytes: not text/plain, whose text the indexer would extract and index (the
+    # oracle knows file names, not attachment contents)
+    ctype = "application/octet-stream"
     return [
         f'Content-Type: {ctype}; name="{filename}"',
         f'Content-Disposition: attachment; filename="{filename}"',
@@ -361,6 +363,8 @@ def corpus(
             result = archive.ingest(mail.raw, again)
             assert (result.id, result.new_message, result.new_envelope) == (mail.id, False, True)
             _record(mail, again)
+        # the index is made after the answer: everything queued, indexed now
+        assert archive.index_pending() == N_MESSAGES
         yield Corpus(archive, mails)
 
 

@@ -282,7 +282,7 @@ def test_web_command_serves_the_api(tmp_path: Path, processes: list[Process]) ->
     token = run_cli(home, "user", "token", "audra").stdout.splitlines()[-1]
     assert get(f"{base}/api/v1/messages")[0] == 401
     status, body = get(f"{base}/api/v1/messages?q=anything", token)
-    assert (status, json.loads(body)) == (200, {"total": 0, "results": []})
+    assert (status, json.loads(body)) == (200, {"total": 0, "results": [], "not_indexed": 0})
     status, page = get(f"{base}/login")
     assert status == 200
     assert b'<form method="post" action="/login">' in page

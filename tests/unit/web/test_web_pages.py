@@ -162,6 +162,7 @@ def test_search_page_pages_and_sorts(web: Web, archive: Archive) -> None:
             f"Date: Mon, 03 Feb 2025 10:{n:02d}:00 +0000\n\nbulk\n"
         ).encode()
         archive.ingest(raw, Envelope(f"sender{n:02d}@example.com", ("bob@example.com",)))
+    archive.index_pending()
     client = web.login("bob")
     first = client.get("/search", params={"q": "bulk", "per": 25})
     assert "1–25 of 60 messages" in first.text

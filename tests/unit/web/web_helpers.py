@@ -159,6 +159,7 @@ def load_cast(archive: Archive) -> Cast:
         (FROM_LINES, Envelope("erin@example.org", ("dave@example.org",), received=when)),
     ]  # fmt: skip
     ids = [archive.ingest(raw, env).id for raw, env in items]
+    archive.index_pending()  # what serve's and web's indexer thread does after the answer
     report, lunch, hostile, quoting = ids
     raws = {i: raw for i, (raw, _) in zip(ids, items, strict=True)}
     return Cast(report, lunch, hostile, quoting, raws)

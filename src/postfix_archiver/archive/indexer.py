@@ -1,0 +1,356 @@
+"""The full-text index, made after answering: a background indexer fed by a durable queue.
+
+Ingest commits a message's row with a row in the catalog's index queue, and answers Postfix;
+the indexer takes the oldest queued messages in batches, reads each from its blobs, makes
+its entry (subject, body text, attachment file names and the names inside them, addresses,
+and the text extracted from its attachments) and commits the batch in one catalog
+transaction, which takes each message off the queue only if it is still queued and still
+there (a removal or another indexer may have come first). A restart resumes from the queue.
+
+Attachment text is extracted once per attachment (by the SHA-256 of its decoded bytes): the
+text is a blob ``t/<sha256>`` (compressed, and encrypted with the store) and the outcome a row
+in ``extracts``; a message whose attachment failed or timed out is indexed without that text,
+never lost and never stuck. A removal recomputes an entry from the same blob and cache
+(``entry_of`` with ``extract=False``): a contentless index forgets an entry only given its
+exact values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..catalog import ExtractRecord, Indexed, IndexEntry, MessageRow, index_entry
+from ..errors import CatalogError, StoreError
+from ..extract import EXTRACT_VERSION, FAILED, OK, TOO_BIG, Extraction, Limits, extract
+from ..message import parse_message
+from .holds import ActiveHolds
+from .service import INDEX_TEXT_VERSION, index_text
+
+if TYPE_CHECKING:
+    from .service import Archive
+
+log = logging.getLogger("postfix_archiver.indexer")
+
+BATCH = 32  # messages per indexing transaction: the committer waits for it no longer
+# while mail arrives (a commit less than this many seconds ago), the thread rests as long as
+# its last batch took: it takes at most half the time from answering Postfix, and still
+# catches up under a steady stream (at half speed)
+BUSY = 1.0
+POLL = 5.0  # seconds between looks at the queue when nobody wakes the thread (a pipe filter
+# in another process queues mail too)
+# the active holds' query trees, parsed once (keyed by hold id and query text: the same
+# text is the same tree in any archive)
+_HOLDS = ActiveHolds()
+RETRY = timedelta(hours=1)  # a message whose blobs cannot be read now is tried again then
+MAX_DETAIL = 500  # characters of an extraction's failure kept
+
+
+def extract_version(limits: Limits) -> str:
+    """How attachment text is extracted now: the extractor's version and its limits."""
+    return (
+        f"v{EXTRACT_VERSION};timeout={limits.timeout:g};input={limits.max_input};"
+        f"output={limits.max_output};memory={limits.max_memory};depth={limits.max_depth}"
+    )
+
+
+def index_signature(limit: int, limits: Limits) -> str:
+    """How a message's entry is made now: stored with it (``messages.indexed_with``)."""
+    return f"text-v{INDEX_TEXT_VERSION};limit={limit};extract-{extract_version(limits)}"
+
+
+def signature_of(archive: Archive) -> str:
+    return index_signature(archive.config.archive.index_limit, archive.extract_limits)
+
+
+# text extracted from an attachment: its SHA-256, the text, the names found inside
+Text = tuple[str, str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    entry: IndexEntry
+    extracts: list[ExtractRecord]  # extracted now (not from the cache)
+    texts: list[Text]  # of those, the texts to store (``Archive.store_texts``) before commit
+
+
+def entry_of(
+    archive: Archive,
+    sha: str,
+    *,
+    extract_missing: bool = True,
+    fresh: dict[str, tuple[ExtractRecord, Text]] | None = None,
+) -> Made | None:
+    """Message ``sha``'s entry from its blobs and the extraction cache. An attachment not in
+    the cache is extracted (``extract_missing``), or else the entry is unknown: None. Raises
+    ``StoreError`` when the message cannot be read. ``fresh``: what this batch extracted so
+    far (not stored yet), consulted and added to."""
+    fresh = {} if fresh is None else fresh
+    segments = archive.segments(sha)
+    raw = archive.rebuild(sha, segments)
+    parsed = parse_message(raw)
+    body = index_text(parsed, archive.config.archive.index_limit)
+    limits = archive.extract_limits
+    version = extract_version(limits)
+    records = archive.catalog.extract_records([a.sha256 for a in parsed.attachments])
+    made: list[ExtractRecord] = []
+    to_store: list[Text] = []
+    texts: list[str] = []
+    names: list[str] = []
+    for a in parsed.attachments:
+        cached: tuple[str, tuple[str, ...]] | None
+        if a.sha256 in fresh:
+            record, (_, done, inner) = fresh[a.sha256]
+            cached = (done, inner) if record.status == OK else ("", ())
+        else:
+            cached = _cached(archive, records.get(a.sha256), version)
+        if cached is None:
+            if not extract_missing:
+                return None
+            if a.size > limits.max_input:  # not even read
+                result = Extraction(TOO_BIG, detail=f"{a.size} bytes, over {limits.max_input}")
+            else:
+                payload = archive.attachment_bytes(sha, segments, raw, a)
+                result = _extract(payload, a.content_type, a.filename, limits)
+            record = ExtractRecord(
+                a.sha256, version, result.status, _clean(result.detail[:MAX_DETAIL])
+            )
+            result = Extraction(
+                result.status,
+                _clean(result.text),
+                tuple(_clean(n) for n in result.names),
+                _clean(result.detail),
+            )
+            extracted = (a.sha256, result.text, result.names)
+            fresh[a.sha256] = (record, extracted)
+            made.append(record)
+            if result.status == OK:
+                to_store.append(extracted)
+            else:
+                log.warning(
+                    "attachment %s (%r) of message %s: extraction %s: %s",
+                    a.sha256,
+                    a.filename,
+                    sha,
+                    result.status,
+                    result.detail,
+                )
+            cached = (result.text, tuple(result.names)) if result.status == OK else ("", ())
+        texts.append(cached[0])
+        names.extend(cached[1])
+    entry = index_entry(
+        parsed.subject,
+        body,
+        parsed.attachments,
+        parsed.from_,
+        parsed.to,
+        parsed.cc,
+        inner_names=names,
+        attachment_text=texts,
+    )
+    return Made(entry, made, to_store)
+
+
+def _cached(
+    archive: Archive, record: ExtractRecord | None, version: str
+) -> tuple[str, tuple[str, ...]] | None:
+    if record is None or record.version != version:
+        return None
+    if record.status != OK:
+        return "", ()
+    return archive.stored_text(record.sha256)
+
+
+def _clean(text: str) -> str:
+    """Text SQLite can store: a lone surrogate (an extractor's undecodable byte) becomes
+    U+FFFD instead of failing the batch's commit."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _extract(data: bytes, content_type: str, filename: str, limits: Limits) -> Extraction:
+    try:
+        return extract(data, content_type, filename, limits)
+    except Exception as exc:  # the interface says it never raises; a message never pays
+        return Extraction(FAILED, detail=f"{type(exc).__name__}: {exc}")
+
+
+def index_batch(archive: Archive, batch: int = BATCH) -> int:
+    """Indexes the oldest queued messages that are due, up to ``batch``; returns how many
+    were taken off the queue (0: nothing was due)."""
+    queued = archive.catalog.queued(batch, due=datetime.now(UTC))
+    if not queued:
+        return 0
+    signature = signature_of(archive)
+    made: list[tuple[int, Made]] = []
+    unreadable: list[int] = []
+    fresh: dict[str, tuple[ExtractRecord, Text]] = {}
+    for message, sha in queued:
+        try:
+            one = entry_of(archive, sha, fresh=fresh)
+        except StoreError as exc:
+            # verify reports the damage; the rest of the queue goes on meanwhile
+            log.error("message %d cannot be indexed now (%s): tried again later", message, exc)
+            unreadable.append(message)
+            continue
+        except Exception:  # a bug on one message must not hold up the queue behind it
+            log.exception("message %d cannot be indexed now: tried again later", message)
+            unreadable.append(message)
+            continue
+        assert one is not None
+        made.append((message, one))
+    # the texts durable first (one write for the batch), then the records that point to them
+    archive.store_texts([t for _, m in made for t in m.texts])
+    try:
+        _commit(archive, made, signature)
+    except CatalogError as exc:
+        if len(made) <= 1:
+            raise
+        # one by one: an entry the catalog refuses fails alone (and is put off); a catalog
+        # that refuses them all (locked, full) raises, and the thread tries again later
+        log.warning("indexing %d messages failed (%s): retrying singly", len(made), exc)
+        failed: list[int] = []
+        for message, one in made:
+            try:
+                _commit(archive, [(message, one)], signature)
+            except CatalogError as single:
+                log.error("message %d cannot be indexed now (%s)", message, single)
+                failed.append(message)
+        if len(failed) == len(made):
+            raise
+        unreadable += failed
+    if unreadable:
+        archive.catalog.defer(unreadable, datetime.now(UTC) + RETRY)
+    return len(queued)
+
+
+def _commit(archive: Archive, made: list[tuple[int, Made]], signature: str) -> None:
+    entries = [Indexed(message, m.entry) for message, m in made]
+    extracts = [x for _, m in made for x in m.extracts]
+    archive.catalog.index(entries, signature, extracts, _HOLDS)
+
+
+def drain(
+    archive: Archive,
+    *,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+    pace: Callable[[float], None] | None = None,
+) -> int:
+    """Indexes what is queued and due until nothing is (or ``stop`` is set); returns how many
+    messages were taken off the queue. ``pace``: called with each batch's duration, between
+    batches, outside the lock."""
+    total = 0
+    while stop is None or not stop.is_set():
+        started = time.monotonic()
+        with archive.index_lock:
+            count = index_batch(archive)
+        if not count:
+            break
+        total += count
+        if progress is not None:
+            progress(count)
+        if pace is not None:
+            pace(time.monotonic() - started)
+    return total
+
+
+def requeue(
+    archive: Archive, rows: Iterable[MessageRow] | None, *, chunk: int = 200
+) -> tuple[int, bool]:
+    """Queues ``rows`` (None: every message) to be indexed again from their blobs, for
+    ``reindex``: each loses its entry by its exact values, recomputed as the indexer made
+    them; where those cannot be known the whole index is emptied and every message queued.
+    Returns how many are queued now, and whether the whole index was rebuilt."""
+    if rows is None:
+        archive.catalog.rebuild_index()
+        return archive.catalog.index_status().queued, True
+    signature = signature_of(archive)
+    batch: list[MessageRow] = []
+
+    def flush() -> bool:
+        signatures = archive.catalog.index_signatures([r.id for r in batch])
+        known: list[Indexed] = []
+        unknown: list[int] = []
+        for r in batch:
+            made = None
+            if signatures.get(r.id) == signature:
+                try:
+                    made = entry_of(archive, r.sha256, extract_missing=False)
+                except StoreError as exc:
+                    log.warning("message %d unreadable (%s): the index is rebuilt", r.id, exc)
+            if made is None:
+                unknown.append(r.id)
+            else:
+                known.append(Indexed(r.id, made.entry))
+        batch.clear()
+        return archive.catalog.requeue(known, signature, unknown)
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk and flush():
+            return archive.catalog.index_status().queued, True
+    rebuilt = bool(batch) and flush()
+    return archive.catalog.index_status().queued, rebuilt
+
+
+class Indexer:
+    """The background thread: ``start``, ``wake`` after a commit, ``stop``."""
+
+    def __init__(self, archive: Archive, *, poll: float = POLL) -> None:
+        self.archive = archive
+        self.poll = poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._mail_at = 0.0  # time.monotonic() of the last commit that woke it
+        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._mail_at = time.monotonic()
+        self._wake.set()
+
+    def _pace(self, took: float) -> None:
+        if time.monotonic() - self._mail_at < BUSY:
+            self._stop.wait(took)
+
+    def stop(self, join_timeout: float = 30.0) -> None:
+        """Stops after the message being indexed (an extraction runs to its timeout at
+        most); what is left stays queued for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(join_timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                drain(self.archive, stop=self._stop, pace=self._pace)
+            except Exception:  # the thread must outlive a failure; the queue keeps the work
+                log.exception("indexing failed; retrying in %gs", self.poll)
+            self._wake.wait(self.poll)
+
+
+__all__ = [
+    "BATCH",
+    "Indexer",
+    "Made",
+    "drain",
+    "entry_of",
+    "extract_version",
+    "index_batch",
+    "index_signature",
+    "requeue",
+    "signature_of",
+]
