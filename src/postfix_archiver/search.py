@@ -11,7 +11,9 @@ Gmail and most mail search, so ``from:alice invoice OR bill -draft`` means
     term    := FIELD ":" value | value
     value   := WORD | '"' phrase '"'
 
-Fields: from to cc subject filename msgid id after before larger smaller has retained-until.
+Fields: from to cc subject filename attachment msgid id after before larger smaller has
+retained-until. ``attachment:`` matches words in attachments: their file names, the names
+inside zip files and the text extracted from them.
 ``retained-until:`` takes ``<WHEN``, ``>WHEN`` or ``forever``; WHEN is a year (``2030``), a
 month (``2030-06``), a day or a date-time. ``<WHEN`` is kept until before WHEN begins (a
 message kept forever never is); ``>WHEN`` is kept past the end of WHEN, and a message kept
@@ -50,7 +52,7 @@ from .dates import days_from_civil
 from .errors import QueryError
 
 # fields whose value is matched as text against addresses, subject, file names, Message-ID
-STRING_FIELDS = ("from", "to", "cc", "subject", "filename", "msgid")
+STRING_FIELDS = ("from", "to", "cc", "subject", "filename", "attachment", "msgid")
 
 # how a search result can be sorted: the CLI, the API and the web pages all offer exactly
 # these (the default first), and every catalog backend implements each of them
@@ -179,6 +181,7 @@ _EXAMPLES = {
     "cc": "cc:carol",
     "subject": 'subject:"q3 report"',
     "filename": "filename:*.pdf",
+    "attachment": "attachment:invoice",
     "msgid": "msgid:1234@example.com",
     "id": "id:42",
     "after": "after:2024-01-31",

@@ -26,6 +26,10 @@ from ..search import (
     Text,
 )
 
+# fields searched in the full-text index (each backend maps them to its columns): the
+# subject, and the attachments (their file names, the names inside them, their text)
+FULLTEXT_FIELDS = ("subject", "attachment")
+
 # which address kinds each address field looks at; "sender"/"rcpt" are the envelope's
 ADDRESS_KINDS: dict[str, tuple[str, ...]] = {
     "from": ("from", "sender"),
@@ -42,7 +46,7 @@ class Dialect(Protocol):
     def fulltext(
         self, terms: Sequence[Text | Field], params: list[object], *, correlated: bool = False
     ) -> str:
-        """A condition on ``m.id`` matching all ``terms`` (free text or subject:);
+        """A condition on ``m.id`` matching all ``terms`` (free text, subject: or attachment:);
         ``correlated``: looked up for this ``m.id`` only, not over the whole index. Each
         term's value goes through ``bigrams.query_form``, as the index went through
         ``bigrams.index_form`` (CJK runs in pairs), so every backend finds the same."""
@@ -108,7 +112,7 @@ class Compiler:
         match node:
             case All():
                 return "1=1"
-            case Text() | Field(name="subject"):
+            case Text() | Field(name="subject" | "attachment"):
                 return self._fulltext([node], params)
             case Field(name="from" | "to" | "cc" as name, value=value):
                 return self._address(ADDRESS_KINDS[name], value, params)
@@ -163,7 +167,7 @@ class Compiler:
         text_terms: list[Text | Field] = [
             c
             for c in children
-            if isinstance(c, Text) or (isinstance(c, Field) and c.name == "subject")
+            if isinstance(c, Text) or (isinstance(c, Field) and c.name in FULLTEXT_FIELDS)
         ]
         parts: list[str] = []
         if text_terms:

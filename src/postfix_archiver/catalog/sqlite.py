@@ -277,6 +277,10 @@ def fts_string(value: str) -> str:
     return '"' + value.replace("\x00", " ").replace('"', '""') + '"'
 
 
+# compile.FULLTEXT_FIELDS as FTS5 column filters
+_FTS_COLUMNS = {"subject": "{subject}", "attachment": "{names attachments}"}
+
+
 def fts_term(node: Text | Field) -> str:
     value = node.value
     prefix = not node.phrase and value.endswith("*") and len(value.rstrip("*")) > 0
@@ -284,7 +288,7 @@ def fts_term(node: Text | Field) -> str:
     form = query_form(value.rstrip("*") if prefix else value)
     term = fts_string(form.text) + ("*" if prefix or form.prefix else "")
     if isinstance(node, Field):
-        return "{subject} : " + term
+        return _FTS_COLUMNS[node.name] + " : " + term
     return term
 
 
