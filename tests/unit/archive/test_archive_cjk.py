@@ -25,6 +25,7 @@ from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.removal import ERASE, remove
+from postfix_archiver.archive.service import INDEX_TEXT_VERSION
 from postfix_archiver.cli import main
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
@@ -121,6 +122,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive
             archive.ingest(raw, Envelope("s@example.com", ("team@example.com",))).id: name
             for name, raw in MAILS.items()
         }
+        archive.index_pending()
         yield archive, names
 
 
@@ -229,6 +231,7 @@ def test_hostile_queries_answer(archived: tuple[Archive, dict[int, str]], query:
 def test_a_query_of_8bit_bytes_on_the_command_line_is_no_traceback(config: Config) -> None:
     with Archive(config) as archive:
         archive.ingest(MAILS["ko_utf8"], Envelope("s@example.com", ("t@example.com",)))
+        archive.index_pending()
     runner = CliRunner()
     env = {"POSTFIX_ARCHIVER_HOME": str(config.archive.home)}
     # argv bytes that are no UTF-8 (EUC-KR 회의) arrive as surrogate escapes
@@ -272,6 +275,7 @@ def test_hostile_cjk_mail_is_archived_and_searchable(tmp_path: Path) -> None:
             + b" \xff\xc8\r\n",
             Envelope("s@example.com", ("t@example.com",)),
         ).id
+        archive.index_pending()
 
         def ids_of(query: str) -> set[int]:
             return {r.id for r in archive.search(query, limit=100).results}
@@ -307,6 +311,7 @@ def test_an_erased_cjk_message_leaves_none_of_its_pairs(tmp_path: Path) -> None:
     with Archive(config) as archive:
         gone = archive.ingest(secret, Envelope("s@example.com", ("t@example.com",))).id
         kept = archive.ingest(MAILS["ja_2022"], Envelope("s@example.com", ("t@example.com",))).id
+        archive.index_pending()
         assert archive.search("買収").total == 1
         outcome = remove(archive, [archive.get(gone)], why=ERASE, reason="r", who="w")
         assert not outcome.reindexed
@@ -323,12 +328,18 @@ def test_mail_indexed_before_pairs_is_reindexed_when_mail_is_erased(tmp_path: Pa
     with Archive(config) as archive:
         gone = archive.ingest(MAILS["latin"], Envelope("s@example.com", ("t@example.com",))).id
         kept = archive.ingest(MAILS["zh_gb2312"], Envelope("s@example.com", ("t@example.com",))).id
+        archive.index_pending()
     db = sqlite3.connect(config.archive.home / "catalog.sqlite")
     with db:
-        db.execute("UPDATE messages SET indexed_with = replace(indexed_with, 'text-v2', 'text-v1')")
+        old = f"text-v{INDEX_TEXT_VERSION};"
+        changed = db.execute(
+            "UPDATE messages SET indexed_with = replace(indexed_with, ?, 'text-v1;')", (old,)
+        ).rowcount
+        assert changed == 2
     db.close()
     with Archive(config) as archive:
         outcome = remove(archive, [archive.get(gone)], why=ERASE, reason="r", who="w")
         assert outcome.reindexed
+        archive.index_pending()
         assert [r.id for r in archive.search("会议").results] == [kept]
         assert archive.search("meeting").total == 0

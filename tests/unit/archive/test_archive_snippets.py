@@ -288,7 +288,10 @@ def test_a_match_past_the_scan_limit_is_not_looked_for() -> None:
 
 
 def ingest(archive: Archive, raw: bytes) -> int:
-    return archive.ingest(raw, ENVELOPE).id
+    """Archive and index ``raw`` (the index lags behind ingest: searching needs it made)."""
+    message = archive.ingest(raw, ENVELOPE).id
+    archive.index_pending()
+    return message
 
 
 def snippet_of(archive: Archive, query: str, message: int) -> Snippet | None:
