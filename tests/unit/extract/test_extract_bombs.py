@@ -192,6 +192,66 @@ def test_attached_messages_fifty_deep() -> None:
     assert time.monotonic() - started < 10
 
 
+def nested_message_bytes(depth: int) -> bytes:
+    """``nested_message`` written out directly: the email package's own writer recurses
+    once a level and cannot write thousands of levels."""
+    heads, tails = [], []
+    for level in range(depth):
+        heads.append(
+            b"Subject: level %d subject\nContent-Type: multipart/mixed; boundary=b%d\n\n"
+            b"--b%d\nContent-Type: text/plain\n\nbody at level %d\n"
+            b"--b%d\nContent-Type: message/rfc822\n\n" % (level, level, level, level, level)
+        )
+        tails.append(b"\n--b%d--\n" % level)
+    leaf = b"Subject: level %d subject\n\nbody at level %d\n" % (depth, depth)
+    return b"".join(heads) + leaf + b"".join(reversed(tails))
+
+
+def test_attached_messages_two_thousand_deep_keep_the_outer_levels() -> None:
+    # the email parser recurses once a level: past about 1,000 it cannot parse the whole
+    raw = nested_message_bytes(2000)
+    started = time.monotonic()
+    result = one(raw, "message/rfc822", "deep.eml", Limits(max_depth=3))
+    assert result.status == OK, result
+    for level in range(4):
+        assert f"level {level} subject" in result.text
+        assert f"body at level {level}" in result.text
+    assert "level 4 subject" not in result.text
+    assert "body at level 2000" not in result.text
+    assert "nested deeper than 3" in result.detail
+    assert time.monotonic() - started < 10
+
+
+def test_a_message_wrapped_in_message_rfc822_two_thousand_times() -> None:
+    raw = b"Subject: core\n\ncore text\n"
+    for level in range(2000):
+        raw = b"Subject: wrapper %d\nContent-Type: message/rfc822\n\n" % level + raw
+    result = one(raw, "message/rfc822", "wrapped.eml", Limits(max_depth=2))
+    assert result.status == OK, result
+    assert result.text.split() == ["wrapper", "1999", "wrapper", "1998", "wrapper", "1997"]
+    assert "nested deeper than 2" in result.detail
+    # a few levels: the email parser parses them whole, and each is read the same way
+    result = one(raw[raw.index(b"Subject: wrapper 1\n") :], "message/rfc822", "", Limits())
+    assert result.text.split() == ["wrapper", "1", "wrapper", "0", "core", "core", "text"]
+    assert result.detail == ""
+
+
+def test_parts_three_thousand_deep_keep_the_text_before_them() -> None:
+    raw = b"Subject: outer words\nContent-Type: multipart/mixed; boundary=b0\n\n"
+    raw += b"--b0\nContent-Type: text/plain\n\nfirst body words\n"
+    raw += b"".join(
+        b"--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n" % (i - 1, i)
+        for i in range(1, 3000)
+    )
+    raw += b"--b2999\nContent-Type: text/plain\n\nleaf words\n"
+    result = one(raw, "message/rfc822", "parts.eml")
+    assert result.status == OK, result
+    assert "outer words" in result.text
+    assert "first body words" in result.text
+    assert "leaf words" not in result.text
+    assert "parts nested deeper than 100" in result.detail
+
+
 def test_zips_fifty_deep_list_names_within_depth() -> None:
     data = zip_of({"level50.txt": b"x"})
     for level in range(49, -1, -1):
