@@ -7,6 +7,7 @@ import io
 import struct
 import zipfile
 from email.message import EmailMessage
+from pathlib import Path
 
 import docx
 import openpyxl
@@ -395,6 +396,21 @@ def test_pdf_without_pdftotext_says_what_to_install(monkeypatch: pytest.MonkeyPa
     result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
     assert result.status == FAILED
     assert result.detail == "pdftotext is not installed: apt-get install poppler-utils"
+
+
+@pytest.mark.parametrize(("number", "name"), [(11, "SIGSEGV"), (40, "signal 40")])
+def test_pdftotext_killed_by_a_signal_is_failed_naming_it(
+    number: int, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a stand-in for pdftotext that dies of the signal; 40 is a real-time one, which
+    # signal.Signals has no member for
+    stand_in = tmp_path / "pdftotext"
+    stand_in.write_text(f"#!/bin/sh\nkill -{number} $$\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))  # the worker inherits it
+    result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
+    assert result.status == FAILED
+    assert result.detail == f"pdftotext crashed ({name}; out of memory?)"
 
 
 def test_eight_bit_and_encoded_names_inside_an_attached_message() -> None:
