@@ -40,11 +40,11 @@ def _read(msg: Message, job: Job, depth: int, read: Reader) -> None:
         if name:
             job.add_name(name)
         if isinstance(part, _Bounded) and part.cut:
-            job.note(_too_deep(job, ctype))
+            job.note(_too_deep(job, part.parts_above >= MAX_NESTING))
             continue
         if ctype in MESSAGE_TYPES and part.is_multipart():
             if depth + 1 > job.limits.max_depth:
-                job.note(_too_deep(job, ctype))
+                job.note(_too_deep(job, False))
                 continue
             inner = part.get_payload(0)
             if isinstance(inner, Message):
@@ -68,8 +68,8 @@ def _read(msg: Message, job: Job, depth: int, read: Reader) -> None:
             job.add_text(message.decode_text(payload, part.get_content_charset()) + "\n")
 
 
-def _too_deep(job: Job, ctype: str) -> str:
-    if ctype.startswith("multipart/"):
+def _too_deep(job: Job, parts: bool) -> str:
+    if parts:
         return f"parts nested deeper than {MAX_NESTING} are not read"
     return f"attached messages nested deeper than {job.limits.max_depth} are not read"
 
