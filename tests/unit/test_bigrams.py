@@ -41,12 +41,14 @@ CJK_CHARS = st.one_of(
     st.characters(min_codepoint=0x20000, max_codepoint=0x2A6DF),  # Han extension B
 )
 # text of any other script: Latin, Greek, Cyrillic, Arabic, Thai and the rest below U+1100,
-# Ethiopic to the symbols and radicals, Yi, private use, presentation and full-width forms,
-# emoji, control characters, and lone surrogates (which a codec can leave in text)
+# Ethiopic to the symbols (punctuation such as “ ” – … included) but not the CJK radicals,
+# the ideographic description characters, Yi, private use, presentation and full-width
+# forms, emoji, control characters, and lone surrogates (which a codec can leave in text)
 NOT_CJK = st.text(
     st.one_of(
         st.characters(max_codepoint=0x10FF),
-        st.characters(min_codepoint=0x1200, max_codepoint=0x2FFF),
+        st.characters(min_codepoint=0x1200, max_codepoint=0x2E7F),
+        st.characters(min_codepoint=0x2FE0, max_codepoint=0x2FFF),
         st.characters(min_codepoint=0xA000, max_codepoint=0xA95F),
         st.characters(min_codepoint=0xE000, max_codepoint=0xF8FF),
         st.characters(min_codepoint=0xFB00, max_codepoint=0xFF65),
@@ -74,6 +76,10 @@ NOT_CJK = st.text(
         ("\u1112\u116c\u110b\u1174", ["회의", "의"]),  # Hangul decomposed (macOS names)
         ("カ\u3099イ", ["ガイ", "イ"]),  # Kana with a combining voiced mark
         ("\uf9d1\u4e00", ["六一", "一"]),  # a compatibility ideograph, as the unified one
+        # Kangxi radicals (pdftotext's text of many CJK fonts) as the ordinary ideographs
+        ("\u2f47\u672c\u306e\u2f9e", ["日本", "本の", "の車", "車"]),
+        ("\u2e9f\u8a9e", ["母語", "語"]),  # of the radicals supplement, the one NFKC maps
+        ("“\u2f00\u2f06”", ["“", "一二", "二", "”"]),  # radicals alone, beside punctuation
     ],
 )
 def test_index_form(text: str, tokens: list[str]) -> None:
@@ -202,6 +208,19 @@ def test_phrases_across_scripts(catalog: Catalog) -> None:
         assert finds(catalog, message, found, phrase=True), found
     for missed in ("2024 度", "会議 ABC", "회의 보고서를", "ABC 의록", "年度会議"):
         assert not finds(catalog, message, missed, phrase=True), missed
+
+
+def test_kangxi_radicals_from_a_pdf_are_found_by_the_ordinary_ideographs(
+    catalog: Catalog,
+) -> None:
+    # 東京の⽇本⾞ as pdftotext gives it for a font that maps 日 and 車 to Kangxi radicals
+    text = "\u6771\u4eac\u306e\u2f47\u672c\u2f9e \u2f00\u2f06"
+    assert index_form(text) == index_form("東京の日本車 一二")
+    message = add(catalog, f"attached: {text}")
+    for found in ("日本", "日本車", "の日", "車", "一二"):
+        assert finds(catalog, message, found), found
+        assert finds(catalog, message, found, phrase=True), found
+    assert not finds(catalog, message, "本日")
 
 
 def test_latin_search_is_unchanged_beside_cjk(catalog: Catalog) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Bump when what ``extract`` returns for the same bytes changes: the indexer's signature
 # includes it, so entries made the old way are rebuilt rather than trusted.
-EXTRACT_VERSION = 1
+EXTRACT_VERSION = 2  # 2: bzip2/LZMA members inflated in steps, deep attached messages kept
 
 # what an Extraction's status says
 OK = "ok"  # text (possibly empty) was extracted

@@ -51,12 +51,19 @@ def read_pdf(data: bytes, job: Job) -> None:
         assert proc.stdout is not None
         proc.stdout.close()
     if proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        raise Failed(f"pdftotext crashed ({name}; out of memory?)")
+        raise Failed(f"pdftotext crashed ({_signal_name(-proc.returncode)}; out of memory?)")
     if proc.returncode != 0:
         raise Failed(
             f"pdftotext cannot read it (damaged, or encrypted), exit status {proc.returncode}"
         )
+
+
+def _signal_name(number: int) -> str:
+    """``SIGSEGV`` for 11; a real-time signal (SIGRTMIN+n) has no name of its own."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _read_output(proc: subprocess.Popen[bytes], job: Job) -> None:

@@ -4,8 +4,10 @@ python-pptx, odfpy), including Korean and Japanese words, and each format damage
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from email.message import EmailMessage
+from pathlib import Path
 
 import docx
 import openpyxl
@@ -282,6 +284,85 @@ def test_garbage_in_the_xml_of_a_docx_fails_cleanly() -> None:
     assert "word/document.xml" in result.detail
 
 
+def recompressed(data: bytes, method: int) -> bytes:
+    """The same zip file, every member compressed with ``method``, as zipfile writes it."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as zf:
+        for info in source.infolist():
+            zf.writestr(info.filename, source.read(info))
+    return out.getvalue()
+
+
+def long_docx() -> bytes:
+    """A docx whose document.xml inflates to a few hundred KB: several steps of reading."""
+    d = docx.Document()
+    for i in range(3000):
+        d.add_paragraph(f"paragraph {i} of the quokka report")
+    return saved(d)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_office_documents_compressed_with_bzip2_or_lzma(method: int) -> None:
+    result = one(recompressed(make_docx(), method), DOCX, "r.docx")
+    assert result.status == OK, result
+    for word in ("aardvark", "회의는", "東京での会議は", "tablecellword", "headerword"):
+        assert word in result.text
+    assert one(recompressed(make_xlsx(), method), XLSX, "r.xlsx").text.count("platypus") == 2
+    long = one(recompressed(long_docx(), method), DOCX, "long.docx")
+    assert long.status == OK, long
+    assert long.text == one(long_docx(), DOCX, "long.docx").text
+    assert "paragraph 2999 of the quokka report" in long.text
+
+
+def member_span(data: bytes, name: str) -> tuple[int, int]:
+    """Where the compressed bytes of member ``name`` lie in the zip file ``data``."""
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    return start, start + info.compress_size
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_damaged_bzip2_or_lzma_members_fail_cleanly(method: int) -> None:
+    good = recompressed(long_docx(), method)
+    start, end = member_span(good, "word/document.xml")
+    crc = zipfile.ZipFile(io.BytesIO(good)).getinfo("word/document.xml").CRC
+    middle = (start + end) // 2
+    damaged = [
+        good[:middle] + bytes(200) + good[middle + 200 :],  # garbage in the stream
+        good[: start + 20] + b"\xff" * 20 + good[start + 40 :],  # near its start
+        good[:start] + b"\x09\x04\x05\x00\xff" + good[start + 5 :],  # bad LZMA properties
+        good.replace(struct.pack("<I", crc), struct.pack("<I", crc ^ 1)),  # CRC not matching
+    ]
+    for bad in damaged:
+        result = one(bad, DOCX, "bad.docx")
+        assert result.status == FAILED, result
+        assert "word/document.xml" in result.detail
+        assert "\n" not in result.detail
+
+
+def test_lzma_member_declaring_a_4_gb_dictionary_is_read_with_what_it_needs() -> None:
+    data = recompressed(make_docx(), zipfile.ZIP_LZMA)
+    start, _ = member_span(data, "word/document.xml")
+    # the properties' last four bytes: the dictionary's size
+    data = data[: start + 5] + b"\xff\xff\xff\xff" + data[start + 9 :]
+    result = one(data, DOCX, "big-dictionary.docx")
+    assert result.status == OK, result
+    assert "aardvark" in result.text
+
+
+def test_a_compression_method_zipfile_lacks_is_named_not_called_encrypted() -> None:
+    raw = bytearray(make_zip({"word/document.xml": b"<w:document/>"}))
+    # deflate64 (method 9), which Windows Explorer writes for large files
+    struct.pack_into("<H", raw, 8, 9)
+    struct.pack_into("<H", raw, raw.index(b"PK\x01\x02") + 10, 9)
+    result = one(bytes(raw), DOCX, "big.docx")
+    assert result.status == FAILED
+    assert "deflate64" in result.detail
+    assert "encrypted" not in result.detail
+
+
 @pytest.mark.parametrize(
     ("data", "ctype"),
     [
@@ -315,6 +396,21 @@ def test_pdf_without_pdftotext_says_what_to_install(monkeypatch: pytest.MonkeyPa
     result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
     assert result.status == FAILED
     assert result.detail == "pdftotext is not installed: apt-get install poppler-utils"
+
+
+@pytest.mark.parametrize(("number", "name"), [(11, "SIGSEGV"), (40, "signal 40")])
+def test_pdftotext_killed_by_a_signal_is_failed_naming_it(
+    number: int, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a stand-in for pdftotext that dies of the signal; 40 is a real-time one, which
+    # signal.Signals has no member for
+    stand_in = tmp_path / "pdftotext"
+    stand_in.write_text(f"#!/bin/sh\nkill -{number} $$\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))  # the worker inherits it
+    result = one(b"%PDF-1.4\n%%EOF\n", "application/pdf", "a.pdf")
+    assert result.status == FAILED
+    assert result.detail == f"pdftotext crashed ({name}; out of memory?)"
 
 
 def test_eight_bit_and_encoded_names_inside_an_attached_message() -> None:
