@@ -80,6 +80,24 @@ def extension(filename: str) -> str:
     return base.rpartition(".")[2].lower() if "." in base else ""
 
 
+# signatures of files that hold no text (images, compressed streams, media, executables):
+# whatever the name or the declared type says, reading them as text would index garbage
+_BINARY_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",  # JPEG
+    b"GIF87a",
+    b"GIF89a",
+    b"\x1f\x8b",  # gzip
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"7z\xbc\xaf\x27\x1c",
+    b"Rar!\x1a\x07",
+    b"\x7fELF",
+    b"OggS",
+    b"fLaC",
+)
+
+
 def by_magic(head: bytes) -> str | None:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return ZIP
@@ -95,6 +113,8 @@ def kind(head: bytes, content_type: str, filename: str) -> str | None:
     found = by_magic(head[:HEAD])
     if found:
         return found
+    if head.startswith(_BINARY_MAGIC):
+        return None
     mtype = media_type(content_type)
     if mtype in _TYPES:
         return _TYPES[mtype]
@@ -106,6 +126,8 @@ def kind(head: bytes, content_type: str, filename: str) -> str | None:
     if mtype.startswith(_BINARY_MAJOR):
         return None
     by_name = _EXTENSIONS.get(extension(filename))
+    if by_name in (TEXT, HTML) and b"\x00" in head[:HEAD]:
+        return None  # named .txt but binary (text has no NUL bytes; UTF-16 says so in its type)
     if by_name is None and b"%PDF-" in head[:HEAD]:
         # PDF readers accept the header anywhere in the first KB (after a MacBinary or mail
         # client's prefix); only for an undeclared type, so text quoting "%PDF-" stays text

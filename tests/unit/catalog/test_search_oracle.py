@@ -200,10 +200,11 @@ def _multipart(subtype: str, boundary: str, parts: list[list[str]]) -> list[str]
 
 
 def _attachment(rng: random.Random, filename: str) -> list[str]:
-    data = rng.randbytes(rng.randint(100, 12000))
+    # random bytes behind a PNG signature, whatever the name says: an image has no text to
+    # extract (the oracle knows file names, not attachment contents; extraction goes by the
+    # first bytes before the type and the name, so notes.txt is not read as text)
+    data = b"\x89PNG\r\n\x1a\n" + rng.randbytes(rng.randint(100, 12000))
     b64 = base64.encodebytes(data).decode().rstrip("\n")
-    # random bytes: not text/plain, whose text the indexer would extract and index (the
-    # oracle knows file names, not attachment contents)
     ctype = "application/octet-stream"
     return [
         f'Content-Type: {ctype}; name="{filename}"',

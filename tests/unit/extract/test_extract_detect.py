@@ -25,6 +25,12 @@ from postfix_archiver.extract.detect import HTML, MESSAGE, PDF, RTF, TEXT, ZIP, 
         (b"\xd0\xcf\x11\xe0", "application/msword", "old.doc", None),
         (b"MZ\x90\x00", "application/octet-stream", "setup.exe", None),
         (b"anything", "", "", None),
+        # binary files under a text name or an unsaid type: not read as text
+        (b"\x89PNG\r\n\x1a\nrandom", "application/octet-stream", "notes.txt", None),
+        (b"\xff\xd8\xff\xe0", "application/octet-stream", "data.csv", None),
+        (b"\x1f\x8b\x08\x00", "text/plain", "log.txt", None),  # gzip, whatever is declared
+        (b"ab\x00\x17\x9c", "application/octet-stream", "notes.txt", None),  # a NUL: binary
+        (b"ab\x00\x17\x9c", "text/plain", "notes.txt", TEXT),  # said to be text: read
     ],
 )
 def test_kind(head: bytes, ctype: str, name: str, expected: str | None) -> None:
