@@ -23,7 +23,7 @@ from tests.catalog_helpers import make_arrival
 
 from postfix_archiver.archive.events import seal
 from postfix_archiver.bigrams import QueryTerm, index_form, query_form
-from postfix_archiver.catalog import Catalog, open_catalog
+from postfix_archiver.catalog import Catalog, Indexed, index_entry, open_catalog
 from postfix_archiver.search import And, IdIs, Text
 
 # a few characters of each script, so that random runs share pairs and queries hit and miss
@@ -164,9 +164,11 @@ def add(catalog: Catalog, body: str, subject: str = "") -> int:
     _added += 1
     arrival = make_arrival(_added)
     sha = hashlib.sha256(f"{_added}:{subject}:{body}".encode("utf-8", "surrogatepass")).hexdigest()
-    [result] = catalog.add_batch(
-        [replace(arrival, sha256=sha, subject=subject, body_text=body)], seal
-    )
+    a = replace(arrival, sha256=sha, subject=subject, body_text=body)
+    [result] = catalog.add_batch([a], seal)
+    # the entry as the indexer makes it (index_entry: every column in index_form)
+    entry = index_entry(a.subject, a.body_text, a.attachments, a.from_, a.to, a.cc)
+    catalog.index([Indexed(result.id, entry)], "test")
     return result.id
 
 

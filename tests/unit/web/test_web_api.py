@@ -105,6 +105,7 @@ def test_search_snippet_offsets_count_code_points(web: Web) -> None:
     web.archive.ingest(
         (raw + body + "\n").encode(), Envelope("a@example.com", ("bob@example.com",))
     )
+    web.archive.index_pending()
     client = web.token_client("audra")
     (found,) = client.get("/api/v1/messages", params={"q": "grusse OR gruße"}).json()["results"]
     snippet = found["snippet"]

@@ -217,6 +217,7 @@ def test_snippets_show_html_from_mail_as_text(web: Web, archive: Archive) -> Non
     archive.ingest(raw, Envelope("mallory@evil.example", ("bob@example.com",)))
     plain = b"From: m@evil.example\nSubject: plain\n\n<b>melon</b> <script>alert(4)</script>\n"
     archive.ingest(plain, Envelope("m@evil.example", ("bob@example.com",)))
+    archive.index_pending()
     page = web.login("bob").get("/search", params={"q": "melon"})
     assert page.status_code == 200
     assert (
@@ -236,6 +237,7 @@ def test_a_result_whose_blob_is_lost_is_listed_without_snippet(web: Web, archive
         b"From: a@example.com\nSubject: gone\n\nkumquat\n",
         Envelope("a@example.com", ("bob@example.com",)),
     ).id
+    archive.index_pending()
     archive.store.delete(f"m/{archive.get(lost).sha256}")
     page = web.login("bob").get("/search", params={"q": "kumquat"})
     assert page.status_code == 200
