@@ -17,6 +17,7 @@ from tests.conftest import make_config
 from postfix_archiver.archive import Archive, verify
 from postfix_archiver.archive.indexer import entry_of, signature_of
 from postfix_archiver.archive.removal import ERASE, remove
+from postfix_archiver.archive.service import INDEX_TEXT_VERSION
 from postfix_archiver.catalog import Indexed
 from postfix_archiver.catalog.sqlite import MIGRATIONS, SqliteCatalog
 from postfix_archiver.config import Config
@@ -277,9 +278,17 @@ def test_queued_takes_any_limit(archive: Archive, limit: int) -> None:
 
 
 def test_the_signature_says_how_the_entry_was_made(tmp_path: Path) -> None:
-    config = make_config(tmp_path / "data", "index_limit = 4096\n")
-    with Archive(config) as archive:
-        assert "limit=4096" in signature_of(archive)
+    """Another index limit or extraction limit is another signature (an entry made one
+    way cannot be recomputed the other), and the signature stays short (one per message)."""
+    signatures: set[str] = set()
+    for extra in ("", "index_limit = 4096\n", "[extract]\nmax_output = 100000\n"):
+        config = make_config(tmp_path / str(len(signatures)), extra)
+        with Archive(config) as archive:
+            signature = signature_of(archive)
+        assert signature.startswith(f"text-v{INDEX_TEXT_VERSION};")
+        assert len(signature) <= 24
+        signatures.add(signature)
+    assert len(signatures) == 3
 
 
 def test_one_batch_with_the_same_attachment_twice_indexes_both(archive: Archive) -> None:
