@@ -12,7 +12,10 @@ by side, in-process, to show what they add.
 Messages: 2,000 correspondents ``user0@example.com`` .. ``user1999@example.com`` (plus a few
 outside domains), 1-3 To and 0-2 Cc recipients, envelope recipients as delivered, subjects
 and bodies drawn from a Zipf-distributed vocabulary of 5,000 words (common business words
-at the head), dates over 2024-2025, one in eight with a small attachment.
+at the head), dates over 2024-2025, one in eight with an attachment: a CSV or text file of
+200-800 words from the same vocabulary (its text extracted and indexed by the background
+indexer, like a real document's) or, one in four of those, a random-bytes PDF (nothing to
+extract, a failed extraction recorded). The cached archive is indexed before the queries.
 
     .venv/bin/python bench/web_search.py [--messages N] [--rounds N] [--profile] [--regenerate]
 
@@ -51,7 +54,7 @@ from postfix_archiver.web.server import WebServer
 
 TARGET_MS = 100.0
 OUT = Path(__file__).parent / "out"
-GENERATOR_VERSION = "1"  # bump when the corpus changes, to regenerate cached archives
+GENERATOR_VERSION = "2"  # bump when the corpus changes, to regenerate cached archives
 
 _HEAD_WORDS = (
     "the of and to in a is that for it as with be on not this are or from at by have an "
@@ -113,8 +116,15 @@ class Corpus:
             "MIME-Version: 1.0",
         ]
         if rng.random() < 0.125:
-            name = f"{rng.choice(('report', 'invoice', 'minutes', 'scan'))}-{n}.pdf"
-            data = base64.encodebytes(b"%PDF-1.4 " + rng.randbytes(rng.randint(300, 2000)))
+            stem = f"{rng.choice(('report', 'invoice', 'minutes', 'scan'))}-{n}"
+            if rng.random() < 0.25:  # a document with no text to extract
+                name, ctype = f"{stem}.pdf", "application/pdf"
+                data = base64.encodebytes(b"%PDF-1.4 " + rng.randbytes(rng.randint(300, 2000)))
+            else:  # text the indexer extracts: the attachment: queries find it
+                name, ctype = f"{stem}.csv", "text/csv; charset=utf-8"
+                words = self.text(rng.randint(200, 800)).split()
+                rows = "\n".join(",".join(words[i : i + 8]) for i in range(0, len(words), 8))
+                data = base64.encodebytes(rows.encode())
             lines = [
                 *head,
                 'Content-Type: multipart/mixed; boundary="b"',
@@ -124,7 +134,7 @@ class Corpus:
                 "",
                 body,
                 "--b",
-                f'Content-Type: application/pdf; name="{name}"',
+                f'Content-Type: {ctype}; name="{name}"',
                 f'Content-Disposition: attachment; filename="{name}"',
                 "Content-Transfer-Encoding: base64",
                 "",
@@ -197,6 +207,7 @@ def query_kinds(rng: random.Random, words: list[str]) -> dict[str, Callable[[], 
         "to:ADDR after:DATE": lambda: f"to:{user()} after:2025-0{rng.randint(1, 9)}-01",
         "subject:word has:attachment": lambda: f"subject:{rng.choice(business)} has:attachment",
         "free word (common)": lambda: rng.choice(common),
+        "attachment:word": lambda: f"attachment:{rng.choice(rare)}",
         "free word (rare)": lambda: rng.choice(rare),
         '"two-word phrase"': lambda: f'"{rng.choice(common)} {rng.choice(common)}"',
         "word word -word": lambda: (
