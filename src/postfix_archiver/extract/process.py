@@ -98,8 +98,12 @@ class Worker:
         except _Lost as lost:
             self.close()
             return Extraction(lost.status, detail=str(lost))
-        if result.status in (FAILED, TIMEOUT):
-            self.close()  # what went wrong may have left the worker worse off
+        if result.status == TIMEOUT or (result.status == FAILED and "memory" in result.detail):
+            # what went wrong may have left the worker worse off. A reader's plain failure
+            # (a damaged file, pdftotext's exit 1) leaves it as it was: replacing it cost a
+            # process start each (a quarter second), which made mail with broken PDFs index
+            # at a few messages a second
+            self.close()
         return result
 
     def close(self) -> None:

@@ -120,6 +120,18 @@ def test_the_worker_is_replaced_after_a_timeout() -> None:
         assert worker.pid not in (None, first)
 
 
+def test_a_damaged_file_keeps_the_worker() -> None:
+    """A reader's plain failure (a damaged docx, a PDF pdftotext cannot read) leaves the
+    worker as it was: mail full of broken attachments must not pay a process start each."""
+    with Worker(Limits()) as worker:
+        worker.extract(b"a", "text/plain", "")
+        first = worker.pid
+        damaged = worker.extract(b"PK\x03\x04 not really a zip", "application/zip", "x.docx")
+        assert damaged.status == FAILED
+        assert worker.extract(b"b", "text/plain", "").text == "b"
+        assert worker.pid == first
+
+
 def test_memory_cap_becomes_failed() -> None:
     limits = Limits(max_memory=96 << 20, max_input=128 << 20)
     result = extract("é".encode() * (24 << 20), "text/plain; charset=utf-8", "", limits)
