@@ -190,6 +190,7 @@ def test_known_fields_are_exactly_the_documented_ones() -> None:
         "cc",
         "subject",
         "filename",
+        "attachment",
         "msgid",
         "id",
         "after",
