@@ -171,7 +171,11 @@ class Compiler:
         ]
         parts: list[str] = []
         if text_terms:
-            parts.append(self._fulltext(text_terms, params))
+            # beside an exact address (a few hundred messages at most), the index is asked
+            # about those messages only: "from:bob@x invoice" ran through every message
+            # with "invoice" (38,000 of 100,000, attachment text included) to keep 19
+            correlated = self._correlated or any(_exact_address(c) for c in children)
+            parts.append(self.d.fulltext(text_terms, params, correlated=correlated))
         parts.extend(self._node(c, params) for c in children if c not in text_terms)
         return "(" + " AND ".join(parts) + ")"
 
@@ -199,3 +203,14 @@ class Compiler:
             cond = f"(address {self.d.like} {p} ESCAPE '\\' OR name {self.d.like} {p} ESCAPE '\\')"
             params.extend(["%" + like_escape(v) + "%"] * 2)
         return self._rows_of("addresses", f"{kind_sql} AND {cond}")
+
+
+def _exact_address(node: Node) -> bool:
+    """``from:``, ``to:`` or ``cc:`` with a whole address: an indexed lookup, few rows."""
+    return (
+        isinstance(node, Field)
+        and node.name in ADDRESS_KINDS
+        and "@" in node.value
+        and "*" not in node.value
+        and not node.value.startswith("@")
+    )

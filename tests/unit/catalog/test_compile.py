@@ -40,6 +40,7 @@ from postfix_archiver.search import (
     Or,
     SizeBound,
     Text,
+    parse_query,
 )
 
 COMPILER = Compiler(SqliteDialect())
@@ -140,6 +141,47 @@ def test_free_text_binds_its_value(value: str, phrase: bool) -> None:
     compiled = COMPILER.compile(Text(value, phrase))
     assert compiled.where == "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
     assert compiled.params == [fts_term(Text(value, phrase))]
+
+
+@pytest.mark.parametrize(
+    ("query", "correlated", "expected"),
+    [
+        # a few hundred messages at most: ask the index about each
+        ("from:bob@example.com invoice", True, {1}),
+        ("to:Bob@Example.com -draft report", True, {3}),
+        ("from:bob invoice", False, {1}),  # a substring of names and addresses: maybe thousands
+        ("from:@example.com invoice", False, {1}),
+        ("from:*@example.com invoice", False, {1}),
+        ("invoice", False, {1, 3}),
+    ],
+)
+def test_full_text_beside_an_exact_address_looks_at_its_messages_only(
+    query: str, correlated: bool, expected: set[int]
+) -> None:
+    """``from:ADDR word`` drives from the address's messages, checking each in the index,
+    instead of running through every message holding the word (52 ms to 8 ms at 100,000)."""
+    where = COMPILER.compile(parse_query(query)).where
+    assert ("rowid = m.id" in where) is correlated
+    # and it finds what it should
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE addresses (message, kind, address, name);"
+        "CREATE VIRTUAL TABLE fts USING fts5(subject, body, names, addrs, attachments,"
+        " content='');"
+        "INSERT INTO messages VALUES (1), (2), (3);"
+        "INSERT INTO addresses VALUES (1, 'from', 'bob@example.com', 'Bob'),"
+        " (2, 'from', 'bob@example.com', 'Bob'), (3, 'to', 'bob@example.com', 'Bob');"
+        "INSERT INTO fts (rowid, subject, body, names, addrs, attachments) VALUES"
+        " (1, 'invoice', 'report', '', '', ''), (2, 'x', 'report draft', '', '', ''),"
+        " (3, 'invoice', 'report', '', '', '');"
+    )
+    compiled = COMPILER.compile(parse_query(query))
+    found = {
+        r[0]
+        for r in conn.execute(f"SELECT id FROM messages m WHERE {compiled.where}", compiled.params)
+    }
+    assert found == expected
 
 
 def test_address_fields_pick_the_address_kinds() -> None:
