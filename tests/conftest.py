@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from email.feedparser import FeedParser
 from pathlib import Path
 
 import pytest
 
+from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config, parse_config
 
@@ -31,3 +34,31 @@ def archive(config: Config) -> Iterator[Archive]:
 @pytest.fixture
 def cpython_messages() -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in sorted(CPYTHON_EMAIL.glob("msg_*.txt"))]
+
+
+def refuse_audit(home: Path, when: str = "1") -> None:
+    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
+    or a broken database would: root ignores file modes, a trigger does not."""
+    with open_accounts(home_url(home)):
+        pass
+    db = sqlite3.connect(home / "web.sqlite")
+    with db:
+        db.execute(
+            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
+        )
+    db.close()
+
+
+class Parses:
+    """Counts whole-message parses: every one ends in ``FeedParser.close``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        close = FeedParser.close
+
+        def counted(parser: FeedParser) -> object:
+            self.count += 1
+            return close(parser)
+
+        monkeypatch.setattr(FeedParser, "close", counted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.conftest import make_config
+from tests.conftest import make_config, refuse_audit
 
 from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
@@ -208,20 +207,6 @@ def test_8_bit_arguments_are_read_as_text_not_a_traceback(home: Home) -> None:
         assert "Traceback" not in refused.stderr
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith(expected), line
-
-
-def refuse_audit(home: Path, when: str = "1") -> None:
-    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
-    or a broken database would: root ignores file modes, a trigger does not."""
-    with open_accounts(home_url(home)):
-        pass
-    db = sqlite3.connect(home / "web.sqlite")
-    with db:
-        db.execute(
-            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
-            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
-        )
-    db.close()
 
 
 def test_no_change_is_made_that_the_audit_log_cannot_record(home: Home) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import make_config
+from tests.conftest import make_config, refuse_audit
 
 from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive
@@ -241,20 +241,6 @@ def test_hostile_queries_and_reasons_never_trace_back(
     assert "Traceback" not in result.stderr, result.stderr
     assert message in result.stderr
     assert ids(home) == before
-
-
-def refuse_audit(home: Path, when: str = "1") -> None:
-    """Makes the real audit log refuse new entries (``when`` true for them), as a full disk
-    or a broken database would: root ignores file modes, a trigger does not."""
-    with open_accounts(home_url(home)):
-        pass
-    db = sqlite3.connect(home / "web.sqlite")
-    with db:
-        db.execute(
-            f"CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN {when} "
-            "BEGIN SELECT RAISE(ABORT, 'audit log full'); END"
-        )
-    db.close()
 
 
 @pytest.mark.parametrize("command", [["purge"], ["erase", "report", "--reason", "r"]])

@@ -13,13 +13,13 @@ import random
 import threading
 from collections.abc import Iterator
 from email import policy
-from email.feedparser import FeedParser
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from test_archive_skeleton import Tree, mime_trees
+from tests.conftest import Parses
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.reading import ParseCache
@@ -40,20 +40,6 @@ ENVELOPE = Envelope("alice@example.com", ("bob@example.com",))
 BIG = random.Random(3).randbytes(20_000)  # above the 4 KB threshold: stored on its own
 SMALL = b"tiny attachment"  # below it: stays in the skeleton
 PNG = b"\x89PNG\r\n\x1a\n" + random.Random(5).randbytes(6000)
-
-
-class Parses:
-    """Counts whole-message parses: every one ends in ``FeedParser.close``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        close = FeedParser.close
-
-        def counted(parser: FeedParser) -> object:
-            self.count += 1
-            return close(parser)
-
-        monkeypatch.setattr(FeedParser, "close", counted)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.conftest import Parses
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.cli import main
@@ -40,22 +41,6 @@ NEWSLETTER = (
     b'Content-Disposition: attachment; filename="big.pdf"\r\n'
     b"Content-Transfer-Encoding: base64\r\n\r\n" + _b64(BIG) + b"--out--\r\n"
 )
-
-
-class Parses:
-    """Counts whole-message parses: every one ends in the stdlib's ``FeedParser.close``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from email.feedparser import FeedParser
-
-        self.count = 0
-        close = FeedParser.close
-
-        def counted(parser: FeedParser) -> object:
-            self.count += 1
-            return close(parser)
-
-        monkeypatch.setattr(FeedParser, "close", counted)
 
 
 @pytest.fixture
