@@ -241,7 +241,12 @@ def _sha(data: bytes) -> str:
 
 
 def read_back_by_cli(home: Path, expected: dict[str, bytes]) -> list[int]:
+    # the background indexer's work, from the command line: hostile attachments extracted,
+    # hostile text in the index, then every entry checked
+    cli_ok(home, "index")
+    cli_ok(home, "verify", "--index")
     listing = json.loads(cli_ok(home, "search", "--json", "--limit", "1000").output)
+    assert listing["not_indexed"] == 0
     ids = [int(r["id"]) for r in listing["results"]]
     assert len(ids) == listing["total"] >= len(expected)
     by_sha = {r["sha256"]: int(r["id"]) for r in listing["results"]}
@@ -257,6 +262,8 @@ def read_back_by_cli(home: Path, expected: dict[str, bytes]) -> list[int]:
         # a subject or a sender as a query: found, or a clear query error, never a crash
         for field in ("subject", "from"):
             cli(home, "search", "--json", str(doc[field])[:200])
+        for attachment in doc["attachments"]:  # its name as words in attachments
+            cli(home, "search", "--json", f'attachment:"{attachment["filename"][:200]}"')
     for order in ("-date", "date", "size", "-size", "subject", "-subject"):
         cli_ok(home, "search", "--json", "--order", order)
     stats = json.loads(cli_ok(home, "stats", "--json").output)
@@ -284,6 +291,7 @@ def read_back_by_web(home: Path, ids: list[int]) -> None:
             urls.append(f"{base}/attachments")
             urls += [f"{base}/attachments/{a['index']}" for a in body["attachments"]]
             urls.append(f"/api/v1/messages?q={_quote(str(body['subject'])[:200])}")
+            urls.append(f"/search?q={_quote(str(body['subject'])[:200])}")  # with snippets
         for url in urls:
             client = api if url.startswith("/api/") else page
             response = client.get(url)
