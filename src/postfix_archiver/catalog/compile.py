@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from ..message import normalize_message_id
 from ..search import (
@@ -44,10 +44,17 @@ class Dialect(Protocol):
     like: str  # case-insensitive LIKE operator
 
     def fulltext(
-        self, terms: Sequence[Text | Field], params: list[object], *, correlated: bool = False
+        self,
+        terms: Sequence[Text | Field],
+        params: list[object],
+        *,
+        correlated: bool = False,
+        excluded: Sequence[Text | Field] = (),
     ) -> str:
-        """A condition on ``m.id`` matching all ``terms`` (free text, subject: or attachment:);
-        ``correlated``: looked up for this ``m.id`` only, not over the whole index. Each
+        """A condition on ``m.id`` matching all ``terms`` (free text, subject: or attachment:)
+        and none of ``excluded`` (only given beside at least one of ``terms``: the index
+        subtracts them from what it found); ``correlated``: looked up for this ``m.id``
+        only, not over the whole index. Each
         term's value goes through ``bigrams.query_form``, as the index went through
         ``bigrams.index_form`` (CJK runs in pairs), so every backend finds the same."""
         ...
@@ -57,6 +64,9 @@ class Dialect(Protocol):
 class Compiled:
     where: str
     params: list[object] = field(default_factory=list)
+    # the whole query is one full-text lookup (``where`` is the dialect's ``fulltext`` with
+    # ``params`` its own): what it finds can be counted in the index alone
+    index_only: bool = False
 
 
 def like_escape(value: str) -> str:
@@ -95,7 +105,8 @@ class Compiler:
 
     def compile(self, node: Node) -> Compiled:
         params: list[object] = []
-        return Compiled(self._node(node, params), params)
+        where = self._node(node, params)
+        return Compiled(where, params, index_only=not self._correlated and _index_only(node))
 
     def visible(self, addresses: Sequence[str], params: list[object]) -> str:
         p = self.d.param
@@ -163,21 +174,33 @@ class Compiler:
         raise ValueError(f"cannot compile {node!r}")
 
     def _and(self, children: Sequence[Node], params: list[object]) -> str:
-        # all full-text terms of a conjunction go to the index as one match: one lookup
-        text_terms: list[Text | Field] = [
-            c
-            for c in children
-            if isinstance(c, Text) or (isinstance(c, Field) and c.name in FULLTEXT_FIELDS)
-        ]
+        # all full-text terms of a conjunction go to the index as one match: one lookup; so
+        # do its negated terms ("budget -draft"), which the index subtracts from that match
+        # instead of a second lookup of every message with the excluded word
+        text_terms: list[Text | Field] = [c for c in children if _is_fulltext(c)]
+        excluded: list[Text | Field] = []
+        if text_terms:
+            excluded = [c.child for c in children if isinstance(c, Not) and _is_fulltext(c.child)]
         parts: list[str] = []
         if text_terms:
             # beside an exact address (a few hundred messages at most), the index is asked
             # about those messages only: "from:bob@x invoice" ran through every message
             # with "invoice" (38,000 of 100,000, attachment text included) to keep 19
             correlated = self._correlated or any(_exact_address(c) for c in children)
-            parts.append(self.d.fulltext(text_terms, params, correlated=correlated))
-        parts.extend(self._node(c, params) for c in children if c not in text_terms)
-        return "(" + " AND ".join(parts) + ")"
+            parts.append(
+                self.d.fulltext(
+                    text_terms,
+                    params,
+                    correlated=correlated,
+                    excluded=excluded,
+                )
+            )
+        parts.extend(
+            self._node(c, params)
+            for c in children
+            if c not in text_terms and not (isinstance(c, Not) and c.child in excluded)
+        )
+        return "(" + " AND ".join(parts) + ")" if len(parts) > 1 else parts[0]
 
     def _address(self, kinds: tuple[str, ...], value: str, params: list[object]) -> str:
         p = self.d.param
@@ -203,6 +226,23 @@ class Compiler:
             cond = f"(address {self.d.like} {p} ESCAPE '\\' OR name {self.d.like} {p} ESCAPE '\\')"
             params.extend(["%" + like_escape(v) + "%"] * 2)
         return self._rows_of("addresses", f"{kind_sql} AND {cond}")
+
+
+def _is_fulltext(node: Node) -> TypeGuard[Text | Field]:
+    return isinstance(node, Text) or (isinstance(node, Field) and node.name in FULLTEXT_FIELDS)
+
+
+def _index_only(node: Node) -> bool:
+    """Whether ``node`` compiles to one full-text lookup and nothing else."""
+    if _is_fulltext(node):
+        return True
+    return (
+        isinstance(node, And)
+        and any(_is_fulltext(c) for c in node.children)
+        and all(
+            _is_fulltext(c) or (isinstance(c, Not) and _is_fulltext(c.child)) for c in node.children
+        )
+    )
 
 
 def _exact_address(node: Node) -> bool:

@@ -245,12 +245,28 @@ def test_a_conjunction_sends_all_its_words_to_the_index_as_one_match() -> None:
     assert _placeholders(compiled.where) == len(compiled.params)
 
 
-def test_negated_and_alternative_words_stay_separate() -> None:
+def test_negated_words_beside_words_are_subtracted_by_the_index() -> None:
+    node = And((Text("a"), Not(Text("b")), Not(Field("subject", "c")), Text("d")))
+    compiled = COMPILER.compile(node)
+    # one lookup: the index subtracts the excluded words itself, instead of a second
+    # lookup of every message holding them
+    assert compiled.where == "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+    assert compiled.params == ['("a" AND "d") NOT ("b") NOT ({subject} : "c")']
+    assert compiled.index_only
+
+
+def test_alternatives_and_lone_negations_stay_separate() -> None:
     node = And((Text("a"), Not(Text("b")), Or((Text("c"), Text("d")))))
     compiled = COMPILER.compile(node)
-    assert compiled.where.count("fts MATCH ?") == 4
-    assert compiled.params == ['"a"', '"b"', '"c"', '"d"']
-    assert "NOT (m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?))" in compiled.where
+    assert compiled.where.count("fts MATCH ?") == 3
+    assert compiled.params == ['("a") NOT ("b")', '"c"', '"d"']
+    assert not compiled.index_only
+    alone = COMPILER.compile(And((Not(Text("b")), Field("from", "bob"))))
+    assert "NOT (m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?))" in alone.where
+    assert alone.params[0] == '"b"'
+    assert not alone.index_only
+    assert not COMPILER.compile(Not(Text("b"))).index_only
+    assert COMPILER.compile(Text("b")).index_only
 
 
 def test_visible_binds_lowercased_addresses() -> None:

@@ -958,3 +958,55 @@ def test_search_accepts_a_parsed_tree(corpus: Corpus) -> None:
     assert {r.id for r in corpus.archive.search(node, limit=10_000).results} == (
         corpus.expected_ids("subject:report has:attachment")
     )
+
+
+# --- pages in date order: the walk along the date index and its fallback -------------------
+
+
+def _pages_match_oracle(corpus: Corpus, query: str, limit: int) -> None:
+    expected = corpus.expected(query)
+    for order, newest in (("-date", True), ("date", False)):
+        ordered = sorted(expected, key=lambda m: (m.date_ts, m.id), reverse=newest)
+        for offset in sorted({0, 1, 7, max(0, len(ordered) - limit)}):
+            page = corpus.archive.search(query, limit=limit, offset=offset, order=order)
+            want = [m.id for m in ordered[offset : offset + limit]]
+            assert [r.id for r in page.results] == want, (query, order, offset)
+            assert page.total == len(ordered), query
+
+
+def test_pages_of_frequent_words_in_date_order(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postfix_archiver.catalog.sqlite import SqliteCatalog
+
+    walked: list[str] = []
+    walk = SqliteCatalog._newest_first
+
+    def spy(self: SqliteCatalog, *args: object, **kwargs: object) -> object:
+        rows = walk(self, *args, **kwargs)  # type: ignore[arg-type]
+        if rows is not None:
+            walked.append(str(args[0]))
+        return rows
+
+    monkeypatch.setattr(SqliteCatalog, "_newest_first", spy)
+    frequent = [w for w in WORDS if len(corpus.expected_ids(w)) >= 120]
+    assert frequent, "the corpus has no word in 120 of its messages"
+    for word in frequent[:6]:
+        _pages_match_oracle(corpus, word, 3)
+        other = next(w for w in WORDS if w != word)
+        _pages_match_oracle(corpus, f"{word} -{other}", 3)
+    assert walked, "no page was found by walking the date index"
+
+
+def test_a_walk_that_finds_too_few_falls_back_to_the_sort(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import postfix_archiver.catalog.sqlite as sqlite_catalog
+
+    # walk only 100 messages: oldest first, the 100 oldest are all before the bound
+    monkeypatch.setattr(sqlite_catalog, "DATE_WALK_MARGIN", 0)
+    stamps = sorted(m.date_ts for m in corpus.mails)
+    middle = datetime.fromtimestamp(stamps[len(stamps) // 2], UTC) + timedelta(days=1)
+    query = f"after:{middle:%Y-%m-%d}"
+    assert len(corpus.expected_ids(query)) > 100
+    _pages_match_oracle(corpus, query, 5)
