@@ -1018,7 +1018,11 @@ class SqliteCatalog:
         compiled = Compiler(self._dialect, own=visible_to).compile(query)
         where, params = compiled.where, compiled.params
         if visible_to is not None:
-            where = f"({where}) AND {self._compiler.visible(visible_to, params)}"
+            # first, so that SQLite starts from the user's own messages (hundreds) and checks
+            # each against the query, not from a common word's 38,000 (87 to 13 ms)
+            own: list[object] = []
+            where = f"{self._compiler.visible(visible_to, own)} AND ({where})"
+            params = [*own, *params]
         order_sql = _ORDER_SQL.get(order)
         if order_sql is None:
             raise ValueError(f"unknown order {order!r}")
