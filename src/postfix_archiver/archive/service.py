@@ -136,6 +136,8 @@ class Archive:
         self._snippet_pool: ThreadPoolExecutor | None = None
         # one indexing pass at a time in this process (the thread, or index_pending)
         self.index_lock = threading.Lock()
+        # messages this process indexed since it last compacted the index (indexer.compact)
+        self.indexed_since_compact = 0
         self._indexer: Indexer | None = None
         # the bounds on attachment text extraction (part of the index signature)
         self.extract_limits: Limits = limits_from(config.extract)

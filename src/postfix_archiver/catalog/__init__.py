@@ -207,6 +207,15 @@ class Catalog(Protocol):
         """Empties the index and queues every message."""
         ...
 
+    def compact_index(self, pages: int) -> bool:
+        """One bounded step (about ``pages`` pages written, one short transaction) of
+        merging the index's pieces into one; False when there was nothing left to merge."""
+        ...
+
+    def index_size(self) -> int:
+        """About how many messages the index holds (for when compacting pays)."""
+        ...
+
     def index_check(self) -> tuple[list[int], list[int]]:
         """Ids of messages neither indexed nor queued, and ids of index entries whose
         message does not exist."""

@@ -883,6 +883,18 @@ class SqliteCatalog:
         with self._write("rebuild the index") as conn:
             self._clear_index(conn)
 
+    def compact_index(self, pages: int) -> bool:
+        with self._write("compact the index") as conn:
+            before = conn.total_changes
+            # negative: merge whatever pieces there are, as 'optimize' does, but stop after
+            # about ``pages`` pages, so that a commit waits for one step at most
+            conn.execute("INSERT INTO fts (fts, rank) VALUES ('merge', ?)", (-max(1, pages),))
+            # SQLite's documented test: fewer than two changes means no merge work was done
+            return conn.total_changes - before >= 2
+
+    def index_size(self) -> int:
+        return int(self._query("SELECT count(*) FROM fts_docsize")[0][0])
+
     def index_check(self) -> tuple[list[int], list[int]]:
         # a contentless FTS5 table keeps one row per entry in its docsize table: its ids,
         # read without touching the index itself
