@@ -9,6 +9,7 @@ answer, by the indexer (``archive.indexer``), from the durable queue.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -78,6 +79,8 @@ SNIPPET_BUDGET = 0.25
 # most of its time outside the GIL, so on 2 cores four threads take about half the time of
 # one (bench/web_search.py); more add nothing but memory
 SNIPPET_THREADS = 4
+# attachments of one result whose extracted text a snippet may come from
+SNIPPET_ATTACHMENTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,22 +560,50 @@ class Archive:
             return self._snippet_pool
 
     def _snippet(self, row: MessageRow, marker: Highlighter) -> Snippet | None:
-        if row.size > SNIPPET_MAX_SIZE or not marker.marks_body:
-            return marker.snippet([("subject", row.subject)])
+        body = ""
+        if row.size <= SNIPPET_MAX_SIZE and marker.marks_body:
+            try:
+                # a message just read has its parse kept; any other is read (checked against
+                # its SHA-256) for its text alone, a third of a whole parse, kept as text
+                # only: a page of 50 whole parses would push out those message pages use
+                kept = self._parses.peek(row.sha256)
+                body = (
+                    kept.index_text()
+                    if kept
+                    else self._texts.get(
+                        row.sha256, lambda: index_text_of(self.read_blob(row.sha256))
+                    )
+                )
+            except Exception as exc:  # a snippet is an extra: never the reason a page fails
+                log.warning("no snippet for message %d: %s", row.id, exc)
+                return None
+        snippet = marker.snippet(message_sources(body, row.subject))
+        if (snippet is None or not snippet.marks) and row.attachment_count:
+            # matched in an attachment's text, then: shown from it (read only now, for the
+            # few results that need it)
+            texts = self._attachment_texts(row) if marker.marks_attachments else []
+            found = marker.snippet(message_sources("", "", texts)) if texts else None
+            if found is not None and found.marks:
+                return found
+        return snippet
+
+    def _attachment_texts(self, row: MessageRow) -> list[str]:
+        """The text extracted from (the first ``SNIPPET_ATTACHMENTS`` of) ``row``'s
+        attachments, as indexed; none for those not extracted (or not readable: logged)."""
+        texts: list[str] = []
         try:
-            # a message just read has its parse kept; any other is read (checked against
-            # its SHA-256) for its text alone, a third of a whole parse, kept as text only:
-            # a page of 50 whole parses would push out those the message pages use
-            kept = self._parses.peek(row.sha256)
-            body = (
-                kept.index_text()
-                if kept
-                else self._texts.get(row.sha256, lambda: index_text_of(self.read_blob(row.sha256)))
-            )
-        except Exception as exc:  # a snippet is an extra: never the reason a page fails
-            log.warning("no snippet for message %d: %s", row.id, exc)
-            return None
-        return marker.snippet(message_sources(body, row.subject))
+            shas = dict.fromkeys(a.sha256 for a in self.catalog.attachments(row.id))
+            for sha in list(shas)[:SNIPPET_ATTACHMENTS]:
+                text = self._texts.get(f"t/{sha}", functools.partial(self._extracted, sha))
+                if text:
+                    texts.append(text)
+        except Exception as exc:  # as for the body: never the reason a page fails
+            log.warning("no attachment snippet for message %d: %s", row.id, exc)
+        return texts
+
+    def _extracted(self, sha: str) -> str:
+        stored = self.stored_text(sha)
+        return "" if stored is None else stored[0]
 
     def resolve(self, ident: str) -> int:
         """An archive id from ``42`` or the full SHA-256 (64 hex digits)."""

@@ -13,9 +13,10 @@ NFKC (``bigrams``, whose definition of a run and normal form this uses): a term 
 anywhere inside a run (``회의`` in ``회의는``, ``カイギ`` in ``ｶｲｷﾞ``), a change of script
 is a token break (``"東京 2024"`` marks ``東京2024``) and two runs of a phrase are two runs
 of the text (``"회의 자료"`` does not mark ``회의자료``). Negated terms are never marked;
-``subject:`` terms only in the subject. A match the index found but a snippet cannot show
-(in an address, an attachment name, past ``SCAN_LIMIT``) leaves the start of the body,
-unmarked.
+``subject:`` terms only in the subject. A match only in an attachment's text (free words,
+``attachment:`` terms) is shown from that text, read from its extraction cache blob. A match
+the index found but a snippet cannot show (in an address, an attachment's name, past
+``SCAN_LIMIT``) leaves the start of the body, unmarked.
 
 The work is bounded whatever the query and the text: ``MAX_TOKENS`` tokens of marked terms
 (``PHRASE_TOKENS`` of one phrase), ``SCAN_LIMIT`` characters, and a match longer than
@@ -83,7 +84,8 @@ _SPACE_OR_CONTROL = re.compile(f"^{_GAP}+|{_GAP}+$|(?! (?!{_GAP})){_GAP}+")
 
 @dataclass(frozen=True, slots=True)
 class Snippet:
-    """``text`` from the source called ``source`` (``"body"``, ``"subject"``), with the
+    """``text`` from the source called ``source`` (``"body"``, ``"subject"``,
+    ``"attachment"``: text extracted from one), with the
     spans ``marks`` (``[start, end)`` in code points) to mark."""
 
     text: str
@@ -129,10 +131,13 @@ class Snippet:
         return out
 
 
-def message_sources(body: str, subject: str) -> list[tuple[str, str]]:
+def message_sources(
+    body: str, subject: str, attachments: Sequence[str] = ()
+) -> list[tuple[str, str]]:
     """The texts of a message a snippet may come from, in order of preference: the body text
-    as the index sees it (``ParsedMessage.index_text``), then the subject."""
-    return [("body", body), ("subject", subject)]
+    as the index sees it (``ParsedMessage.index_text``), the subject, then the text
+    extracted from its attachments (as indexed)."""
+    return [("body", body), ("subject", subject), *(("attachment", a) for a in attachments)]
 
 
 # -- folding: what the index does to case and diacritics, keeping every offset -------------
@@ -259,7 +264,8 @@ class _Term:
     first: str  # the character it starts with
     word: bool  # starts at a word's start (a Latin term), not anywhere (a CJK one)
     tokens: int
-    subject_only: bool = False
+    # a field's term (subject:, attachment:) is marked in that source only; None: anywhere
+    only: str | None = None
 
 
 def _terms(node: Node, out: list[_Term]) -> None:
@@ -273,10 +279,10 @@ def _terms(node: Node, out: list[_Term]) -> None:
             term = _term(value, phrase)
             if term is not None:
                 out.append(term)
-        case Field(name="subject", value=value, phrase=phrase):
+        case Field(name="subject" | "attachment" as name, value=value, phrase=phrase):
             term = _term(value, phrase)
             if term is not None:
-                out.append(replace(term, subject_only=True))
+                out.append(replace(term, only=name))
         case _:
             return
 
@@ -322,26 +328,33 @@ class Highlighter:
             if tokens > MAX_TOKENS:
                 break
             unique.append(term)
-        self._anywhere = _compile([t for t in unique if not t.subject_only])
-        self._subject = _compile(unique)
+        self._anywhere = _compile([t for t in unique if t.only is None])
+        self._subject = _compile([t for t in unique if t.only in (None, "subject")])
+        self._attachment = _compile([t for t in unique if t.only in (None, "attachment")])
+        self._any = bool(unique)
 
     @property
     def has_terms(self) -> bool:
         """Whether the query has a term to mark (else every snippet is the body's start)."""
-        return self._subject is not None
+        return self._any
 
     @property
     def marks_body(self) -> bool:
         """Whether a term may be marked in the body (not only ``subject:`` terms)."""
         return self._anywhere is not None
 
+    @property
+    def marks_attachments(self) -> bool:
+        """Whether a term may be marked in attachment text (free words, ``attachment:``)."""
+        return self._attachment is not None
+
     def snippet(self, sources: Sequence[tuple[str, str]]) -> Snippet | None:
         """The best snippet of ``sources`` (``(label, text)``, in order of preference): the
         window with the most different terms, then the most matches; without any match,
-        the start of the first source that is not the subject (None if it is blank)."""
+        the start of the body (None if it is blank or not among them)."""
         best: tuple[tuple[int, int], str, _Normal, list[tuple[int, int, int]]] | None = None
         for label, text in sources:
-            pattern = self._subject if label == "subject" else self._anywhere
+            pattern = self._pattern(label)
             if pattern is None or not text:
                 continue
             normal = _Normal(text[:SCAN_LIMIT])
@@ -355,11 +368,16 @@ class Highlighter:
             _, label, normal, window = best
             return _cut(label, normal.text, [(s, e) for s, e, _ in window])
         for label, text in sources:
-            if label != "subject":
+            if label == "body":
                 shown = unicodedata.normalize("NFC", text[:SCAN_LIMIT])
                 found = _VISIBLE.search(shown)
                 return None if found is None else _cut(label, shown[found.start() :], [])
         return None
+
+    def _pattern(self, label: str) -> re.Pattern[str] | None:
+        if label == "subject":
+            return self._subject
+        return self._attachment if label == "attachment" else self._anywhere
 
 
 def _compile(terms: list[_Term]) -> re.Pattern[str] | None:

@@ -518,3 +518,61 @@ def test_a_message_past_the_size_limit_is_not_read(archive: Archive) -> None:
     assert snippet is not None
     assert (snippet.source, marked(snippet)) == ("subject", ["melon"])
     assert archive.snippets([row], "kiwi") == [None]  # nothing else to show
+
+
+# -- matches in attachment text --------------------------------------------------------------
+
+
+def _with_attachment(note: str, body: str = "Please see the attached notes.") -> bytes:
+    return (
+        "From: a@example.com\nSubject: notes\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        "Content-Type: text/plain; charset=utf-8\n\n"
+        f"{body}\n--B\n"
+        'Content-Type: text/plain; charset=utf-8; name="notes.txt"\n'
+        'Content-Disposition: attachment; filename="notes.txt"\n\n'
+        f"{FILLER}{note}{FILLER}\n--B--\n"
+    ).encode()
+
+
+def test_a_match_only_in_an_attachment_is_shown_from_its_text(archive: Archive) -> None:
+    message = ingest(archive, _with_attachment("The zucchini harvest was late."))
+    archive.index_pending()
+    for query in ("zucchini", "attachment:zucchini", "zucchini harvest"):
+        (row,) = archive.search(query).results
+        assert row.id == message
+        (snippet,) = archive.snippets([row], query)
+        assert snippet is not None
+        assert snippet.source == "attachment", query
+        assert "zucchini" in [m.lower() for m in marked(snippet)], query
+        check_shape(snippet)
+
+
+def test_the_body_is_preferred_when_it_matches_too(archive: Archive) -> None:
+    message = ingest(archive, _with_attachment("zucchini in the notes", "zucchini in the body"))
+    archive.index_pending()
+    (snippet,) = archive.snippets([archive.get(message)], "zucchini")
+    assert snippet is not None
+    assert (snippet.source, marked(snippet)) == ("body", ["zucchini"])
+    # attachment: terms are marked in attachment text only
+    (only,) = archive.snippets([archive.get(message)], "attachment:zucchini")
+    assert only is not None
+    assert only.source == "attachment"
+
+
+def test_an_attachment_not_extracted_or_lost_leaves_the_body_start(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = archive.ingest(_with_attachment("The zucchini harvest was late."), ENVELOPE).id
+    row = archive.get(message)
+    # not indexed yet: no extracted text to show, the body's start instead
+    (snippet,) = archive.snippets([row], "zucchini")
+    assert snippet is not None
+    assert (snippet.source, snippet.marks) == ("body", ())
+    archive.index_pending()
+    (attachment,) = archive.attachments(message)
+    archive._texts = TextCache(SCAN_LIMIT)
+    archive.store.delete(f"t/{attachment.sha256}")  # the extraction cache lost
+    (snippet,) = archive.snippets([row], "zucchini")
+    assert snippet is not None
+    assert (snippet.source, snippet.marks) == ("body", ())
