@@ -298,3 +298,53 @@ def test_one_batch_with_the_same_attachment_twice_indexes_both(archive: Archive)
     assert {r.id for r in archive.search("zqxplanning").results} == {first, second}
     with db(archive.config) as conn:
         assert conn.execute("SELECT count(*) FROM extracts").fetchone() == (1,)
+
+
+def test_an_attachment_two_indexers_extracted_differently_leaves_no_stray_entry(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reindex beside serve's indexer: both extract one attachment before either commits,
+    one of them times out. The later commit is not taken (its entry was made from the other
+    outcome), so that each entry is what its removal computes again: erasing both messages
+    leaves nothing of them in the index."""
+    from postfix_archiver.archive import indexer
+    from postfix_archiver.extract import TIMEOUT, Extraction
+
+    with Archive(config) as archive:
+        first = archive.ingest(mail(1), env(1)).id
+        second = archive.ingest(mail(2), env(2)).id
+        # the other indexer's view of the second message: extracted, timed out, not committed
+        with monkeypatch.context() as m:
+            m.setattr(indexer, "_extract", lambda *a: Extraction(TIMEOUT, detail="20 s"))
+            late = entry_of(archive, archive.get(second).sha256, fresh={})
+        assert late is not None
+        assert [x.status for x in late.extracts] == [TIMEOUT]
+        assert indexer.index_batch(archive, batch=1) == 1  # the first, extracted fine
+        indexer._commit(archive, [(second, late)], signature_of(archive))
+        assert archive.catalog.index_status().queued == 1  # not taken: made again later
+        archive.catalog.defer([second], datetime.now(UTC))
+        assert archive.index_pending() == 1
+        assert {r.id for r in archive.search("zqxplanning").results} == {first, second}
+        for going in (first, second):
+            remove(archive, [archive.get(going)], why=ERASE, reason="r", who="w")
+        page = archive.search("zqxplanning")
+        assert (page.total, page.results) == (0, [])
+        with db(config) as conn:
+            (stray,) = conn.execute(
+                "SELECT count(*) FROM fts WHERE fts MATCH 'zqxplanning'"
+            ).fetchone()
+        assert stray == 0
+
+
+def test_a_count_the_index_gets_wrong_is_made_again(config: Config) -> None:
+    # an index entry left of a removed message (a removal that did not match it, before
+    # the fix above): the search still says what is there
+    with Archive(config) as archive:
+        kept = archive.ingest(mail(1), env(1)).id
+        archive.index_pending()
+        with db(config) as conn:
+            conn.execute(
+                "INSERT INTO fts (rowid, subject, body) VALUES (999, 'x', 'zqxplanning stray')"
+            )
+        page = archive.search("zqxplanning")
+        assert ([r.id for r in page.results], page.total) == ([kept], 1)

@@ -3,9 +3,12 @@ snippet of an archived message read through the read model, whatever the message
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import pytest
+from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.reading import TextCache
@@ -576,3 +579,33 @@ def test_an_attachment_not_extracted_or_lost_leaves_the_body_start(
     (snippet,) = archive.snippets([row], "zucchini")
     assert snippet is not None
     assert (snippet.source, snippet.marks) == ("body", ())
+
+
+def test_closing_the_archive_while_a_page_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = Archive(make_config(tmp_path / "home"))
+    rows = [
+        archive.get(ingest(archive, b"From: a@example.com\nSubject: s\n\nfig %d\n" % n))
+        for n in range(12)
+    ]
+    slow_get = archive.store.get
+
+    def slow_store(key: str) -> bytes:
+        time.sleep(0.2)
+        return slow_get(key)
+
+    monkeypatch.setattr(archive.store, "get", slow_store)
+    archive._texts = TextCache(SCAN_LIMIT)
+    got: list[list[Snippet | None]] = []
+    page = threading.Thread(target=lambda: got.append(archive.snippets(rows, "fig", budget=10)))
+    page.start()
+    time.sleep(0.1)
+    archive.close()  # a web server stopping while a page is computed
+    page.join(10)
+    (snippets,) = got  # the page ends, without the snippets not cut yet
+    assert snippets[0] is not None
+    assert snippets[-1] is None
+    # a page asked for after the close gets none, and starts no threads again
+    assert archive.snippets(rows, "fig") == [None] * len(rows)
+    assert archive._snippet_pool is None

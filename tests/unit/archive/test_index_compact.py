@@ -11,6 +11,7 @@ from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive, indexer
 from postfix_archiver.envelope import Envelope
+from postfix_archiver.errors import CatalogError
 
 WORDS = [
     "alpha",
@@ -95,3 +96,28 @@ def test_compacting_waits_for_a_quarter_of_the_index(tmp_path: Path) -> None:
         assert indexer.compact(archive)
         assert archive.indexed_since_compact == 0
         assert not archive.catalog.compact_index(100)  # one piece: nothing left to merge
+
+
+def test_compacting_gives_way_to_new_mail_and_to_a_locked_catalog(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    with Archive(make_config(home)) as archive:
+        for n in range(40):
+            archive.ingest(_mail(n), Envelope(sender="a@example.com", recipients=("b@x",)))
+        archive.index_pending()
+        archive.ingest(_mail(99), Envelope(sender="a@example.com", recipients=("b@x",)))
+        archive.indexed_since_compact = indexer.COMPACT_AFTER
+        assert not indexer.compact(archive)  # mail queued: indexed first
+        assert archive.indexed_since_compact == indexer.COMPACT_AFTER  # still to do
+        archive.index_pending()  # ... and the catch-up compacts after it
+        assert archive.indexed_since_compact == 0
+        assert _segments(home) == 1
+        archive.indexed_since_compact = indexer.COMPACT_AFTER
+
+        def locked(pages: int) -> bool:  # a backup holding the catalog for longer than 30 s
+            raise CatalogError("catalog is locked by another process")
+
+        monkeypatch.setattr(archive.catalog, "compact_index", locked)
+        assert not indexer.compact(archive)  # an extra: logged, not raised
+        assert "index not compacted now" in caplog.text

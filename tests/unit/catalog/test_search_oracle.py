@@ -1010,3 +1010,12 @@ def test_a_walk_that_finds_too_few_falls_back_to_the_sort(
     query = f"after:{middle:%Y-%m-%d}"
     assert len(corpus.expected_ids(query)) > 100
     _pages_match_oracle(corpus, query, 5)
+
+
+def test_hundreds_of_negated_words(corpus: Corpus) -> None:
+    common = max(WORDS, key=lambda w: len(corpus.expected_ids(w)))
+    others = [w for w in WORDS if w != common][:5]
+    filler = [f"-zz{n}" for n in range(295)]
+    query = " ".join([common, *(f"-{w}" for w in others), *filler])
+    assert corpus.found_ids(query) == corpus.expected_ids(query)
+    assert corpus.found_ids(query)
