@@ -111,6 +111,8 @@ class TextCache:
                 self._kept.move_to_end(sha256)
                 return found
         text = read()[: self.keep]  # outside the lock
+        if not text:  # nothing (an attachment not extracted yet): read again next time
+            return text
         with self._lock:
             if sha256 not in self._kept:
                 self._kept[sha256] = text

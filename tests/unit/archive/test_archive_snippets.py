@@ -573,6 +573,10 @@ def test_an_attachment_not_extracted_or_lost_leaves_the_body_start(
     assert snippet is not None
     assert (snippet.source, snippet.marks) == ("body", ())
     archive.index_pending()
+    # extracted now: shown from it at once (nothing was kept of the text not there before)
+    (snippet,) = archive.snippets([row], "zucchini")
+    assert snippet is not None
+    assert snippet.source == "attachment"
     (attachment,) = archive.attachments(message)
     archive._texts = TextCache(SCAN_LIMIT)
     archive.store.delete(f"t/{attachment.sha256}")  # the extraction cache lost
