@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, FloatRect, Locator, Page, sync_playwright
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, DOCS, free_port
 from web_corpus import demo_messages, hostile_message
@@ -68,6 +69,19 @@ def _long_message() -> tuple[bytes, Envelope]:
     return raw, Envelope(LONG_ADDRESS, ("bob@example.com",))
 
 
+FILLERS = 30  # dated 2024: "before:2025-01-01" finds them and the long one, two pages of 25
+
+
+def _fillers() -> Iterator[tuple[bytes, Envelope]]:
+    for n in range(FILLERS):
+        raw = (
+            f"From: carol@example.com\nTo: bob@example.com\nSubject: Daily note {n}\n"
+            f"Date: {n % 28 + 1:02d} Nov 2024 09:00:00 +0000\nMessage-ID: <note{n}@example.com>\n"
+            "\nNothing new.\n"
+        ).encode()
+        yield raw, Envelope("carol@example.com", ("bob@example.com",))
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("layout")
@@ -80,6 +94,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         ids = [archive.ingest(raw, env).id for raw, env in demo_messages()]
         archive.ingest(*hostile_message("http://127.0.0.1:9"))  # port 9: nothing listens
         long_id = archive.ingest(*_long_message()).id
+        for raw, envelope in _fillers():
+            archive.ingest(raw, envelope)
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
     env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
 
@@ -245,3 +261,96 @@ def test_results_are_cards_on_a_phone(
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         for name in ("screenshot-search-phone.png", "screenshot-message-phone.png"):
             shutil.copyfile(tmp_path / name, DOCS / name)
+
+
+def luminance(rgb: tuple[float, ...]) -> float:
+    """WCAG relative luminance of an sRGB colour (0-255 channels)."""
+
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else float(((c + 0.055) / 1.055) ** 2.4)
+
+    r, g, b = (linear(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+# what the keyboard focus looks like: the focused element's outline and the first opaque
+# background behind it (the outline is drawn outside the element, so its parents' background)
+FOCUS_RING = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body || el.tagName === "IFRAME") return null;
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  let p = el.parentElement, bg = [255, 255, 255];
+  for (; p; p = p.parentElement) {
+    const c = rgb(getComputedStyle(p).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) { bg = c.slice(0, 3); break; }
+  }
+  const s = getComputedStyle(el);
+  return {what: el.outerHTML.slice(0, 80), style: s.outlineStyle,
+          width: parseFloat(s.outlineWidth), color: rgb(s.outlineColor), bg: bg};
+}"""
+
+
+@pytest.mark.parametrize(("size", "role", "name"), CASES)
+def test_page_is_accessible(
+    browser: Browser, sessions: dict[str, Any], site: Site, size: str, role: str, name: str
+) -> None:
+    context, page = open_page(browser, sessions, site, size, role, name)
+    try:
+        assert page.locator("h1").count() == 1
+        assert page.locator("a.skip[href='#main']").count() == 1
+        assert page.locator("main#main").count() == 1
+        # links in the text are underlined (the header's and the buttons' are not text)
+        plain = page.evaluate(
+            """() => [...document.querySelectorAll('main a:not(.button)')]
+                 .filter(a => !getComputedStyle(a).textDecorationLine.includes('underline'))
+                 .map(a => a.outerHTML.slice(0, 80))"""
+        )
+        assert plain == []
+        # every element the keyboard reaches shows a solid ring of 2px or more at 3:1 or better
+        seen: set[str] = set()
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            ring = page.evaluate(FOCUS_RING)
+            if ring is None:
+                continue
+            if ring["what"] in seen:
+                break
+            seen.add(ring["what"])
+            assert ring["style"] != "none", ring
+            assert ring["width"] >= 2, ring
+            assert contrast(tuple(ring["color"]), tuple(ring["bg"])) >= 3, ring
+        assert len(seen) >= 2  # the skip link and at least one more
+        # axe-core's rules: no serious or critical violation. The mail body's frame is left
+        # out ("iframes": False): it is the sender's HTML, sandboxed, not the archive's page.
+        results = Axe().run(page, options={"iframes": False, "resultTypes": ["violations"]})
+        bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert bad == [], results.generate_report()
+    finally:
+        context.close()
+
+
+def test_access_keys(browser: Browser, sessions: dict[str, Any], site: Site) -> None:
+    """S is the search box, N and P the next and previous page, each on one element only.
+
+    Chromium acts on access keys only for key presses from the real keyboard, not for those
+    Playwright sends, so this reads the attributes rather than pressing Alt+N.
+    """
+    keys = """() => Object.fromEntries([...document.querySelectorAll('[accesskey]')]
+                 .map(e => [e.accessKey, e.name || e.rel]))"""
+    context = browser.new_context(viewport=DESKTOP, storage_state=sessions["auditor"])  # type: ignore[arg-type]
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/search?q=before%3A2025-01-01&per=25")
+        assert page.evaluate(keys) == {"s": "q", "n": "next"}
+        assert page.locator("[accesskey]").count() == 2
+        page.locator("a[accesskey=n]").click()
+        page.wait_for_url("**page=2*")
+        assert page.evaluate(keys) == {"s": "q", "p": "prev"}
+    finally:
+        context.close()
