@@ -10,10 +10,9 @@ import hmac
 import math
 import re
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,7 +21,7 @@ from markupsafe import Markup
 from ..accounts import MIN_PASSWORD, ROLES
 from ..archive import lag_seconds
 from ..catalog import SearchPage
-from ..dates import header_note
+from ..dates import header_note, time_zone, zone_names
 from ..errors import AccountError, QueryError
 from ..search import ORDERS, Order, parse_query
 from .access import visible_message
@@ -30,6 +29,7 @@ from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
 from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
 from .search_dates import DateRange, DateRangeError, parse_range, quick_ranges
+from .zones import ZONE_COOKIE, reader_zone
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,6 +72,10 @@ def page(
 ) -> HTMLResponse:
     ctx = context(request)
     values.setdefault("section", "")
+    zone = reader_zone(request)
+    # every time on the page is shown in the reader's zone (the "when" and "day" filters)
+    values.setdefault("tz", zone.tz)
+    values.setdefault("zone_name", zone.name)
     html = ctx.render(
         template,
         me=identity.user if identity else None,
@@ -229,7 +233,7 @@ def search_page(
     order = order if order in ORDERS else "-date"
     per = per if per in PER_PAGE else 50
     offset = (page_no - 1) * per
-    zone = ZoneInfo("UTC")
+    zone = reader_zone(request).tz
     result: SearchPage | None = None
     error: QueryError | None = None
     range_error: str | None = None
@@ -292,7 +296,6 @@ def search_page(
             (label, link(page=1, **r.params()), r == dates) for label, r in quick_ranges(today)
         ],
         any_time=link(page=1, **{"from": "", "to": ""}),
-        zone_name=zone.key,
         offset=offset,
         page_no=page_no,
         pages=pages,
@@ -353,6 +356,53 @@ def message_body(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     return HTMLResponse(
         html, headers={"Content-Security-Policy": FRAME_CSP, "X-Frame-Options": "SAMEORIGIN"}
     )
+
+
+# -- the reader's settings ------------------------------------------------------------------
+
+
+def _settings_page(
+    request: Request, identity: Identity, *, error: str | None = None, chosen: str = ""
+) -> HTMLResponse:
+    zone = reader_zone(request)
+    return page(
+        request,
+        "settings.html",
+        identity,
+        status=400 if error else 200,
+        section="settings",
+        zones=zone_names(),
+        current=chosen or zone.name,
+        chosen=zone.chosen,
+        default_zone=context(request).config.web.timezone,
+        saved=request.query_params.get("saved") == "1",
+        now=datetime.now(UTC),
+        error=error,
+    )
+
+
+@router.get("/settings")
+def settings_page(request: Request, identity: PageUser) -> HTMLResponse:
+    return _settings_page(request, identity)
+
+
+@router.post("/settings")
+def save_settings(
+    request: Request, identity: CsrfUser, timezone: str = Form("", max_length=200)
+) -> Response:
+    """The reader's time zone, kept in a cookie for a year; "" goes back to the default."""
+    ctx = context(request)
+    response = RedirectResponse("/settings?saved=1", status_code=303)
+    if not timezone:
+        _delete_cookie(ctx, response, ZONE_COOKIE)
+        return response
+    if time_zone(timezone) is None:
+        shown = timezone[:80]
+        return _settings_page(
+            request, identity, error=f"unknown time zone {shown!r}: choose one from the list"
+        )
+    _set_cookie(ctx, response, ZONE_COOKIE, timezone, 365 * 86400)
+    return response
 
 
 # -- statistics and the audit log ------------------------------------------------------------
