@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import retention
+from .dates import time_zone
 from .errors import ConfigError
 
 ENV_CONFIG = "POSTFIX_ARCHIVER_CONFIG"
@@ -189,6 +190,8 @@ class WebSettings:
     listen: HostPort = WEB_LISTEN
     secure_cookies: bool = False
     session_hours: int = 8
+    # the IANA time zone pages show times in, until a reader chooses their own (/settings)
+    timezone: str = "UTC"
 
 
 DEFAULT_SIGNING_KEY = Path("/etc/postfix-archiver/signing.key")
@@ -256,7 +259,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "timeout": (int, float),
         "answer_timeout": object,  # a number or "30s": _period checks it
     },
-    "web": {"listen": str, "secure_cookies": bool, "session_hours": int},
+    "web": {"listen": str, "secure_cookies": bool, "session_hours": int, "timezone": str},
     "integrity": {
         "signing_key": str,
         "checkpoint_interval": object,  # a period, 0 or "off": _build_integrity checks it
@@ -483,10 +486,17 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
             600,
         ),
     )
+    zone = w.get("timezone", WebSettings.timezone)
+    if time_zone(zone) is None:
+        raise source.error(
+            ("web", "timezone"),
+            f'unknown time zone {zone[:80]!r}: use an IANA name like "Europe/Berlin" or "UTC"',
+        )
     web = WebSettings(
         listen=_listen(source, "web", "listen", w.get("listen", WebSettings.listen)),
         secure_cookies=w.get("secure_cookies", False),
         session_hours=w.get("session_hours", 8),
+        timezone=zone,
     )
     rules = data.get("rules", [])
     for i, rule in enumerate(rules):

@@ -13,8 +13,10 @@ message for display.
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import UTC, datetime, timedelta, timezone
+import zoneinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_tz
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -160,19 +162,51 @@ def parse_header_date(value: str | None) -> tuple[datetime | None, str | None]:
     return (_EPOCH + timedelta(seconds=ts)).astimezone(timezone(timedelta(seconds=offset))), None
 
 
-def display(value: datetime, *, seconds: bool = False, zone: bool = True) -> str:
-    """``2024-05-06 07:08 UTC``, with a four-digit year (strftime's ``%Y`` writes year 102
-    as ``102`` on glibc)."""
-    value = clamp(value).astimezone(UTC)
+def display(value: datetime, *, seconds: bool = False, zone: bool = True, tz: tzinfo = UTC) -> str:
+    """``2024-05-06 07:08 UTC`` in ``tz`` (``2024-05-06 16:08 KST`` in Asia/Seoul), with a
+    four-digit year (strftime's ``%Y`` writes year 102 as ``102`` on glibc)."""
+    value = _in_zone(value, tz)
     text = f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}"
     if seconds:
         text += f":{value.second:02d}"
-    return text + " UTC" if zone else text
+    return f"{text} {zone_abbreviation(value)}" if zone else text
 
 
-def display_day(value: datetime) -> str:
-    value = clamp(value).astimezone(UTC)
+def display_day(value: datetime, tz: tzinfo = UTC) -> str:
+    value = _in_zone(value, tz)
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _in_zone(value: datetime, tz: tzinfo) -> datetime:
+    # clamped first, a day inside the years 1-9999: no zone's offset can push it outside
+    return clamp(value).astimezone(tz)
+
+
+def zone_abbreviation(value: datetime) -> str:
+    """``KST``, ``CEST``, ``UTC``; the offset (``+04``) where the zone has no abbreviation."""
+    return value.tzname() or value.strftime("%z")
+
+
+@functools.cache
+def zone_names() -> tuple[str, ...]:
+    """Every IANA time zone name this system knows, sorted (read once)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def time_zone(name: str) -> tzinfo | None:
+    """The IANA time zone ``name`` (``Europe/Berlin``, ``UTC``); None if there is none.
+
+    Only a name in ``zone_names`` is opened: ``ZoneInfo`` itself would try a path made of
+    whatever it is given (``../``, NUL, a thousand characters) and raise on each in its own
+    way. ``UTC`` needs no time zone database (a system without tzdata still starts)."""
+    if name == "UTC":
+        return UTC
+    if len(name) > 64 or name not in zone_names():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):  # a damaged tzdata file
+        return None
 
 
 def header_note(value: str | None) -> str | None:

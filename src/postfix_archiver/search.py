@@ -11,9 +11,13 @@ Gmail and most mail search, so ``from:alice invoice OR bill -draft`` means
     term    := FIELD ":" value | value
     value   := WORD | '"' phrase '"'
 
-Fields: from to cc subject filename attachment msgid id after before larger smaller has
+Fields: from to cc subject filename attachment msgid id after before date larger smaller has
 retained-until. ``attachment:`` matches words in attachments: their file names, the names
-inside zip files and the text extracted from them.
+inside zip files and the text extracted from them. ``filename:pdf`` (a value with no ``.``
+and no ``*``) means the extension, ``filename:*.pdf``; quoted (``filename:"pdf"``) it is
+the whole name. ``date:WHEN`` is the year, month or day WHEN (``date:2002``,
+``date:2002-05``, ``date:2002-05-06``, UTC): ``after:`` its first instant and ``before:``
+the first instant after it.
 ``retained-until:`` takes ``<WHEN``, ``>WHEN`` or ``forever``; WHEN is a year (``2030``), a
 month (``2030-06``), a day or a date-time. ``<WHEN`` is kept until before WHEN begins (a
 message kept forever never is); ``>WHEN`` is kept past the end of WHEN, and a message kept
@@ -28,9 +32,15 @@ Lexical rules:
 * ``-`` at the start of a token negates the term directly after it (``-draft``,
   ``-"q3 report"``, ``-(a OR b)``); a ``-`` followed by whitespace or the end is an error.
   Inside a word (``e-mail``) it is just a character.
-* A word is ``field:value`` only when the text before its first ``:`` is a known field name
-  (any case); otherwise the whole word is free text, so ``http://x`` and ``12:30`` stay
-  searchable. A field value may be quoted: ``subject:"q3 report"``.
+* A word is ``field:value`` when the text before its first ``:`` is a known field name
+  (any case). A word that only looks like one (``is:unread``, ``foo:bar``: ASCII letters,
+  ``-`` or ``_`` before the colon, something after it) is an error naming the unknown field,
+  with a suggestion, rather than being searched as a word the user did not mean; quoting it
+  (``"foo:bar"``) searches it as text. Everything else with a colon is free text: ``12:30``,
+  ``fe80::1`` (a digit or nothing before the colon), ``http://x``, ``C:\\temp`` (``/``,
+  ``\\`` or ``:`` after it), ``Re:`` (nothing after it), ``Re:hello`` and ``mailto:x``
+  (reply prefixes and URI schemes, ``NOT_FIELDS``). A field value may be quoted:
+  ``subject:"q3 report"``.
 * Inside quotes ``\\"`` is a literal ``"`` and ``\\\\`` a literal backslash; any other
   backslash is kept as it is.
 * Parentheses and negations together may nest at most ``MAX_DEPTH`` levels, and a query
@@ -43,6 +53,7 @@ start of the field name).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,7 +174,38 @@ FIELDS = (
     "smaller",
     "has",
     "retained-until",
+    "date",
 )
+
+# words that look like ``name:value`` but are text people search for: reply and forward
+# prefixes of pasted subjects (``Re:hello``, ``AW:Angebot``) and URI schemes without ``//``
+NOT_FIELDS = frozenset(
+    {"re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr", "rv"}
+    | {"mailto", "tel", "sip", "sips", "urn", "cid", "mid", "news", "data", "xmpp"}
+)
+
+# field names of other mail programs, and what to use here instead (a "did you mean"
+# from spelling alone would be wrong or missing for these)
+FOREIGN_FIELDS = {
+    "is": "the archive keeps no read, unread or starred state",
+    "in": "the archive keeps no folders or labels: use from:, to: or subject: to narrow",
+    "label": "the archive keeps no folders or labels: use from:, to: or subject: to narrow",
+    "folder": "the archive keeps no folders or labels: use from:, to: or subject: to narrow",
+    "on": "did you mean date:? (date:2024-01-31 is that day)",
+    "since": "did you mean after:? (after:2024-01-31)",
+    "until": "did you mean before:? (before:2024-01-31)",
+    "older": "did you mean before:? (before:2024-01-31)",
+    "newer": "did you mean after:? (after:2024-01-31)",
+    "older_than": "did you mean before:? (before:2024-01-31)",
+    "newer_than": "did you mean after:? (after:2024-01-31)",
+    "size": "did you mean larger: or smaller:? (larger:1M)",
+    "bcc": "did you mean to:? (to: matches every envelope recipient, Bcc included)",
+    "sender": "did you mean from:?",
+    "recipient": "did you mean to:?",
+    "file": "did you mean filename:? (filename:pdf, filename:*.pdf)",
+    "body": "free words search the bodies: leave out body:",
+    "text": "free words search the text: leave out text:",
+}
 
 # how deeply parentheses and negations may nest (keeps the tree, and every recursive
 # compiler of it, far away from Python's recursion limit)
@@ -190,6 +232,7 @@ _EXAMPLES = {
     "smaller": "smaller:500K",
     "has": "has:attachment",
     "retained-until": "retained-until:<2030-01-01",
+    "date": "date:2024-01",
 }
 
 _DATE_RE = re.compile(
@@ -202,6 +245,8 @@ _PERIOD_RE = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?", re.ASCII)
 _SIZE_RE = re.compile(r"([0-9]+)([KMG]?)B?", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+# what a field name looks like: a word of this shape before a colon is a field or an error
+_FIELD_NAME_RE = re.compile(r"[A-Za-z][A-Za-z_-]*", re.ASCII)
 
 # characters that end a bare word (besides whitespace)
 _WORD_ENDS = frozenset('()"')
@@ -218,15 +263,18 @@ class _Token:
     phrase: bool = False  # the value was quoted
 
 
-def parse_query(text: str) -> Node:
-    """Parse a search query into a tree; raise ``QueryError`` if it is malformed."""
-    return _Parser(text, _tokenize(text)).parse()
+def parse_query(text: str, *, stored: bool = False) -> Node:
+    """Parse a search query into a tree; raise ``QueryError`` if it is malformed.
+
+    ``stored``: a query saved by an earlier version (a hold's), read as it was then: a word
+    that looks like an unknown ``field:value`` is free text, not an error."""
+    return _Parser(text, _tokenize(text, stored=stored)).parse()
 
 
 # --- tokenizer -----------------------------------------------------------------------------
 
 
-def _tokenize(text: str) -> list[_Token]:
+def _tokenize(text: str, *, stored: bool = False) -> list[_Token]:
     tokens: list[_Token] = []
     i = 0
     while i < len(text):
@@ -251,12 +299,12 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("minus", i))
             i += 1
         else:
-            token, i = _read_word(text, i)
+            token, i = _read_word(text, i, stored=stored)
             tokens.append(token)
     return tokens
 
 
-def _read_word(text: str, start: int) -> tuple[_Token, int]:
+def _read_word(text: str, start: int, *, stored: bool = False) -> tuple[_Token, int]:
     """Read a bare word (an operator, ``field:value`` or free text); return it and its end."""
     end = start
     while end < len(text) and not text[end].isspace() and text[end] not in _WORD_ENDS:
@@ -269,11 +317,31 @@ def _read_word(text: str, start: int) -> tuple[_Token, int]:
     prefix, colon, rest = word.partition(":")
     name = prefix.lower()
     if not colon or not prefix.isascii() or name not in FIELDS:
+        quoted_value = not rest and end < len(text) and text[end] == '"'
+        if (
+            colon
+            and not stored
+            and _FIELD_NAME_RE.fullmatch(prefix)
+            and name not in NOT_FIELDS
+            and ((rest and rest[0] not in "/\\:") or quoted_value)
+        ):
+            raise QueryError(_unknown_field(name, word), start, text)
         return _Token("term", start, word), end
     if not rest and end < len(text) and text[end] == '"':
         value, end = _read_quoted(text, end)
         return _Token("term", start, value, field=name, phrase=True), end
     return _Token("term", start, rest, field=name), end
+
+
+def _unknown_field(name: str, word: str) -> str:
+    """Why ``name:`` is refused, with what to type instead."""
+    shown = name if len(name) <= 40 else name[:40] + "…"
+    hint = FOREIGN_FIELDS.get(name)
+    if hint is None:
+        close = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}:?" if close else "fields are " + ", ".join(FIELDS)
+    literal = word if len(word) <= 40 else word[:40] + "…"
+    return f"unknown field '{shown}:' ({hint}); to search for the text, quote it: \"{literal}\""
 
 
 def _read_quoted(text: str, start: int) -> tuple[str, int]:
@@ -413,8 +481,12 @@ def _term(token: _Token, text: str) -> Node:
         return Text(value, phrase=token.phrase)
     if not value.strip():
         raise QueryError(f"{name}: needs a value, like {_EXAMPLES[name]}", token.pos, text)
+    if name == "filename" and not token.phrase and "." not in value and "*" not in value:
+        return Field(name, "*." + value)  # filename:pdf is the extension, as people mean it
     if name in STRING_FIELDS:
         return Field(name, value, phrase=token.phrase)
+    if name == "date":
+        return _date_span(value, token.pos, text)
     if name in ("after", "before"):
         when = _parse_date(value)
         if when is None:
@@ -448,6 +520,23 @@ def _term(token: _Token, text: str) -> Node:
             f"id: needs a positive whole number like id:42, got {value!r}", token.pos, text
         )
     return IdIs(number)
+
+
+def _date_span(value: str, pos: int, text: str) -> Node:
+    """``date:2002`` (a year, month or day, UTC) as ``after:`` its start ``before:`` its end."""
+    span = _parse_span(value) if len(value) <= 10 else None
+    if span is None:
+        raise QueryError(
+            "date: needs a year, month or day like 2024, 2024-01 or 2024-01-31 "
+            f"(after: and before: take date-times), got {value[:40]!r}",
+            pos,
+            text,
+        )
+    start, end = (datetime.fromtimestamp(s, UTC) if s < _END_OF_9999 else None for s in span)
+    assert start is not None  # the year 0 and 10000 are refused by _parse_span and _DATE_RE
+    if end is None:  # the day after 9999-12-31 has no datetime: every later date is in it
+        return DateBound("after", start)
+    return And((DateBound("after", start), DateBound("before", end)))
 
 
 def _retained_until(value: str, pos: int, text: str) -> RetainedUntil:
@@ -487,6 +576,10 @@ def _parse_span(value: str) -> tuple[int, int] | None:
     )
     # a day is the whole day; a date-time is that instant
     return (start, start + 86400) if len(value) == 10 else (start, start + 1)
+
+
+# the first second of the year 10000: datetime stops before it
+_END_OF_9999 = 253402300800
 
 
 def _day_seconds(year: int, month: int, day: int) -> int:

@@ -163,7 +163,8 @@ class ActiveHolds:
 
 def _tree(hold: int, query: str) -> Node:
     try:
-        return parse_query(query)
+        # stored: a hold placed before unknown fields were errors keeps its meaning
+        return parse_query(query, stored=True)
     except QueryError as exc:
         # its query parsed when the hold was placed; a later version reads it otherwise.
         # Holding too much is the error that can be undone: hold every new message

@@ -20,6 +20,7 @@ from ..search import MAX_INT, Order, parse_query
 from .access import visible_message
 from .auth import ApiUser, require
 from .context import HttpProblem, context, not_found
+from .export_names import export_disposition
 from .render import attachment_json, content_disposition, envelopes_for, message_document
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
@@ -182,12 +183,11 @@ def export_messages(
     ids = [r.id for r in ctx.archive.iter_search(node, visible_to=identity.user.visible_to)]
     ctx.audit(request, identity, "export", query=q, format=format, count=len(ids))
     media_type, ext = _EXPORT_TYPES[format]
-    name = f"archive-export-{datetime.now(UTC):%Y%m%d-%H%M%S}.{ext}"
     rows = (ctx.archive.get(i) for i in ids)
     return StreamingResponse(
         export.stream(ctx.archive, rows, format),
         media_type=media_type,
-        headers={"Content-Disposition": content_disposition(name, name)},
+        headers={"Content-Disposition": export_disposition(q, ext, datetime.now(UTC).date())},
     )
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..accounts import Accounts, home_url, open_accounts
 from ..archive import Archive
 from ..config import Config
-from ..dates import display, display_day
+from ..dates import clamp, display, display_day, zone_abbreviation
 from ..errors import ArchiverError, NotFoundError
 from . import api, holds, pages
 from .auth import RateLimiter, cookie_names
@@ -114,6 +115,33 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+@jinja2.pass_context
+def _when(
+    ctx: jinja2.runtime.Context, value: datetime | str, seconds: bool = False, zone: bool = True
+) -> str:
+    """A time in the reader's zone (the page's ``tz``, UTC if it has none), with the zone's
+    abbreviation; an ISO 8601 string (the audit log's) too."""
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value  # shown as stored rather than not at all
+    else:
+        when = value
+    return display(when, seconds=seconds, zone=zone, tz=ctx.get("tz") or UTC)
+
+
+@jinja2.pass_context
+def _zone(ctx: jinja2.runtime.Context, value: datetime) -> str:
+    """The abbreviation of the reader's zone at ``value`` (``KST``; ``CET`` or ``CEST``)."""
+    return zone_abbreviation(clamp(value).astimezone(ctx.get("tz") or UTC))
+
+
+@jinja2.pass_context
+def _day(ctx: jinja2.runtime.Context, value: datetime) -> str:
+    return display_day(value, ctx.get("tz") or UTC)
+
+
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -124,8 +152,9 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["size"] = human_size
-    env.filters["when"] = display
-    env.filters["day"] = display_day
+    env.filters["when"] = _when
+    env.filters["day"] = _day
+    env.filters["zone"] = _zone
     env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
 

@@ -10,6 +10,7 @@ import hmac
 import math
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,13 +21,15 @@ from markupsafe import Markup
 from ..accounts import MIN_PASSWORD, ROLES
 from ..archive import lag_seconds
 from ..catalog import SearchPage
-from ..dates import header_note
+from ..dates import header_note, time_zone, zone_names
 from ..errors import AccountError, QueryError
-from ..search import ORDERS, Order
+from ..search import ORDERS, Order, parse_query
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
 from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
+from .search_dates import DateRange, DateRangeError, parse_range, quick_ranges
+from .zones import ZONE_COOKIE, reader_zone
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,6 +72,10 @@ def page(
 ) -> HTMLResponse:
     ctx = context(request)
     values.setdefault("section", "")
+    zone = reader_zone(request)
+    # every time on the page is shown in the reader's zone (the "when" and "day" filters)
+    values.setdefault("tz", zone.tz)
+    values.setdefault("zone_name", zone.name)
     html = ctx.render(
         template,
         me=identity.user if identity else None,
@@ -219,46 +226,61 @@ def search_page(
     order: str = "-date",
     page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
     per: int = 50,
+    first: str = Query("", alias="from", max_length=100),
+    last: str = Query("", alias="to", max_length=100),
 ) -> HTMLResponse:
     ctx = context(request)
     order = order if order in ORDERS else "-date"
     per = per if per in PER_PAGE else 50
     offset = (page_no - 1) * per
+    zone = reader_zone(request).tz
     result: SearchPage | None = None
     error: QueryError | None = None
+    range_error: str | None = None
+    dates = DateRange()
+    full = q
     try:
+        dates = parse_range(first, last)
+        parse_query(q)  # alone first: "a OR" must not become "a OR after:..." below
+        # OR binds tighter than the implicit AND, so appended terms narrow all of q
+        full = " ".join(t for t in (q.strip(), dates.terms(zone)) if t)
         result = ctx.archive.search(
-            q, limit=per, offset=offset, order=order, visible_to=identity.user.visible_to
+            full, limit=per, offset=offset, order=order, visible_to=identity.user.visible_to
         )
+    except DateRangeError as exc:
+        range_error = str(exc)
     except QueryError as exc:
         error = exc
     ctx.audit(
         request,
         identity,
         "search",
-        query=q,
+        query=full,
         order=order,
         offset=offset,
-        **({"total": result.total} if result else {"error": str(error)}),
+        **({"total": result.total} if result else {"error": range_error or str(error)}),
     )
     pages = max(1, math.ceil(result.total / per)) if result else 1
+    kept = dates.params() if range_error is None else {"from": first, "to": last}
 
     def link(**changes: object) -> str:
         params: dict[str, object] = {"q": q, "order": order, "per": per, "page": page_no}
+        params.update(kept)
         params.update(changes)
-        return urlencode(params)
+        return urlencode({k: v for k, v in params.items() if v != ""})
 
     sort_links = {}
     for key in ("date", "from", "subject", "size"):
         # a first click sorts dates and sizes descending, names ascending; a second reverses
-        first = f"-{key}" if key in ("date", "size") else key
+        first_order = f"-{key}" if key in ("date", "size") else key
         flipped = key if order == f"-{key}" else f"-{key}"
-        sort_links[key] = link(order=flipped if order.lstrip("-") == key else first, page=1)
+        sort_links[key] = link(order=flipped if order.lstrip("-") == key else first_order, page=1)
+    today = datetime.now(zone).date()
     return page(
         request,
         "search.html",
         identity,
-        status=400 if error else 200,
+        status=400 if error or range_error else 200,
         section="search",
         q=q,
         order=order,
@@ -267,11 +289,19 @@ def search_page(
         # for the page shown only: each is cut from its message's blob (archive.snippets)
         snippets=ctx.archive.snippets(result.results, q) if result else [],
         error=error,
+        range_error=range_error,
+        dates=kept,
+        date_range=dates,
+        quick_dates=[
+            (label, link(page=1, **r.params()), r == dates) for label, r in quick_ranges(today)
+        ],
+        any_time=link(page=1, **{"from": "", "to": ""}),
         offset=offset,
         page_no=page_no,
         pages=pages,
-        orders=[(o, ORDER_LABELS[o]) for o in ORDERS],
-        per_choices=PER_PAGE,
+        past_end=bool(result and result.total and offset >= result.total),
+        order_links=[(o, ORDER_LABELS[o], link(order=o, page=1)) for o in ORDERS],
+        per_links=[(n, link(per=n, page=1 + offset // n)) for n in PER_PAGE],
         columns=COLUMNS,
         sort_links=sort_links,
         page_links={
@@ -280,8 +310,8 @@ def search_page(
             "next": link(page=page_no + 1),
             "last": link(page=pages),
         },
-        export_mbox=urlencode({"q": q, "format": "mbox"}),
-        export_zip=urlencode({"q": q, "format": "eml-zip"}),
+        export_mbox=urlencode({"q": full, "format": "mbox"}),
+        export_zip=urlencode({"q": full, "format": "eml-zip"}),
     )
 
 
@@ -326,6 +356,53 @@ def message_body(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     return HTMLResponse(
         html, headers={"Content-Security-Policy": FRAME_CSP, "X-Frame-Options": "SAMEORIGIN"}
     )
+
+
+# -- the reader's settings ------------------------------------------------------------------
+
+
+def _settings_page(
+    request: Request, identity: Identity, *, error: str | None = None, chosen: str = ""
+) -> HTMLResponse:
+    zone = reader_zone(request)
+    return page(
+        request,
+        "settings.html",
+        identity,
+        status=400 if error else 200,
+        section="settings",
+        zones=zone_names(),
+        current=chosen or zone.name,
+        chosen=zone.chosen,
+        default_zone=context(request).config.web.timezone,
+        saved=request.query_params.get("saved") == "1",
+        now=datetime.now(UTC),
+        error=error,
+    )
+
+
+@router.get("/settings")
+def settings_page(request: Request, identity: PageUser) -> HTMLResponse:
+    return _settings_page(request, identity)
+
+
+@router.post("/settings")
+def save_settings(
+    request: Request, identity: CsrfUser, timezone: str = Form("", max_length=200)
+) -> Response:
+    """The reader's time zone, kept in a cookie for a year; "" goes back to the default."""
+    ctx = context(request)
+    response = RedirectResponse("/settings?saved=1", status_code=303)
+    if not timezone:
+        _delete_cookie(ctx, response, ZONE_COOKIE)
+        return response
+    if time_zone(timezone) is None:
+        shown = timezone[:80]
+        return _settings_page(
+            request, identity, error=f"unknown time zone {shown!r}: choose one from the list"
+        )
+    _set_cookie(ctx, response, ZONE_COOKIE, timezone, 365 * 86400)
+    return response
 
 
 # -- statistics and the audit log ------------------------------------------------------------

@@ -14,6 +14,7 @@ from tests.conftest import make_config
 from postfix_archiver.archive import Archive, holds
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.errors import ComplianceError, QueryError
+from postfix_archiver.search import parse_query
 
 T0 = datetime(2024, 1, 31, 9, 30, tzinfo=UTC)
 
@@ -176,3 +177,16 @@ def test_retention_set_refuses_a_bad_period(archive: Archive, period: str) -> No
     with pytest.raises(ComplianceError, match="bad period: must be a period"):
         holds.set_retention(archive, "", period)
     assert archive.get(a).retain_until is None
+
+
+def test_a_hold_placed_when_unknown_fields_were_words_keeps_its_meaning(
+    archive: Archive,
+) -> None:
+    # an earlier version searched ``note:urgent`` as a word and stored the hold so; today
+    # the query is refused when typed, but the stored hold must not widen to every message
+    old_tree = parse_query('"note:urgent"')
+    archive.catalog.add_hold("old", "note:urgent", old_tree, "", "root", T0)
+    urgent = put(archive, "alice@example.com", 1, subject="note:urgent")
+    other = put(archive, "carol@example.com", 2)
+    archive.index_pending()
+    assert archive.catalog.held([urgent, other]) == {urgent}

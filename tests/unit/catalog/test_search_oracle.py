@@ -870,7 +870,7 @@ HOSTILE_QUERIES = [
     '"invoice*"',
     "subject:*",
     "subject:report*",
-    "body:invoice",
+    '"body:invoice"',  # FTS5's column filter syntax, quoted: unquoted it is an unknown field
     "subject:body:invoice",
     '"subject : invoice"',
     "{subject}",
@@ -928,6 +928,7 @@ def test_hostile_queries_match_only_what_they_should(corpus: Corpus, query: str)
         "NEAR(a",
         "subject:",
         "-",
+        "body:invoice",
     ],
 )
 def test_unparseable_hostile_queries_raise_query_error(corpus: Corpus, query: str) -> None:

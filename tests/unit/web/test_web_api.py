@@ -222,8 +222,8 @@ def test_export_mbox_is_what_the_cli_writes(web: Web, tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/mbox"
     disposition = response.headers["content-disposition"]
-    assert disposition.startswith('attachment; filename="archive-export-')
-    assert disposition.endswith(".mbox")
+    assert disposition.startswith('attachment; filename="archive-all-')  # the empty query
+    assert disposition.endswith('.mbox"')
     target = tmp_path / "cli.mbox"
     export(web.archive, web.archive.iter_search(""), "mbox", target)
     assert response.content == target.read_bytes()

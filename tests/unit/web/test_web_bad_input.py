@@ -216,10 +216,9 @@ def test_api_page_and_cli_offer_the_same_orders(web: Web) -> None:
     assert order["schema"]["default"] == ORDERS[0]
 
     html = session(web).get("/search").text
-    offered = re.findall(
-        r'<option value="([^"]+)"', html.split('name="order"')[1].split("</select>")[0]
-    )
-    assert offered == list(ORDERS)
+    # the page's sort links, one per order (a link each: a change applies at once)
+    offered = re.findall(r"order=([^&\"]+)", html.split('class="orders"')[1].split("</nav>")[0])
+    assert [o.replace("%2D", "-") for o in offered] == list(ORDERS)
 
     option = next(p for p in main.commands["search"].params if p.name == "order")
     assert list(option.type.choices) == list(ORDERS)  # type: ignore[attr-defined]
