@@ -35,7 +35,8 @@ class Accounts(Protocol):
       their sessions and tokens (their audit entries stay).
     - ``authenticate`` is slow on purpose (argon2; call it from a worker thread) and costs the
       same for unknown names as for wrong passwords; a hash made with weaker parameters than
-      today's is replaced on a successful login.
+      today's is replaced on a successful login, and a successful login is kept as the
+      user's ``last_login`` (ISO time; None until the first).
     - Tokens and sessions are stored as the SHA-256 of their secret, which is handed out
       once (``create_token``, ``create_session``). ``user_for_token`` and ``session`` answer
       None for unknown, revoked, expired or overlong secrets; creating a session drops

@@ -30,7 +30,7 @@ from .sqlite_schema import MIGRATIONS
 
 # the largest number SQLite binds: past it an id or offset raises OverflowError
 MAX_INT = 2**63 - 1
-_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created"
+_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created, u.last_login"
 _AUDIT_COLUMNS = "id, time, user, client, action, detail, prev_hash, hash"
 
 
@@ -45,6 +45,7 @@ def _user(r: Sequence[Any]) -> User:
         role=str(r[2]),
         addresses=tuple(json.loads(str(r[3]))),
         created=str(r[4]),
+        last_login=None if r[5] is None else str(r[5]),
     )
 
 
@@ -223,18 +224,19 @@ class SqliteAccounts:
         rows = self._query(
             f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
         )
-        stored = str(rows[0][5]) if rows else None
+        stored = str(rows[0][6]) if rows else None
         if stored is None or not self.passwords.verify(stored, password):
             return None
-        user = _user(rows[0])
         rehashed = self.passwords.rehashed(stored, password)
-        if rehashed is not None:
-            with self._tx() as conn:
+        with self._tx() as conn:
+            user_id = int(rows[0][0])
+            conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (_now_iso(), user_id))
+            if rehashed is not None:
                 conn.execute(
                     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
-                    (rehashed, user.id, stored),
+                    (rehashed, user_id, stored),
                 )
-        return user
+        return self.require_user(str(rows[0][1]))
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -283,7 +285,7 @@ class SqliteAccounts:
         )
         if not rows:
             return None
-        return _user(rows[0]), int(rows[0][5])
+        return _user(rows[0]), int(rows[0][6])
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -309,9 +311,9 @@ class SqliteAccounts:
             "JOIN users u ON u.id = s.user WHERE s.sha256 = ?",
             (token_digest(session_id),),
         )
-        if not rows or float(rows[0][6]) <= self.clock():
+        if not rows or float(rows[0][7]) <= self.clock():
             return None
-        return Session(_user(rows[0]), str(rows[0][5]), float(rows[0][6]))
+        return Session(_user(rows[0]), str(rows[0][6]), float(rows[0][7]))
 
     def end_session(self, session_id: str) -> None:
         with self._tx() as conn:

@@ -1,4 +1,5 @@
-"""The HTML pages: log in and out, search, a message, statistics, the audit log, users.
+"""The HTML pages: log in and out, search, a message, statistics, the audit log (users:
+``users``).
 
 Server-rendered with Jinja2 (autoescaping everything), no script at all. Downloads and
 exports link to the API routes, which accept the session cookie too.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -17,11 +17,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from ..accounts import MIN_PASSWORD, ROLES
 from ..archive import lag_seconds
 from ..catalog import SearchPage
 from ..dates import header_note
-from ..errors import AccountError, QueryError
+from ..errors import QueryError
 from ..search import ORDERS, Order
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
@@ -383,108 +382,3 @@ def audit_page(
         pages=pages,
         page_links={"prev": link(page_no - 1), "next": link(page_no + 1)},
     )
-
-
-# -- users (admins) --------------------------------------------------------------------------
-
-
-def _addresses(text: str) -> list[str]:
-    return [a for a in re.split(r"[\s,;]+", text) if a]
-
-
-def _users_page(
-    request: Request,
-    identity: Identity,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-) -> HTMLResponse:
-    ctx = context(request)
-    return page(
-        request,
-        "users.html",
-        identity,
-        status=400 if error else 200,
-        section="users",
-        users=ctx.accounts.users(),
-        roles=ROLES,
-        min_password=MIN_PASSWORD,
-        notice=notice,
-        error=error,
-    )
-
-
-@router.get("/users")
-def users_page(request: Request, identity: PageUser) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    return _users_page(request, identity)
-
-
-@router.post("/users")
-def add_user(
-    request: Request,
-    identity: CsrfUser,
-    name: str = Form("", max_length=200),
-    role: str = Form("", max_length=20),
-    addresses: str = Form("", max_length=20_000),
-    password: str = Form("", max_length=4096),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.add_user(name.strip(), role, password, _addresses(addresses))
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.add", name=user.name, role=user.role,
-              addresses=list(user.addresses))  # fmt: skip
-    return _users_page(request, identity, notice=f"Added {user.name} ({user.role}).")
-
-
-@router.post("/users/{name}")
-def update_user(
-    request: Request,
-    identity: CsrfUser,
-    name: str,
-    role: str = Form("", max_length=20),
-    addresses: str = Form("", max_length=20_000),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.update_user(name, role=role, addresses=_addresses(addresses))
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.update", name=user.name, role=user.role,
-              addresses=list(user.addresses))  # fmt: skip
-    return _users_page(request, identity, notice=f"Saved {user.name}.")
-
-
-@router.post("/users/{name}/password")
-def reset_password(
-    request: Request,
-    identity: CsrfUser,
-    name: str,
-    password: str = Form("", max_length=4096),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.set_password(name, password)
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.password", name=user.name)
-    return _users_page(request, identity, notice=f"New password set for {user.name}.")
-
-
-@router.post("/users/{name}/delete")
-def remove_user(request: Request, name: str, identity: CsrfUser) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    if name == identity.user.name:
-        return _users_page(request, identity, error="You cannot remove yourself.")
-    try:
-        ctx.accounts.remove_user(name)
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.remove", name=name)
-    return _users_page(request, identity, notice=f"Removed {name}.")

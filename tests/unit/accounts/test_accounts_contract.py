@@ -130,6 +130,17 @@ class TestContract:
         assert accounts.authenticate("nobody", "bob's password") is None
         assert accounts.authenticate("bob", "x" * 5000) is None
 
+    def test_a_successful_login_is_kept_as_the_last_login(self, accounts: Accounts) -> None:
+        accounts.add_user("bob", "user", "bob's password")
+        assert accounts.require_user("bob").last_login is None
+        assert accounts.authenticate("bob", "wrong password") is None
+        assert accounts.require_user("bob").last_login is None
+        user = accounts.authenticate("bob", "bob's password")
+        assert user is not None
+        assert user.last_login is not None
+        assert user.last_login >= accounts.require_user("bob").created
+        assert accounts.users()[0].last_login == user.last_login
+
     def test_new_password_ends_sessions(self, accounts: Accounts) -> None:
         bob = accounts.add_user("bob", "user", "bob's password")
         session_id, _ = accounts.create_session(bob, "192.0.2.1", 8)
@@ -336,6 +347,25 @@ class TestSqlite:
             assert (check.ok, check.entries, check.head) == (True, 1, old_hash)
             assert accounts.record("bob", "local", "view").prev_hash == old_hash
             assert accounts.verify_audit().entries == 2
+
+    def test_a_store_of_the_first_schema_is_upgraded(self, tmp_path: Path) -> None:
+        # a web.sqlite as release 1 made it: its schema, its user, its session and audit
+        path = tmp_path / DB_NAME
+        conn = sqlite3.connect(path)
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+        conn.close()
+        with SqliteAccounts(path, hasher=CHEAP) as old:
+            pass
+        assert sql(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        hashed = CHEAP.hash("bob's password")
+        sql(path, "INSERT INTO users (name, role, password_hash, addresses, created) "
+            f"VALUES ('bob', 'user', '{hashed}', '[]', '2026-01-02T03:04:05+00:00')")  # fmt: skip
+        with SqliteAccounts(path, hasher=CHEAP) as old:
+            assert old.require_user("bob").last_login is None
+            assert old.authenticate("bob", "bob's password") is not None
+            assert old.require_user("bob").last_login is not None
 
     def test_schema_version_and_a_newer_database_is_refused(self, tmp_path: Path) -> None:
         path = tmp_path / DB_NAME
