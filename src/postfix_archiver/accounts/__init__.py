@@ -123,7 +123,16 @@ class Accounts(Protocol):
         offset: int = 0,
         user: str | None = None,
         action: str | None = None,
-    ) -> tuple[int, list[AuditEntry]]: ...
+        since: str | None = None,
+        until: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
+    ) -> tuple[int, list[AuditEntry]]:
+        """``since``/``until``: ISO times, ``since <= time < until``; ``text``: a substring
+        (case-insensitive for ASCII) of the user, client, action or detail (detail values
+        are matched as written, non-ASCII included); ``before``: ids below it only, for
+        reading a long log page by page while it grows."""
+        ...
 
     def verify_audit(self) -> AuditCheck: ...
 

@@ -38,6 +38,11 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _like(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its wildcards are literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _user(r: Sequence[Any]) -> User:
     return User(
         id=int(r[0]),
@@ -346,8 +351,7 @@ class SqliteAccounts:
             params.append(user)
         if action:
             conditions.append("(action = ? OR action LIKE ? ESCAPE '\\')")
-            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.extend([action, escaped + ".%"])
+            params.extend([action, _like(action) + ".%"])
         return " AND ".join(conditions)
 
     def audit(
@@ -357,12 +361,30 @@ class SqliteAccounts:
         offset: int = 0,
         user: str | None = None,
         action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
     ) -> tuple[int, list[AuditEntry]]:
         # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
         # past the end of any log, and a limit that large is all of it
         limit, offset = min(limit, MAX_INT), min(offset, MAX_INT)
         params: list[object] = []
         where = self._audit_where(user, action, params)
+        if since:
+            where += " AND time >= ?"
+            params.append(since)
+        if until:
+            where += " AND time < ?"
+            params.append(until)
+        if text:
+            # detail is stored as JSON with non-ASCII escaped (\u00e9): look for both forms
+            haystack = "(user || ' ' || client || ' ' || action || ' ' || detail)"
+            where += f" AND ({haystack} LIKE ? ESCAPE '\\' OR {haystack} LIKE ? ESCAPE '\\')"
+            params.extend(f"%{_like(t)}%" for t in (text, json.dumps(text)[1:-1]))
+        if before is not None:
+            where += " AND id < ?"
+            params.append(min(before, MAX_INT))
         total = int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
         rows = self._query(
             f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",

@@ -1,5 +1,5 @@
-"""The HTML pages: log in and out, search, a message, statistics, the audit log (users:
-``users``).
+"""The HTML pages: log in and out, search, a message, statistics (the audit log:
+``audit_pages``; users: ``users``).
 
 Server-rendered with Jinja2 (autoescaping everything), no script at all. Downloads and
 exports link to the API routes, which accept the session cookie too.
@@ -49,7 +49,6 @@ COLUMNS = (
     ("size", "Size"),
     ("", ""),
 )
-AUDIT_ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "token")
 # the mail body frame: its own policy, stricter than the pages' (no script, data: images only)
 FRAME_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
@@ -327,7 +326,7 @@ def message_body(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     )
 
 
-# -- statistics and the audit log ------------------------------------------------------------
+# -- statistics ------------------------------------------------------------------------
 
 
 @router.get("/stats")
@@ -346,39 +345,4 @@ def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
         lag=lag_seconds(stats.index) if stats.index else 0,
         chart=svg_chart(per_day),
         unit=unit,
-    )
-
-
-@router.get("/audit")
-def audit_page(
-    request: Request,
-    identity: PageUser,
-    user: str = Query("", max_length=200),
-    action: str = Query("", max_length=50),
-    page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
-) -> HTMLResponse:
-    ctx = context(request)
-    require(identity, identity.user.can_audit, "the audit log")
-    per = 100
-    total, entries = ctx.accounts.audit(
-        limit=per, offset=(page_no - 1) * per, user=user or None, action=action or None
-    )
-    pages = max(1, math.ceil(total / per))
-
-    def link(n: int) -> str:
-        return urlencode({"user": user, "action": action, "page": n})
-
-    return page(
-        request,
-        "audit.html",
-        identity,
-        section="audit",
-        entries=entries,
-        total=total,
-        user_filter=user,
-        action_filter=action,
-        actions=AUDIT_ACTIONS,
-        page_no=page_no,
-        pages=pages,
-        page_links={"prev": link(page_no - 1), "next": link(page_no + 1)},
     )

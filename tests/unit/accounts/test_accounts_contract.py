@@ -234,6 +234,28 @@ class TestContract:
         assert accounts.audit(action="search_")[0] == 0  # LIKE wildcards are literal
         assert entries[0].detail == {"n": 3, "when": "/x"}  # stored as JSON, str() if need be
 
+    def test_audit_by_time_text_and_before(self, accounts: Accounts) -> None:
+        accounts.record("bob", "192.0.2.1", "search", {"query": "invoice Müller 100%"})
+        accounts.record("eve", "2001:db8::1", "view", {"message": 7})
+        accounts.record("bob", "192.0.2.1", "search", {"query": 'say "hi" \\ x_y'})
+        _, entries = accounts.audit()
+        times = [e.time for e in reversed(entries)]
+        assert [e.id for e in accounts.audit(since=times[1])[1]] == [3, 2]
+        assert [e.id for e in accounts.audit(until=times[1])[1]] == [1]
+        assert [e.id for e in accounts.audit(since=times[1], until=times[2])[1]] == [2]
+        assert [e.id for e in accounts.audit(text="Müller")[1]] == [1]
+        assert [e.id for e in accounts.audit(text="INVOICE")[1]] == [1]
+        assert [e.id for e in accounts.audit(text="100%")[1]] == [1]
+        assert accounts.audit(text="0%")[0] == 1  # % is literal, not "anything"
+        assert accounts.audit(text="x_")[0] == 1
+        assert accounts.audit(text="_")[0] == 1  # only entry 3 has an underscore
+        assert [e.id for e in accounts.audit(text='"hi" \\ x')[1]] == [3]
+        assert [e.id for e in accounts.audit(text="2001:db8")[1]] == [2]  # the client too
+        assert [e.id for e in accounts.audit(text="view")[1]] == [2]  # and the action
+        assert [e.id for e in accounts.audit(before=3, user="bob")[1]] == [1]
+        assert accounts.audit(before=2**80)[0] == 3  # past 64 bits: answered
+        assert accounts.audit(text="x" * 10_000)[0] == 0
+
     def test_an_empty_audit_log_verifies(self, accounts: Accounts) -> None:
         check = accounts.verify_audit()
         assert (check.ok, check.entries, check.head, check.problem) == (True, 0, GENESIS, None)
