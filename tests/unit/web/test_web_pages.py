@@ -314,11 +314,11 @@ def test_user_sees_no_one_elses_bcc_on_the_page(web: Web) -> None:
 
 
 def test_stats_page_draws_the_chart_here(web: Web) -> None:
-    page = web.login("audra").get("/stats")
+    page = web.login("audra").get("/stats?by=date")  # by arrival: test_web_stats_page
     assert page.status_code == 200
     assert '<svg class="chart"' in page.text
     bars = re.findall(r"<rect class=\"bar\"[^>]*><title>([^<]*)</title>", page.text)
-    assert bars[0].startswith("2025-01-07: 1 messages")
+    assert bars[0].startswith("2025-01-07: 1 message,")
     assert len(bars) == 4  # 7th to 10th of January, one bar a day
     assert "storage ratio" in page.text
     assert '<span class="big">4</span> messages' in page.text
