@@ -112,7 +112,9 @@ def add_user(
         return _users_page(request, identity, new=sent, error=str(exc))
     ctx.audit(request, identity, "user.add", name=user.name, role=user.role,
               addresses=list(user.addresses))  # fmt: skip
-    return flash.redirect(request, identity, "/users", f"Added {user.name} ({user.role}).")
+    # the form posts to /users#add (an error shows it at once); without a fragment of its
+    # own the redirect would inherit that one and hide the message at the top
+    return flash.redirect(request, identity, "/users#status", f"Added {user.name} ({user.role}).")
 
 
 @router.post("/users/{name}")

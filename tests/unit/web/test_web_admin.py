@@ -21,7 +21,7 @@ def _admin(web: Web) -> tuple[Any, str]:
 
 
 def _message(html: str) -> str | None:
-    found = re.search(r'<p class="(?:notice|error)" role="\w+">([^<]*)</p>', html)
+    found = re.search(r'<p (?:id="status" )?class="(?:notice|error)" role="\w+">([^<]*)</p>', html)
     return unescape(found.group(1)) if found else None
 
 
@@ -29,7 +29,7 @@ def test_a_change_redirects_and_its_message_shows_once(web: Web) -> None:
     client, csrf = _admin(web)
     added = client.post("/users", data={"csrf": csrf, **FRANK})
     assert added.status_code == 303
-    assert added.headers["location"] == "/users"
+    assert added.headers["location"] == "/users#status"
     first = client.get("/users")
     assert _message(first.text) == "Added frank (auditor)."
     # shown once: the page deleted it, a reload says nothing

@@ -357,7 +357,7 @@ def test_admin_manages_users_through_the_page(web: Web) -> None:
         data={"csrf": csrf, "name": "frank", "role": "user", "password": "frank's password",
               "addresses": "frank@example.com, Frank2@example.com"},
     )  # fmt: skip
-    assert (added.status_code, added.headers["location"]) == (303, "/users")
+    assert (added.status_code, added.headers["location"]) == (303, "/users#status")
     assert "Added frank (user)." in client.get("/users").text
     frank = web.accounts.get_user("frank")
     assert frank is not None
