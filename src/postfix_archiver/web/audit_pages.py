@@ -104,12 +104,19 @@ def audit_filters(
 Filters = Annotated[AuditFilters, Depends(audit_filters)]
 
 
-def _query(request: Request, f: AuditFilters, *, limit: int, offset: int = 0,
-           before: int | None = None) -> tuple[int, list[AuditEntry]]:  # fmt: skip
+def _query(
+    request: Request, f: AuditFilters, *, limit: int, offset: int = 0, before: int | None = None
+) -> tuple[int, list[AuditEntry]]:
     return context(request).accounts.audit(
-        limit=limit, offset=offset, user=f.user or None, action=f.action or None,
-        since=f.since, until=f.until, text=f.text or None, before=before,
-    )  # fmt: skip
+        limit=limit,
+        offset=offset,
+        user=f.user or None,
+        action=f.action or None,
+        since=f.since,
+        until=f.until,
+        text=f.text or None,
+        before=before,
+    )
 
 
 def _auditor(identity: Identity) -> None:
@@ -190,9 +197,8 @@ def audit_csv(request: Request, identity: PageUser, f: Filters) -> Response:
     """The entries the filters select, newest first, as CSV (every page, not just one)."""
     _auditor(identity)
     ctx = context(request)
-    ctx.audit(request, identity, "audit.export", **{k: v for k, v in {
-        "user": f.user, "action": f.action, "text": f.text, "from": f.start, "to": f.end,
-    }.items() if v})  # fmt: skip
+    asked = {"user": f.user, "action": f.action, "text": f.text, "from": f.start, "to": f.end}
+    ctx.audit(request, identity, "audit.export", **{k: v for k, v in asked.items() if v})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         _csv_rows(request, f),
