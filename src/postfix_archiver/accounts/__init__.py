@@ -127,11 +127,13 @@ class Accounts(Protocol):
         until: str | None = None,
         text: str | None = None,
         before: int | None = None,
+        count: bool = True,
     ) -> tuple[int, list[AuditEntry]]:
         """``since``/``until``: ISO times, ``since <= time < until``; ``text``: a substring
         (case-insensitive for ASCII) of the user, client, action or detail (detail values
         are matched as written, non-ASCII included); ``before``: ids below it only, for
-        reading a long log page by page while it grows."""
+        reading a long log page by page while it grows; ``count=False``: the total is not
+        counted (answered as -1), for a reader that only wants the rows."""
         ...
 
     def verify_audit(self) -> AuditCheck: ...

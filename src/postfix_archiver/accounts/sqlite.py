@@ -365,6 +365,7 @@ class SqliteAccounts:
         until: str | None = None,
         text: str | None = None,
         before: int | None = None,
+        count: bool = True,
     ) -> tuple[int, list[AuditEntry]]:
         # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
         # past the end of any log, and a limit that large is all of it
@@ -385,7 +386,11 @@ class SqliteAccounts:
         if before is not None:
             where += " AND id < ?"
             params.append(min(before, MAX_INT))
-        total = int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
+        total = (
+            int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
+            if count
+            else -1
+        )
         rows = self._query(
             f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],

@@ -255,6 +255,7 @@ class TestContract:
         assert [e.id for e in accounts.audit(before=3, user="bob")[1]] == [1]
         assert accounts.audit(before=2**80)[0] == 3  # past 64 bits: answered
         assert accounts.audit(text="x" * 10_000)[0] == 0
+        assert accounts.audit(count=False, text="view") == (-1, accounts.audit(text="view")[1])
 
     def test_an_empty_audit_log_verifies(self, accounts: Accounts) -> None:
         check = accounts.verify_audit()
