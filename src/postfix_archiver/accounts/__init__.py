@@ -35,7 +35,8 @@ class Accounts(Protocol):
       their sessions and tokens (their audit entries stay).
     - ``authenticate`` is slow on purpose (argon2; call it from a worker thread) and costs the
       same for unknown names as for wrong passwords; a hash made with weaker parameters than
-      today's is replaced on a successful login.
+      today's is replaced on a successful login, and a successful login is kept as the
+      user's ``last_login`` (ISO time; None until the first).
     - Tokens and sessions are stored as the SHA-256 of their secret, which is handed out
       once (``create_token``, ``create_session``). ``user_for_token`` and ``session`` answer
       None for unknown, revoked, expired or overlong secrets; creating a session drops
@@ -122,7 +123,18 @@ class Accounts(Protocol):
         offset: int = 0,
         user: str | None = None,
         action: str | None = None,
-    ) -> tuple[int, list[AuditEntry]]: ...
+        since: str | None = None,
+        until: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
+        count: bool = True,
+    ) -> tuple[int, list[AuditEntry]]:
+        """``since``/``until``: ISO times, ``since <= time < until``; ``text``: a substring
+        (case-insensitive for ASCII) of the user, client, action or detail (detail values
+        are matched as written, non-ASCII included); ``before``: ids below it only, for
+        reading a long log page by page while it grows; ``count=False``: the total is not
+        counted (answered as -1), for a reader that only wants the rows."""
+        ...
 
     def verify_audit(self) -> AuditCheck: ...
 

@@ -15,6 +15,7 @@ class User:
     role: str
     addresses: tuple[str, ...]
     created: str
+    last_login: str | None = None  # ISO time of the last successful login; None: never
 
     @property
     def sees_all(self) -> bool:

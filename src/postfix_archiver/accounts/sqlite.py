@@ -30,12 +30,17 @@ from .sqlite_schema import MIGRATIONS
 
 # the largest number SQLite binds: past it an id or offset raises OverflowError
 MAX_INT = 2**63 - 1
-_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created"
+_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created, u.last_login"
 _AUDIT_COLUMNS = "id, time, user, client, action, detail, prev_hash, hash"
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _like(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its wildcards are literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _user(r: Sequence[Any]) -> User:
@@ -45,6 +50,7 @@ def _user(r: Sequence[Any]) -> User:
         role=str(r[2]),
         addresses=tuple(json.loads(str(r[3]))),
         created=str(r[4]),
+        last_login=None if r[5] is None else str(r[5]),
     )
 
 
@@ -223,18 +229,19 @@ class SqliteAccounts:
         rows = self._query(
             f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
         )
-        stored = str(rows[0][5]) if rows else None
+        stored = str(rows[0][6]) if rows else None
         if stored is None or not self.passwords.verify(stored, password):
             return None
-        user = _user(rows[0])
         rehashed = self.passwords.rehashed(stored, password)
-        if rehashed is not None:
-            with self._tx() as conn:
+        with self._tx() as conn:
+            user_id = int(rows[0][0])
+            conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (_now_iso(), user_id))
+            if rehashed is not None:
                 conn.execute(
                     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
-                    (rehashed, user.id, stored),
+                    (rehashed, user_id, stored),
                 )
-        return user
+        return self.require_user(str(rows[0][1]))
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -283,7 +290,7 @@ class SqliteAccounts:
         )
         if not rows:
             return None
-        return _user(rows[0]), int(rows[0][5])
+        return _user(rows[0]), int(rows[0][6])
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -309,9 +316,9 @@ class SqliteAccounts:
             "JOIN users u ON u.id = s.user WHERE s.sha256 = ?",
             (token_digest(session_id),),
         )
-        if not rows or float(rows[0][6]) <= self.clock():
+        if not rows or float(rows[0][7]) <= self.clock():
             return None
-        return Session(_user(rows[0]), str(rows[0][5]), float(rows[0][6]))
+        return Session(_user(rows[0]), str(rows[0][6]), float(rows[0][7]))
 
     def end_session(self, session_id: str) -> None:
         with self._tx() as conn:
@@ -344,8 +351,7 @@ class SqliteAccounts:
             params.append(user)
         if action:
             conditions.append("(action = ? OR action LIKE ? ESCAPE '\\')")
-            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.extend([action, escaped + ".%"])
+            params.extend([action, _like(action) + ".%"])
         return " AND ".join(conditions)
 
     def audit(
@@ -355,13 +361,36 @@ class SqliteAccounts:
         offset: int = 0,
         user: str | None = None,
         action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
+        count: bool = True,
     ) -> tuple[int, list[AuditEntry]]:
         # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
         # past the end of any log, and a limit that large is all of it
         limit, offset = min(limit, MAX_INT), min(offset, MAX_INT)
         params: list[object] = []
         where = self._audit_where(user, action, params)
-        total = int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
+        if since:
+            where += " AND time >= ?"
+            params.append(since)
+        if until:
+            where += " AND time < ?"
+            params.append(until)
+        if text:
+            # detail is stored as JSON with non-ASCII escaped (\u00e9): look for both forms
+            haystack = "(user || ' ' || client || ' ' || action || ' ' || detail)"
+            where += f" AND ({haystack} LIKE ? ESCAPE '\\' OR {haystack} LIKE ? ESCAPE '\\')"
+            params.extend(f"%{_like(t)}%" for t in (text, json.dumps(text)[1:-1]))
+        if before is not None:
+            where += " AND id < ?"
+            params.append(min(before, MAX_INT))
+        total = (
+            int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
+            if count
+            else -1
+        )
         rows = self._query(
             f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],

@@ -55,4 +55,8 @@ MIGRATIONS: list[str] = [
     WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id OR hash = NEW.hash)
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: REPLACE refused'); END;
     """,
+    # 2: when each user last logged in (NULL: never, or before this column existed)
+    """
+    ALTER TABLE users ADD COLUMN last_login TEXT;
+    """,
 ]

@@ -29,7 +29,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import zstandard
 
@@ -694,9 +694,12 @@ class Archive:
     def stats(self) -> Stats:
         return self.catalog.stats()
 
-    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
-        """Messages and bytes archived per day: ``(YYYY-MM-DD, count, bytes)``, oldest first."""
-        return self.catalog.per_day(since)
+    def per_day(
+        self, since: datetime | None = None, *, by: Literal["date", "arrival"] = "date"
+    ) -> list[tuple[str, int, int]]:
+        """Messages and bytes per day: ``(YYYY-MM-DD, count, bytes)``, oldest first, by the
+        Date header or by arrival (``Catalog.per_day``)."""
+        return self.catalog.per_day(since, by=by)
 
     def map_parallel(
         self, fn: Callable[[MessageRow], T], rows: Iterable[MessageRow]

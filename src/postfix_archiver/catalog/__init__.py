@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ..errors import CatalogError
 from ..search import Node
@@ -274,7 +274,12 @@ class Catalog(Protocol):
 
     def stats(self) -> Stats: ...
 
-    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]: ...
+    def per_day(
+        self, since: datetime | None = None, *, by: Literal["date", "arrival"] = "date"
+    ) -> list[tuple[str, int, int]]:
+        """Messages and bytes per UTC day, ``(YYYY-MM-DD, count, bytes)``, oldest first:
+        by each message's Date header (clamped as stored) or by its first arrival."""
+        ...
 
     def close(self) -> None: ...
 

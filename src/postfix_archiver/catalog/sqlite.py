@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..bigrams import query_form
 from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
@@ -1312,11 +1312,14 @@ class SqliteCatalog:
             index=self.index_status(),
         )
 
-    def per_day(self, since: datetime | None = None) -> list[tuple[str, int, int]]:
+    def per_day(
+        self, since: datetime | None = None, *, by: Literal["date", "arrival"] = "date"
+    ) -> list[tuple[str, int, int]]:
+        column = "received" if by == "arrival" else "date"  # one of two names, never input
         rows = self._query(
             # clamped as _dt() clamps: a row from before dates were clamped has no SQL date
-            "SELECT date(min(max(date, ?), ?), 'unixepoch') AS day, count(*), sum(size) "
-            "FROM messages WHERE date >= ? GROUP BY day ORDER BY day",
+            f"SELECT date(min(max({column}, ?), ?), 'unixepoch') AS day, count(*), sum(size) "
+            f"FROM messages WHERE {column} >= ? GROUP BY day ORDER BY day",
             (EARLIEST_TS, LATEST_TS, _ts(since) if since else -(1 << 63)),
         )
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]

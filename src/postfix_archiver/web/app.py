@@ -33,7 +33,7 @@ from ..archive import Archive
 from ..config import Config
 from ..dates import clamp, display, display_day, zone_abbreviation
 from ..errors import ArchiverError, NotFoundError
-from . import api, holds, pages
+from . import api, audit_pages, holds, pages, users
 from .auth import RateLimiter, cookie_names
 from .context import HttpProblem, LoginRequired, WebContext, not_found
 from .render import clean_text, human_size
@@ -240,6 +240,8 @@ def create_app(
     app.include_router(holds.api_router)
     app.include_router(pages.router)
     app.include_router(holds.pages_router)
+    app.include_router(users.router)
+    app.include_router(audit_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

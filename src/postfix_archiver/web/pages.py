@@ -1,4 +1,5 @@
-"""The HTML pages: log in and out, search, a message, statistics, the audit log, users.
+"""The HTML pages: log in and out, search, a message, statistics (the audit log:
+``audit_pages``; users: ``users``).
 
 Server-rendered with Jinja2 (autoescaping everything), no script at all. Downloads and
 exports link to the API routes, which accept the session cookie too.
@@ -8,26 +9,25 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from ..accounts import MIN_PASSWORD, ROLES
 from ..archive import lag_seconds
 from ..catalog import SearchPage
 from ..dates import header_note, time_zone, zone_names
-from ..errors import AccountError, QueryError
+from ..errors import QueryError
 from ..search import ORDERS, Order, parse_query
+from . import chart
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
-from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
+from .render import envelopes_for, inline_images, sanitize_html
 from .search_dates import DateRange, DateRangeError, parse_range, quick_ranges
 from .zones import ZONE_COOKIE, reader_zone
 
@@ -53,7 +53,6 @@ COLUMNS = (
     ("size", "Size"),
     ("", ""),
 )
-AUDIT_ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "token")
 # the mail body frame: its own policy, stricter than the pages' (no script, data: images only)
 FRAME_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
@@ -405,16 +404,21 @@ def save_settings(
     return response
 
 
-# -- statistics and the audit log ------------------------------------------------------------
+# -- statistics ---------------------------------------------------------------------------
 
 
 @router.get("/stats")
-def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
+def stats_page(
+    request: Request, identity: PageUser, by: Literal["arrival", "date"] = "arrival"
+) -> HTMLResponse:
+    """Counts by arrival unless ``by=date`` (the Date header, which senders write: spam
+    dated 2099 would otherwise lead the chart)."""
     ctx = context(request)
     require(identity, identity.user.sees_all, "archive statistics")
-    per_day = ctx.archive.per_day()
+    per_day = ctx.archive.per_day(by=by)
     stats = ctx.archive.stats()
-    unit, _ = chart_bars(per_day)
+    drawn = chart.chart(per_day, datetime.now(UTC).date())
+    odd = sum(b.count for b in drawn.bars if b.odd)
     return page(
         request,
         "stats.html",
@@ -422,146 +426,9 @@ def stats_page(request: Request, identity: PageUser) -> HTMLResponse:
         section="stats",
         stats=stats,
         lag=lag_seconds(stats.index) if stats.index else 0,
-        chart=svg_chart(per_day),
-        unit=unit,
+        chart=chart.svg(drawn),
+        unit=drawn.unit,
+        by=by,
+        odd=odd,
+        messages=chart.messages,
     )
-
-
-@router.get("/audit")
-def audit_page(
-    request: Request,
-    identity: PageUser,
-    user: str = Query("", max_length=200),
-    action: str = Query("", max_length=50),
-    page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
-) -> HTMLResponse:
-    ctx = context(request)
-    require(identity, identity.user.can_audit, "the audit log")
-    per = 100
-    total, entries = ctx.accounts.audit(
-        limit=per, offset=(page_no - 1) * per, user=user or None, action=action or None
-    )
-    pages = max(1, math.ceil(total / per))
-
-    def link(n: int) -> str:
-        return urlencode({"user": user, "action": action, "page": n})
-
-    return page(
-        request,
-        "audit.html",
-        identity,
-        section="audit",
-        entries=entries,
-        total=total,
-        user_filter=user,
-        action_filter=action,
-        actions=AUDIT_ACTIONS,
-        page_no=page_no,
-        pages=pages,
-        page_links={"prev": link(page_no - 1), "next": link(page_no + 1)},
-    )
-
-
-# -- users (admins) --------------------------------------------------------------------------
-
-
-def _addresses(text: str) -> list[str]:
-    return [a for a in re.split(r"[\s,;]+", text) if a]
-
-
-def _users_page(
-    request: Request,
-    identity: Identity,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-) -> HTMLResponse:
-    ctx = context(request)
-    return page(
-        request,
-        "users.html",
-        identity,
-        status=400 if error else 200,
-        section="users",
-        users=ctx.accounts.users(),
-        roles=ROLES,
-        min_password=MIN_PASSWORD,
-        notice=notice,
-        error=error,
-    )
-
-
-@router.get("/users")
-def users_page(request: Request, identity: PageUser) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    return _users_page(request, identity)
-
-
-@router.post("/users")
-def add_user(
-    request: Request,
-    identity: CsrfUser,
-    name: str = Form("", max_length=200),
-    role: str = Form("", max_length=20),
-    addresses: str = Form("", max_length=20_000),
-    password: str = Form("", max_length=4096),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.add_user(name.strip(), role, password, _addresses(addresses))
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.add", name=user.name, role=user.role,
-              addresses=list(user.addresses))  # fmt: skip
-    return _users_page(request, identity, notice=f"Added {user.name} ({user.role}).")
-
-
-@router.post("/users/{name}")
-def update_user(
-    request: Request,
-    identity: CsrfUser,
-    name: str,
-    role: str = Form("", max_length=20),
-    addresses: str = Form("", max_length=20_000),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.update_user(name, role=role, addresses=_addresses(addresses))
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.update", name=user.name, role=user.role,
-              addresses=list(user.addresses))  # fmt: skip
-    return _users_page(request, identity, notice=f"Saved {user.name}.")
-
-
-@router.post("/users/{name}/password")
-def reset_password(
-    request: Request,
-    identity: CsrfUser,
-    name: str,
-    password: str = Form("", max_length=4096),
-) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    try:
-        user = ctx.accounts.set_password(name, password)
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.password", name=user.name)
-    return _users_page(request, identity, notice=f"New password set for {user.name}.")
-
-
-@router.post("/users/{name}/delete")
-def remove_user(request: Request, name: str, identity: CsrfUser) -> HTMLResponse:
-    require(identity, identity.user.is_admin, "user management")
-    ctx = context(request)
-    if name == identity.user.name:
-        return _users_page(request, identity, error="You cannot remove yourself.")
-    try:
-        ctx.accounts.remove_user(name)
-    except AccountError as exc:
-        return _users_page(request, identity, error=str(exc))
-    ctx.audit(request, identity, "user.remove", name=name)
-    return _users_page(request, identity, notice=f"Removed {name}.")

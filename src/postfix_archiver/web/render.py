@@ -14,16 +14,13 @@ Nothing that comes from a message (headers, names, subjects, file names, bodies)
 from __future__ import annotations
 
 import base64
-import html
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from urllib.parse import quote
 
 import nh3
-from markupsafe import Markup
 
 from ..accounts import User
 from ..archive import MessageView, document
@@ -232,70 +229,3 @@ def attachment_url(message: int, a: AttachmentRow) -> str:
 
 
 # -- the statistics chart ----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Bar:
-    label: str
-    count: int
-    size: int
-
-
-def chart_bars(per_day: Sequence[tuple[str, int, int]]) -> tuple[str, list[Bar]]:
-    """Bars per day (empty days included), or per month when the days span over 400."""
-    if not per_day:
-        return "day", []
-    days = {d: (c, s) for d, c, s in per_day}
-    first, last = date.fromisoformat(per_day[0][0]), date.fromisoformat(per_day[-1][0])
-    if (last - first).days <= 400:
-        bars = []
-        day = first
-        while day <= last:
-            count, size = days.get(day.isoformat(), (0, 0))
-            bars.append(Bar(day.isoformat(), count, size))
-            day += timedelta(days=1)
-        return "day", bars
-    months: dict[str, Bar] = {}
-    for d, c, s in per_day:
-        bar = months.setdefault(d[:7], Bar(d[:7], 0, 0))
-        bar.count += c
-        bar.size += s
-    return "month", list(months.values())
-
-
-def svg_chart(per_day: Sequence[tuple[str, int, int]]) -> Markup:
-    """An SVG bar chart of messages per day (or month), drawn here: no script, no fetch."""
-    unit, bars = chart_bars(per_day)
-    width, height, left, bottom, top = 900, 240, 48, 28, 12
-    esc = html.escape
-    if not bars:
-        return Markup(  # noqa: S704 - no outside text in it
-            f'<svg class="chart" viewBox="0 0 {width} 60" role="img" '
-            'aria-label="no messages yet"><text x="10" y="35">No messages yet.</text></svg>'
-        )
-    peak = max(b.count for b in bars) or 1
-    plot_w, plot_h = width - left - 8, height - bottom - top
-    step = plot_w / len(bars)
-    bar_w = max(step * 0.8, 0.5)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="messages per {unit}">',
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - 8}" '
-        f'y2="{top + plot_h}"/>',
-        f'<text class="tick" x="{left - 6}" y="{top + 10}" text-anchor="end">{peak}</text>',
-        f'<text class="tick" x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
-    ]
-    for i, bar in enumerate(bars):
-        h = plot_h * bar.count / peak
-        x = left + i * step
-        parts.append(
-            f'<rect class="bar" x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{bar_w:.2f}" '
-            f'height="{h:.2f}"><title>{esc(bar.label)}: {bar.count} messages, '
-            f"{esc(human_size(bar.size))}</title></rect>"
-        )
-    parts.append(
-        f'<text class="tick" x="{left}" y="{height - 8}">{esc(bars[0].label)}</text>'
-        f'<text class="tick" x="{width - 8}" y="{height - 8}" text-anchor="end">'
-        f"{esc(bars[-1].label)}</text></svg>"
-    )
-    return Markup("".join(parts))  # noqa: S704 - every label escaped above

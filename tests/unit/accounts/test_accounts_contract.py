@@ -130,6 +130,17 @@ class TestContract:
         assert accounts.authenticate("nobody", "bob's password") is None
         assert accounts.authenticate("bob", "x" * 5000) is None
 
+    def test_a_successful_login_is_kept_as_the_last_login(self, accounts: Accounts) -> None:
+        accounts.add_user("bob", "user", "bob's password")
+        assert accounts.require_user("bob").last_login is None
+        assert accounts.authenticate("bob", "wrong password") is None
+        assert accounts.require_user("bob").last_login is None
+        user = accounts.authenticate("bob", "bob's password")
+        assert user is not None
+        assert user.last_login is not None
+        assert user.last_login >= accounts.require_user("bob").created
+        assert accounts.users()[0].last_login == user.last_login
+
     def test_new_password_ends_sessions(self, accounts: Accounts) -> None:
         bob = accounts.add_user("bob", "user", "bob's password")
         session_id, _ = accounts.create_session(bob, "192.0.2.1", 8)
@@ -222,6 +233,29 @@ class TestContract:
         assert [e.id for e in accounts.audit(user="bob")[1]] == [4, 3, 1]
         assert accounts.audit(action="search_")[0] == 0  # LIKE wildcards are literal
         assert entries[0].detail == {"n": 3, "when": "/x"}  # stored as JSON, str() if need be
+
+    def test_audit_by_time_text_and_before(self, accounts: Accounts) -> None:
+        accounts.record("bob", "192.0.2.1", "search", {"query": "invoice Müller 100%"})
+        accounts.record("eve", "2001:db8::1", "view", {"message": 7})
+        accounts.record("bob", "192.0.2.1", "search", {"query": 'say "hi" \\ x_y'})
+        _, entries = accounts.audit()
+        times = [e.time for e in reversed(entries)]
+        assert [e.id for e in accounts.audit(since=times[1])[1]] == [3, 2]
+        assert [e.id for e in accounts.audit(until=times[1])[1]] == [1]
+        assert [e.id for e in accounts.audit(since=times[1], until=times[2])[1]] == [2]
+        assert [e.id for e in accounts.audit(text="Müller")[1]] == [1]
+        assert [e.id for e in accounts.audit(text="INVOICE")[1]] == [1]
+        assert [e.id for e in accounts.audit(text="100%")[1]] == [1]
+        assert accounts.audit(text="0%")[0] == 1  # % is literal, not "anything"
+        assert accounts.audit(text="x_")[0] == 1
+        assert accounts.audit(text="_")[0] == 1  # only entry 3 has an underscore
+        assert [e.id for e in accounts.audit(text='"hi" \\ x')[1]] == [3]
+        assert [e.id for e in accounts.audit(text="2001:db8")[1]] == [2]  # the client too
+        assert [e.id for e in accounts.audit(text="view")[1]] == [2]  # and the action
+        assert [e.id for e in accounts.audit(before=3, user="bob")[1]] == [1]
+        assert accounts.audit(before=2**80)[0] == 3  # past 64 bits: answered
+        assert accounts.audit(text="x" * 10_000)[0] == 0
+        assert accounts.audit(count=False, text="view") == (-1, accounts.audit(text="view")[1])
 
     def test_an_empty_audit_log_verifies(self, accounts: Accounts) -> None:
         check = accounts.verify_audit()
@@ -336,6 +370,25 @@ class TestSqlite:
             assert (check.ok, check.entries, check.head) == (True, 1, old_hash)
             assert accounts.record("bob", "local", "view").prev_hash == old_hash
             assert accounts.verify_audit().entries == 2
+
+    def test_a_store_of_the_first_schema_is_upgraded(self, tmp_path: Path) -> None:
+        # a web.sqlite as release 1 made it: its schema, its user, its session and audit
+        path = tmp_path / DB_NAME
+        conn = sqlite3.connect(path)
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+        conn.close()
+        with SqliteAccounts(path, hasher=CHEAP) as old:
+            pass
+        assert sql(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        hashed = CHEAP.hash("bob's password")
+        sql(path, "INSERT INTO users (name, role, password_hash, addresses, created) "
+            f"VALUES ('bob', 'user', '{hashed}', '[]', '2026-01-02T03:04:05+00:00')")  # fmt: skip
+        with SqliteAccounts(path, hasher=CHEAP) as old:
+            assert old.require_user("bob").last_login is None
+            assert old.authenticate("bob", "bob's password") is not None
+            assert old.require_user("bob").last_login is not None
 
     def test_schema_version_and_a_newer_database_is_refused(self, tmp_path: Path) -> None:
         path = tmp_path / DB_NAME

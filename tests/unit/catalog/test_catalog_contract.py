@@ -91,6 +91,9 @@ def test_counts_and_listings(cat: Catalog) -> None:
     assert stats.last_date == datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
     assert cat.per_day() == [("2024-05-01", 5, stats.raw_bytes)]
     assert cat.per_day(datetime(2024, 5, 2, tzinfo=UTC)) == []
+    arrived = {e.envelope.received.astimezone(UTC).date().isoformat()
+               for r in results for e in cat.envelopes(r.id)}  # fmt: skip
+    assert cat.per_day(by="arrival") == [(d, 5, stats.raw_bytes) for d in sorted(arrived)]
     assert cat.is_visible(results[0].id, ["B@Example.com"])
     assert not cat.is_visible(results[0].id, ["nobody@example.com"])
     assert cat.get(results[-1].id + 1) is None
