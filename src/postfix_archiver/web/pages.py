@@ -26,11 +26,11 @@ from ..search import ORDERS, Order
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
+from .navigation import PER_PAGE, SearchContext, position
 from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
 
 router = APIRouter(include_in_schema=False)
 
-PER_PAGE = (25, 50, 100, 200)
 # one label for each of search.ORDERS, in that order
 ORDER_LABELS: dict[Order, str] = {
     "-date": "newest first",
@@ -280,6 +280,8 @@ def search_page(
             "next": link(page=page_no + 1),
             "last": link(page=pages),
         },
+        # each result link names this page of this search (web.navigation)
+        here=SearchContext(q, order, per, page_no).params(),
         export_mbox=urlencode({"q": q, "format": "mbox"}),
         export_zip=urlencode({"q": q, "format": "eml-zip"}),
     )
@@ -298,6 +300,8 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         sanitize_html(parsed.text_html, inline_images(parsed.inline)) if parsed.text_html else None
     )
     ctx.audit(request, identity, "view", message=message)
+    search = SearchContext.from_params(request.query_params)
+    visible_to = identity.user.visible_to
     return page(
         request,
         "message.html",
@@ -312,6 +316,8 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         extracts=view.extracts,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
         holds=view.holds if identity.user.sees_all else [],
+        search=search,
+        place=position(ctx.archive, search, message, visible_to) if search else None,
     )
 
 
