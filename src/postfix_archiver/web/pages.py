@@ -51,10 +51,14 @@ COLUMNS = (
     ("", ""),
 )
 AUDIT_ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "token")
-# the mail body frame: its own policy, stricter than the pages' (no script, data: images only)
+# the mail body frame: its own policy, stricter than the pages' (no script, data: images only).
+# Its sandbox (as the iframe's) allows popups only: a link in mail opens a new tab, which
+# escapes the sandbox so the site linked works as if typed in; never scripts, never the
+# archive's origin, never navigating the page around the frame.
+FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 FRAME_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
-    "base-uri 'none'; form-action 'none'; sandbox"
+    f"base-uri 'none'; form-action 'none'; sandbox {FRAME_SANDBOX}"
 )
 
 
@@ -312,6 +316,7 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         parsed=parsed,
         body=parsed.body_text,
         html=html,
+        frame_sandbox=FRAME_SANDBOX,
         attachments=view.attachments,
         extracts=view.extracts,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
