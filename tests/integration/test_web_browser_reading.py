@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ViewportSize, sync_playwright
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, PASSWORD, free_port
 from web_corpus import demo_messages
 
@@ -32,8 +32,8 @@ from postfix_archiver.envelope import Envelope
 
 pytestmark = [pytest.mark.integration]
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @dataclass
@@ -101,8 +101,8 @@ def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
     config = parse_config(config_path.read_text(), str(config_path))
     when = datetime(2025, 2, 10, 9, tzinfo=UTC)
     with Archive(config) as archive:
-        for raw, env in demo_messages():
-            archive.ingest(raw, env)
+        for raw, envelope in demo_messages():
+            archive.ingest(raw, envelope)
         ids = {
             "linked": archive.ingest(
                 linked_message(outside.url),
