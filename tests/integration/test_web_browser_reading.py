@@ -86,6 +86,31 @@ def linked_message(outside: str) -> bytes:
     ).encode()
 
 
+def thread_messages() -> list[tuple[str, bytes]]:
+    """A question, its reply quoting it (References), and a reply to the reply."""
+    head = "From: {f}\nTo: {t}\nSubject: {s}\nDate: Tue, 11 Feb 2025 {h}:00:00 +0000\n"
+    return [
+        ("question", (head.format(f="bob@example.com", t="audra@example.com", s="Budget?", h=9)
+                      + "Message-ID: <q@example.com>\n\nShall we meet on Friday?\n").encode()),
+        ("answer", (head.format(f="audra@example.com", t="bob@example.com", s="Re: Budget?", h=10)
+                    + "Message-ID: <a@example.com>\nIn-Reply-To: <q@example.com>\n"
+                    "References: <q@example.com>\n\nYes, at noon.\n\n"
+                    "On Tue, 11 Feb 2025, bob@example.com wrote:\n"
+                    "> Shall we meet on Friday?\n").encode()),
+        ("thanks", (head.format(f="bob@example.com", t="audra@example.com", s="Re: Budget?", h=11)
+                    + "Message-ID: <t@example.com>\nIn-Reply-To: <a@example.com>\n"
+                    "References: <q@example.com> <a@example.com>\n\nThanks!\n").encode()),
+    ]  # fmt: skip
+
+
+IMPORTED = (
+    b"From MAILER-DAEMON Mon Feb  3 10:00:00 2025\n"
+    b"From: Old Friend <friend@example.net>\nTo: audra@example.com\n"
+    b"Subject: from the old mailbox\nDate: Mon, 03 Feb 2025 10:00:00 +0000\n"
+    b"Message-ID: <old1@example.net>\n\nhello from before\n\n"
+)
+
+
 @dataclass
 class Site:
     url: str
@@ -109,6 +134,10 @@ def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
                 Envelope("news@example.com", ("audra@example.com",), received=when),
             ).id
         }
+        for name, raw in thread_messages():
+            ids[name] = archive.ingest(
+                raw, Envelope("bob@example.com", ("audra@example.com",), received=when)
+            ).id
         archive.index_pending()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
     env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
@@ -116,6 +145,11 @@ def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
         [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
         input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
     )  # fmt: skip
+    box = tmp_path / "old.mbox"
+    box.write_bytes(IMPORTED)
+    subprocess.run([str(CLI), "import", str(box)], env=env, check=True, capture_output=True)
+    with Archive(config, readonly=True) as archive:
+        ids["imported"] = archive.search("subject:mailbox").results[0].id
     log_path = tmp_path / "web.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -173,7 +207,10 @@ def browser(tmp_path: Path, site: Site, outside: Outside) -> Iterator[Any]:
 
 # the message page's parts this test's features add; the page's header and the phone layout
 # as a whole are the layout's (README, "Phones"): listed when they overflow, for the report
-OWN = "nav.msgnav, iframe.mailbody, .bodies, section.conversation, .provenance"
+OWN = (
+    "nav.msgnav, iframe.mailbody, .bodies, nav.bodytabs, section.conversation, .provenance, "
+    "table.envelope, details.inline-images, details.quoted, details.thread"
+)
 
 
 def no_overflow(page: Any) -> None:
@@ -197,12 +234,13 @@ def test_back_to_the_search_and_previous_next(browser: Any, site: Site, size: An
     first.click()
     page.wait_for_url("**/messages/*")
     assert page.locator("h1.subject").inner_text() == subject
-    assert "1 of 14" in page.locator("nav.msgnav").inner_text()
+    total = page.locator("nav.msgnav .place").inner_text().removeprefix("1 of ")
+    assert total.isdigit()
     no_overflow(page)
     assert page.locator("a[rel=prev]").count() == 0
     page.locator("a[rel=next]").click()
     page.wait_for_url("**/messages/*")
-    assert "2 of 14" in page.locator("nav.msgnav").inner_text()
+    assert page.locator("nav.msgnav .place").inner_text() == f"2 of {total}"
     assert page.locator("a[rel=next]").get_attribute("accesskey") == "n"
     assert page.locator("a[rel=prev]").get_attribute("accesskey") == "p"
     page.locator("a[rel=prev]").click()
@@ -241,3 +279,52 @@ def test_a_link_in_mail_opens_outside_the_frame(
     frame = next(f for f in page.frames if f.url.endswith("/body"))
     assert frame.evaluate("() => document.scripts.length") == 0
     tab.close()
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_conversation_and_quoted_text(browser: Any, site: Site, size: Any) -> None:
+    page = browser.pages[0]
+    page.set_viewport_size(size)
+    page.goto(f"{site.url}/messages/{site.ids['answer']}")
+    items = page.locator("ol.conversation li")
+    assert items.count() == 3
+    assert "(this message)" in items.nth(1).inner_text()
+    no_overflow(page)
+    quoted = page.locator("details.quoted")
+    assert quoted.locator("summary").inner_text() == "Quoted text (2 lines)"
+    assert not quoted.locator("pre").is_visible()  # folded
+    quoted.locator("summary").click()
+    assert quoted.locator("pre").is_visible()
+    assert "> Shall we meet on Friday?" in quoted.locator("pre").inner_text()
+    items.nth(2).locator("a").click()
+    page.wait_for_url(f"{site.url}/messages/{site.ids['thanks']}")
+    assert page.locator("h1.subject").inner_text() == "Re: Budget?"
+    # grouped results: the three are one row
+    page.goto(f"{site.url}/search?q=after:2025-02-11&group=1")  # the three only
+    assert page.locator("table.results tbody tr").count() == 1
+    assert "2 more in this conversation" in page.locator("details.thread summary").inner_text()
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_one_body_at_a_time_and_imported_mail(browser: Any, site: Site, size: Any) -> None:
+    page = browser.pages[0]
+    page.set_viewport_size(size)
+    page.goto(f"{site.url}/messages/{site.ids['linked']}")
+    frame = page.locator("iframe.mailbody")
+    frame.wait_for()
+    assert page.locator("div.body").count() == 0
+    height = frame.bounding_box()["height"]
+    assert size["height"] * 0.6 < height <= size["height"] * 0.8 + 1
+    no_overflow(page)
+    page.locator("nav.bodytabs a", has_text="Text").click()
+    page.wait_for_url("**view=text")
+    assert page.locator("iframe.mailbody").count() == 0
+    assert "Read the article" in page.locator("div.body").inner_text()
+    no_overflow(page)
+    page.goto(f"{site.url}/messages/{site.ids['imported']}")
+    provenance = page.locator("tr.provenance").inner_text()
+    assert "by the import of mbox" in provenance
+    assert "old.mbox" in provenance
+    assert "Sender\t<>" not in page.locator("table.envelope").inner_text()
+    assert "not recorded in the imported mailbox" in page.locator("table.envelope").inner_text()
+    no_overflow(page)

@@ -1,6 +1,7 @@
 """The search a message was opened from: the way back to it and the messages beside it.
 
-A result link carries its search as query parameters (``q``, ``order``, ``per``, ``page``);
+A result link carries its search as query parameters (``q``, ``order``, ``per``, ``page``,
+and ``group`` when the results are grouped by conversation);
 the message page links back to exactly that page of results and to the previous and next
 result. They come from the request's query string, so anything can be in them: a value
 that is not one the search page itself would make is dropped (the page is shown without
@@ -34,6 +35,7 @@ class SearchContext:
     order: str = "-date"
     per: int = DEFAULT_PER
     page: int = 1
+    group: bool = False  # the results grouped by conversation (previous/next walk them all)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> SearchContext | None:
@@ -51,11 +53,17 @@ class SearchContext:
             order=order if order in ORDERS else "-date",
             per=int(per) if per in {str(n) for n in PER_PAGE} else DEFAULT_PER,
             page=int(page) if _PAGE.fullmatch(page) and 0 < int(page) <= MAX_PAGE else 1,
+            group=params.get("group") == "1",
         )
 
     def params(self) -> str:
         """The query string of the search page shown (and of its result links)."""
-        return urlencode({"q": self.q, "order": self.order, "per": self.per, "page": self.page})
+        params: dict[str, object] = {
+            "q": self.q, "order": self.order, "per": self.per, "page": self.page
+        }  # fmt: skip
+        if self.group:
+            params["group"] = 1
+        return urlencode(params)
 
     @property
     def offset(self) -> int:

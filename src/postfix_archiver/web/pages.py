@@ -6,12 +6,13 @@ exports link to the API routes, which accept the session cookie too.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,7 +20,7 @@ from markupsafe import Markup
 
 from ..accounts import MIN_PASSWORD, ROLES
 from ..archive import lag_seconds
-from ..catalog import SearchPage
+from ..catalog import MessageRow, SearchPage
 from ..dates import header_note
 from ..errors import AccountError, QueryError
 from ..search import ORDERS, Order
@@ -27,6 +28,7 @@ from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
 from .navigation import PER_PAGE, SearchContext, position
+from .quoting import split_quoted
 from .render import chart_bars, envelopes_for, inline_images, sanitize_html, svg_chart
 
 router = APIRouter(include_in_schema=False)
@@ -50,6 +52,7 @@ COLUMNS = (
     ("size", "Size"),
     ("", ""),
 )
+CONVERSATION_LIMIT = 200  # messages listed on a message page; a longer one says so
 AUDIT_ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "token")
 # the mail body frame: its own policy, stricter than the pages' (no script, data: images only).
 # Its sandbox (as the iframe's) allows popups only: a link in mail opens a new tab, which
@@ -223,8 +226,10 @@ def search_page(
     order: str = "-date",
     page_no: int = Query(1, alias="page", ge=1, le=10_000_000),
     per: int = 50,
+    group: str = Query("", max_length=10),
 ) -> HTMLResponse:
     ctx = context(request)
+    grouped = group == "1"  # anything else: not grouped
     order = order if order in ORDERS else "-date"
     per = per if per in PER_PAGE else 50
     offset = (page_no - 1) * per
@@ -249,8 +254,15 @@ def search_page(
 
     def link(**changes: object) -> str:
         params: dict[str, object] = {"q": q, "order": order, "per": per, "page": page_no}
+        params["group"] = changes.pop("group", grouped)
         params.update(changes)
+        if not params["group"]:
+            del params["group"]
+        else:
+            params["group"] = 1
         return urlencode(params)
+
+    leaders, hidden = conversations(ctx, result.results) if result and grouped else ({}, set())
 
     sort_links = {}
     for key in ("date", "from", "subject", "size"):
@@ -284,11 +296,39 @@ def search_page(
             "next": link(page=page_no + 1),
             "last": link(page=pages),
         },
+        grouped=grouped,
+        group_link=link(group=0 if grouped else 1),
+        leaders=leaders,
+        hidden=hidden,
         # each result link names this page of this search (web.navigation)
-        here=SearchContext(q, order, per, page_no).params(),
+        here=SearchContext(q, order, per, page_no, grouped).params(),
         export_mbox=urlencode({"q": q, "format": "mbox"}),
         export_zip=urlencode({"q": q, "format": "eml-zip"}),
     )
+
+
+def conversations(
+    ctx: WebContext, rows: list[MessageRow]
+) -> tuple[dict[int, list[MessageRow]], set[int]]:
+    """The results of one page grouped by conversation: the first (in the page's order) of
+    each conversation with the others of it on this page, and the ids of those others (not
+    listed on their own). Grouping is by page: a conversation whose messages fall on two
+    pages is on each."""
+    threads = ctx.archive.threads([r.id for r in rows])
+    first: dict[str, int] = {}
+    leaders: dict[int, list[MessageRow]] = {}
+    hidden: set[int] = set()
+    for r in rows:
+        key = threads.get(r.id)
+        if key is None:
+            continue
+        if key in first:
+            leaders[first[key]].append(r)
+            hidden.add(r.id)
+        else:
+            first[key] = r.id
+            leaders[r.id] = []
+    return leaders, hidden
 
 
 # -- one message -----------------------------------------------------------------------------
@@ -306,6 +346,16 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     ctx.audit(request, identity, "view", message=message)
     search = SearchContext.from_params(request.query_params)
     visible_to = identity.user.visible_to
+    # one body at a time: the HTML one if there is one, else the text; the other a link away
+    shown = "text" if html is None or request.query_params.get("view") == "text" else "html"
+    context_params = dict(parse_qsl(search.params())) if search else {}
+    body_links = {
+        v: f"/messages/{message}?" + urlencode({**context_params, "view": v})
+        for v in ("html", "text")
+    }
+    # images the HTML body shows by Content-ID: listed apart from the files
+    inline_shas = {hashlib.sha256(p.data).hexdigest() for p in parsed.inline.values()}
+    inline_shas &= {a.sha256 for a in view.attachments if a.content_type.startswith("image/")}
     return page(
         request,
         "message.html",
@@ -320,9 +370,20 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         attachments=view.attachments,
         extracts=view.extracts,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
+        imports=view.imports,
+        shown=shown,
+        body_links=body_links,
+        inline_shas=inline_shas,
+        inline_count=sum(1 for a in view.attachments if a.sha256 in inline_shas),
         holds=view.holds if identity.user.sees_all else [],
         search=search,
         place=position(ctx.archive, search, message, visible_to) if search else None,
+        # the others of its conversation this reader may see (a user: their own mail only)
+        conversation=ctx.archive.conversation(
+            message, limit=CONVERSATION_LIMIT, visible_to=visible_to
+        ),
+        conversation_limit=CONVERSATION_LIMIT,
+        body_blocks=split_quoted(parsed.body_text) if parsed.body_text else [],
     )
 
 

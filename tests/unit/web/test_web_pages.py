@@ -275,7 +275,7 @@ def test_message_page_shows_headers_envelope_attachments_and_body(web: Web) -> N
     tags = Tags(text)
     assert tags.find("a", href=f"/api/v1/messages/{report}/attachments/1")
     assert tags.find("a", href=f"/api/v1/messages/{report}/raw")
-    assert '<pre class="body">Here is the quarterly report.</pre>' in text
+    assert '<div class="body"><pre>Here is the quarterly report.</pre></div>' in text
     assert "Message-Id" in text or "Message-ID" in text
     assert not tags.find("iframe")  # no HTML body, no frame
     (entry,) = web.audit("view")
