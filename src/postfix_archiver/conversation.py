@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .envelope import clean_text
 from .message import ParsedMessage, normalize_message_id
 
 # a msg-id in angle brackets; anything between them but whitespace and brackets
@@ -36,14 +37,19 @@ def message_ids(value: str | None) -> list[str]:
 
 
 def thread_key(message_id: str, in_reply_to: str | None, references: str | None) -> ThreadKey:
+    """The conversation key from the three headers' decoded values (as ``ParsedMessage``
+    has them); 8-bit bytes left escaped in them are read as ``clean_text`` reads them, so a
+    key is always storable text."""
     refs = message_ids(references)
     if refs:
-        return ThreadKey(refs[0])
+        return ThreadKey(clean_text(refs[0]))
     parents = message_ids(in_reply_to)
     if parents:
-        return ThreadKey(parents[0], parent=parents[0])
+        parent = clean_text(parents[0])
+        return ThreadKey(parent, parent=parent)
     own = normalize_message_id(message_id)
-    return ThreadKey(own if 0 < len(own) <= MAX_KEY and not any(c.isspace() for c in own) else "")
+    ok = 0 < len(own) <= MAX_KEY and not any(c.isspace() for c in own)
+    return ThreadKey(clean_text(own) if ok else "")
 
 
 def thread_of(parsed: ParsedMessage) -> ThreadKey:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..conversation import thread_key
 from ..errors import StoreError
+from ..message import decode_header_value
 
 if TYPE_CHECKING:
     from .service import Archive
@@ -38,10 +39,11 @@ def backfill_threads(archive: Archive, batch: int = BATCH) -> int:
             found.append((message, "", ""))
             continue
         head = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+        # decoded as parse_message decodes them at ingest: the same key either way
         key = thread_key(
-            str(head.get("Message-ID") or ""),
-            str(head.get("In-Reply-To") or ""),
-            str(head.get("References") or ""),
+            decode_header_value(head.get("Message-ID")),
+            decode_header_value(head.get("In-Reply-To")),
+            decode_header_value(head.get("References")),
         )
         found.append((message, key.key, key.parent))
     if found:

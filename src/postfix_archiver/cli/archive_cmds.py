@@ -25,6 +25,7 @@ from ..archive import (
 )
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
+from ..envelope import clean_text
 from ..export import FORMATS, export
 from ..importers import open_source, worker_processes
 from ..integrity.keys import load_public_key
@@ -61,12 +62,13 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
         advances: deque[tuple[int, str]] = deque()
         # where each new arrival came from, recorded beside its envelope after it is
         # archived (the web's message page says so instead of an empty envelope)
-        run = archive.catalog.start_import(src.description, datetime.now(UTC))
+        # (clean_text: a file name's 8-bit bytes that are not UTF-8 are surrogate escapes)
+        run = archive.catalog.start_import(clean_text(src.description), datetime.now(UTC))
         origins: list[tuple[int, str]] = []
 
         def items() -> Iterator[tuple[bytes, Any]]:
             for item in src:
-                advances.append((item.advance, item.origin))
+                advances.append((item.advance, clean_text(item.origin)))
                 yield item.raw, item.envelope
 
         processes = workers or worker_processes(src)

@@ -88,7 +88,10 @@ def test_thread_key_names_the_root() -> None:
     assert thread_key("", None, None).key == ""
     assert thread_key("not an id with spaces", "garbage", "no brackets").key == ""
     assert thread_key("<" + "x" * 5000 + ">", None, None).key == ""
-    assert thread_key("<a@x>", None, "<\udcff\u202e@x> <b@x>").key == "\udcff\u202e@x"
+    # bytes left escaped (not UTF-8) are read as Latin-1: a key is always storable text
+    escaped = thread_key("<a@x>", None, "<\udcff\u202e@x> <b@x>").key
+    assert escaped.startswith("\u00ff")
+    escaped.encode("utf-8")
 
 
 def test_the_conversation_is_on_the_message_page(web: Web, archive: Archive) -> None:
@@ -220,3 +223,24 @@ def test_odd_group_values_are_not_grouped_or_refused(
     page = web.login("audra").get("/search", params={"q": "budget", "group": group})
     assert page.status_code in (200, 400)
     assert "more in this conversation" not in page.text
+
+
+def test_eight_bit_references_get_the_same_key_at_ingest_and_in_the_backfill(
+    config: Config, archive: Archive
+) -> None:
+    raws = [
+        b"From: a@example.com\nMessage-ID: <r\xff\xfe@x>\nSubject: one\n\nfirst\n",
+        b"From: b@example.com\nMessage-ID: <s@x>\nIn-Reply-To: <r\xff\xfe@x>\n"
+        b"References: <r\xff\xfe@x>\nSubject: two\n\nsecond\n",
+    ]
+    ids = [archive.ingest(r, Envelope("a@example.com", ("b@example.com",))).id for r in raws]
+    archive.index_pending()
+    at_ingest = archive.threads(ids)
+    assert len(set(at_ingest.values())) == 1
+    conn = sqlite3.connect(_catalog(config))
+    with conn:
+        conn.execute("UPDATE messages SET thread = NULL")
+    conn.close()
+    archive.index_pending()
+    assert archive.threads(ids) == at_ingest
+    assert [r.id for r in archive.conversation(ids[1])] == ids

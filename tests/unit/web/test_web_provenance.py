@@ -75,3 +75,18 @@ def test_importing_again_keeps_the_first_origin(web: Web, tmp_path: Path) -> Non
     page = web.login("audra").get(f"/messages/{message}")
     assert str(box) in page.text
     assert str(copy) not in page.text
+
+
+def test_a_file_name_that_is_not_utf8(web: Web, tmp_path: Path) -> None:
+    raw_dir = bytes(tmp_path) + b"/old\xff mail.mbox"
+    with open(raw_dir, "wb") as f:
+        f.write(MBOX)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[archive]\nhome = "{web.config.archive.home}"\n')
+    name = raw_dir.decode("utf-8", "surrogateescape")
+    result = CliRunner().invoke(main, ["import", "--config", str(config), name])
+    assert result.exit_code == 0, result.output
+    (row,) = web.archive.search("subject:mailbox").results
+    page = web.login("audra").get(f"/messages/{row.id}")
+    assert page.status_code == 200
+    assert "old\u00ff mail.mbox" in page.text
