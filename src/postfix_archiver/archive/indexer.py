@@ -40,6 +40,7 @@ from ..extract import (
 )
 from ..extract.process import Worker
 from ..message import parse_message
+from .conversations import backfill_threads
 from .holds import ActiveHolds
 from .service import INDEX_TEXT_VERSION, index_text
 
@@ -307,6 +308,15 @@ def drain(
         total += count
         if progress is not None:
             progress(count)
+        if pace is not None:
+            pace(time.monotonic() - started)
+    # then, with nothing left to index, the conversations of mail archived before they
+    # were recorded (a no-op on an archive that has them all)
+    while stop is None or not stop.is_set():
+        started = time.monotonic()
+        with archive.index_lock:
+            if not backfill_threads(archive):
+                break
         if pace is not None:
             pace(time.monotonic() - started)
     archive.indexed_since_compact += total

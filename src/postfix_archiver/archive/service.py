@@ -39,6 +39,7 @@ from ..catalog import (
     EnvelopeRow,
     ExtractRecord,
     HoldRow,
+    ImportOrigin,
     MessageRow,
     NewArrival,
     SearchPage,
@@ -47,6 +48,7 @@ from ..catalog import (
     open_catalog,
 )
 from ..config import Config
+from ..conversation import thread_of
 from ..envelope import Envelope, clean_text
 from ..errors import IntegrityError, NotFoundError
 from ..extract import Limits, limits_from
@@ -100,6 +102,8 @@ class MessageView:
     holds: list[HoldRow] = field(default_factory=list)
     # how each attachment's text was extracted, by SHA-256 (none: not indexed yet)
     extracts: dict[str, ExtractRecord] = field(default_factory=dict)
+    # where each imported envelope came from, by envelope id (recorded since migration 7)
+    imports: dict[int, ImportOrigin] = field(default_factory=dict)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -353,6 +357,7 @@ class Archive:
         tags: tuple[str, ...],
         epoch: int | None = None,
     ) -> NewArrival:
+        thread = thread_of(parsed)
         return NewArrival(
             sha256=sha,
             size=len(raw),
@@ -374,6 +379,8 @@ class Archive:
                 retention or self.config.archive.retention, envelope.received
             ),
             blob_epoch=epoch,
+            thread=thread.key,
+            thread_parent=thread.parent,
         )
 
     def ingest(self, raw: bytes, envelope: Envelope) -> IngestResult:
@@ -509,6 +516,16 @@ class Archive:
         indexed)."""
         return self.catalog.extract_records([a.sha256 for a in attachments])
 
+    def conversation(
+        self, message: int, *, limit: int = 200, visible_to: Sequence[str] | None = None
+    ) -> list[MessageRow]:
+        """The messages of ``message``'s conversation, oldest first (see
+        ``Catalog.conversation``)."""
+        return self.catalog.conversation(message, limit=limit, visible_to=visible_to)
+
+    def threads(self, messages: Sequence[int]) -> dict[int, str]:
+        return self.catalog.threads(messages)
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         """Whether one of ``addresses`` sent or received ``message`` (see ``Catalog.search``)."""
         return self.catalog.is_visible(message, addresses)
@@ -516,12 +533,15 @@ class Archive:
     def view(self, message: int) -> MessageView:
         row = self.get(message)
         attachments = self.catalog.attachments(message)
+        envelopes = self.catalog.envelopes(message)
+        imported = [e.id for e in envelopes if e.envelope.source == "import"]
         return MessageView(
             row,
-            self.catalog.envelopes(message),
+            envelopes,
             attachments,
             self.catalog.holds_of(message),
             self.extractions(attachments),
+            self.catalog.import_origins(imported) if imported else {},
         )
 
     def read(self, message: int) -> MessageRead:

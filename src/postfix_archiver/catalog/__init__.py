@@ -23,6 +23,7 @@ from .records import (
     ExtractRecord,
     HoldQueries,
     HoldRow,
+    ImportOrigin,
     Indexed,
     IndexEntry,
     IndexStatus,
@@ -253,6 +254,48 @@ class Catalog(Protocol):
         batch stays pending."""
         ...
 
+    # -- conversations (``conversation.thread_key``; ``add_batch`` records each arrival's) ---
+
+    def conversation(
+        self, message: int, *, limit: int = 200, visible_to: Sequence[str] | None = None
+    ) -> list[MessageRow]:
+        """The messages of ``message``'s conversation (itself included), oldest first, at
+        most ``limit``; with ``visible_to``, only those one of the addresses may see (as
+        ``search``). Empty for a message alone, unknown, or whose conversation is not
+        known yet."""
+        ...
+
+    def threads(self, messages: Sequence[int]) -> dict[int, str]:
+        """The conversation key of each of ``messages`` that is in a conversation."""
+        ...
+
+    def unthreaded(self, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` messages archived before conversations were recorded (id,
+        SHA-256), oldest first: ``set_threads`` records theirs."""
+        ...
+
+    def set_threads(self, threads: Sequence[tuple[int, str, str]]) -> None:
+        """Records (message, key, parent) as ``add_batch`` does for an arrival, in one
+        transaction, for messages whose conversation is not recorded yet."""
+        ...
+
+    # -- imports: where imported mail came from (beside the envelope, not in it) ---------
+
+    def start_import(self, source: str, when: datetime) -> int:
+        """Records an import run of ``source`` (what it was given) started ``when``."""
+        ...
+
+    def record_import_origins(self, run: int, origins: Sequence[tuple[int, str]]) -> None:
+        """Records, for each (chain event seq of a new arrival, origin), that its envelope
+        came from ``origin`` in import ``run`` (an envelope recorded already keeps its)."""
+        ...
+
+    def finish_import(self, run: int, when: datetime) -> None: ...
+
+    def import_origins(self, envelopes: Sequence[int]) -> dict[int, ImportOrigin]:
+        """Where each of ``envelopes`` that was imported (and recorded so) came from."""
+        ...
+
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool: ...
 
     def messages(self) -> Iterator[MessageRow]: ...
@@ -304,6 +347,7 @@ __all__ = [
     "ExtractRecord",
     "HoldQueries",
     "HoldRow",
+    "ImportOrigin",
     "IndexEntry",
     "IndexStatus",
     "Indexed",

@@ -50,6 +50,11 @@ class NewArrival:
     # Catalog.blob_epoch when it was staged: its commit fails if a removal has deleted one of
     # its blobs since (None: not checked)
     blob_epoch: int | None = None
+    # its conversation (``conversation.thread_key``): the root Message-ID, or "" (alone);
+    # ``thread_parent``, an In-Reply-To without References, whose own conversation the
+    # catalog gives it when that message is archived
+    thread: str = ""
+    thread_parent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +227,16 @@ class EnvelopeRow:
     envelope: Envelope
     retention: str | None = None  # of the rules that kept this arrival; None: none set
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOrigin:
+    """Where an imported arrival came from: its file (or mbox and position) and the run."""
+
+    origin: str  # the file, or "mbox:offset", as the importer named it
+    source: str  # what the import was given (its description)
+    started: datetime
+    finished: datetime | None  # None: the run did not finish (interrupted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from .records import (
     ExtractRecord,
     HoldQueries,
     HoldRow,
+    ImportOrigin,
     Indexed,
     IndexEntry,
     IndexStatus,
@@ -223,6 +224,30 @@ MIGRATIONS: list[str] = [
     UPDATE messages SET indexed_with = NULL;
     INSERT INTO index_queue (message, queued_at)
         SELECT id, CAST(strftime('%s', 'now') AS INTEGER) FROM messages
+    """,
+    # 6: conversations (``conversation.thread_key``): each message's root Message-ID, "" for
+    # a message alone. Messages archived before have NULL (not known yet): the indexer
+    # fills it in from their headers when it has nothing else to do (``unthreaded``).
+    """
+    ALTER TABLE messages ADD COLUMN thread TEXT;
+    CREATE INDEX messages_thread ON messages(thread, date, id)
+    """,
+    # 7: where imported mail came from. An import's envelope is what the file recorded
+    # (often nothing: no sender, no recipients); the import run (what was imported, when)
+    # and each arrival's file or mbox position are recorded beside it, not in the envelope
+    # (whose key makes an import run twice record it once, and which the chain covers).
+    """
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        started INTEGER NOT NULL,
+        finished INTEGER
+    );
+    CREATE TABLE envelope_imports (
+        envelope INTEGER PRIMARY KEY,
+        import INTEGER NOT NULL REFERENCES imports(id),
+        origin TEXT NOT NULL
+    )
     """,
 ]
 
@@ -564,7 +589,8 @@ class SqliteCatalog:
         cur = conn.execute(
             "INSERT INTO messages (id, sha256, size, stored_size, date, received, message_id, "
             "subject, from_text, to_text, cc_text, attachment_count, defects, retain_until, "
-            f"indexed_with) VALUES ({_NEXT_MESSAGE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"indexed_with, thread) VALUES ({_NEXT_MESSAGE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?)",
             (
                 a.sha256,
                 a.size,
@@ -580,6 +606,7 @@ class SqliteCatalog:
                 json.dumps(a.defects),
                 None if a.retain_until is None else _ts(a.retain_until),
                 None,  # not indexed yet: queued below
+                self._thread(conn, a.thread, a.thread_parent),
             ),
         )
         message = cur.lastrowid
@@ -711,6 +738,11 @@ class SqliteCatalog:
         )]  # fmt: skip
         conn.execute(
             "DELETE FROM envelope_recipients WHERE envelope IN "
+            "(SELECT id FROM envelopes WHERE message = ?)",
+            (r.message,),
+        )
+        conn.execute(
+            "DELETE FROM envelope_imports WHERE envelope IN "
             "(SELECT id FROM envelopes WHERE message = ?)",
             (r.message,),
         )
@@ -1209,6 +1241,97 @@ class SqliteCatalog:
                 return
             yield from (self._row(r) for r in rows)
             last = int(rows[-1][0])
+
+    @staticmethod
+    def _thread(conn: sqlite3.Connection, key: str, parent: str) -> str:
+        """``key``, or the conversation of the archived message ``parent`` names."""
+        if parent:
+            found = conn.execute(
+                "SELECT thread FROM messages WHERE message_id = ? AND thread IS NOT NULL "
+                "AND thread != '' ORDER BY id LIMIT 1",
+                (parent,),
+            ).fetchone()
+            if found:
+                return str(found[0])
+        return key
+
+    def conversation(
+        self, message: int, *, limit: int = 200, visible_to: Sequence[str] | None = None
+    ) -> list[MessageRow]:
+        if not _storable(message):
+            return []
+        params: list[object] = [message]
+        where = "m.thread = (SELECT thread FROM messages WHERE id = ? AND thread != '')"
+        if visible_to is not None:
+            where = f"{where} AND {self._compiler.visible(visible_to, params)}"
+        rows = self._query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE {where} "
+            "ORDER BY m.date, m.id LIMIT ?",
+            [*params, limit],
+        )
+        return [self._row(r) for r in rows]
+
+    def threads(self, messages: Sequence[int]) -> dict[int, str]:
+        ids = [m for m in messages if _storable(m)]
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._query(
+            f"SELECT id, thread FROM messages WHERE id IN ({marks}) AND thread != ''", ids
+        )
+        return {int(i): str(t) for i, t in rows}
+
+    def unthreaded(self, limit: int) -> list[tuple[int, str]]:
+        rows = self._query(
+            "SELECT id, sha256 FROM messages WHERE thread IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(int(i), str(sha)) for i, sha in rows]
+
+    def set_threads(self, threads: Sequence[tuple[int, str, str]]) -> None:
+        with self._write("record conversations") as conn:
+            for message, key, parent in threads:
+                conn.execute(
+                    "UPDATE messages SET thread = ? WHERE id = ? AND thread IS NULL",
+                    (self._thread(conn, key, parent), message),
+                )
+
+    def start_import(self, source: str, when: datetime) -> int:
+        with self._write("record an import") as conn:
+            cur = conn.execute(
+                "INSERT INTO imports (source, started) VALUES (?, ?)", (source, _ts(when))
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def record_import_origins(self, run: int, origins: Sequence[tuple[int, str]]) -> None:
+        with self._write("record where imported mail came from") as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO envelope_imports (envelope, import, origin) "
+                "SELECT envelope, ?, ? FROM events WHERE seq = ? AND tombstone IS NULL",
+                [(run, origin, seq) for seq, origin in origins if _storable(seq)],
+            )
+
+    def finish_import(self, run: int, when: datetime) -> None:
+        with self._write("record an import") as conn:
+            conn.execute("UPDATE imports SET finished = ? WHERE id = ?", (_ts(when), run))
+
+    def import_origins(self, envelopes: Sequence[int]) -> dict[int, ImportOrigin]:
+        ids = [e for e in envelopes if _storable(e)]
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._query(
+            "SELECT o.envelope, o.origin, i.source, i.started, i.finished "
+            "FROM envelope_imports o JOIN imports i ON i.id = o.import "
+            f"WHERE o.envelope IN ({marks})",
+            ids,
+        )
+        return {
+            int(e): ImportOrigin(
+                str(origin), str(source), _dt(started), None if done is None else _dt(done)
+            )
+            for e, origin, source, started, done in rows
+        }
 
     def is_visible(self, message: int, addresses: Sequence[str]) -> bool:
         if not _storable(message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..archive import (
 )
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
+from ..envelope import clean_text
 from ..export import FORMATS, export
 from ..importers import open_source, worker_processes
 from ..integrity.keys import load_public_key
@@ -57,22 +59,35 @@ def import_(config_path: str | None, source: str, workers: int) -> None:
     src = open_source(source)
     new = dup = retried = 0
     with Archive(config) as archive, progress(src.total, src.unit, "importing") as advance:
-        advances: deque[int] = deque()
+        advances: deque[tuple[int, str]] = deque()
+        # where each new arrival came from, recorded beside its envelope after it is
+        # archived (the web's message page says so instead of an empty envelope)
+        # (clean_text: a file name's 8-bit bytes that are not UTF-8 are surrogate escapes)
+        run = archive.catalog.start_import(clean_text(src.description), datetime.now(UTC))
+        origins: list[tuple[int, str]] = []
 
         def items() -> Iterator[tuple[bytes, Any]]:
             for item in src:
-                advances.append(item.advance)
+                advances.append((item.advance, clean_text(item.origin)))
                 yield item.raw, item.envelope
 
         processes = workers or worker_processes(src)
         for result in archive.ingest_many(items(), processes=processes):
-            advance(advances.popleft())
+            units, origin = advances.popleft()
+            advance(units)
+            if result.event_seq is not None:
+                origins.append((result.event_seq, origin))
+                if len(origins) >= 500:
+                    archive.catalog.record_import_origins(run, origins)
+                    origins.clear()
             if result.new_message:
                 new += 1
             elif result.new_envelope:
                 dup += 1
             else:
                 retried += 1
+        archive.catalog.record_import_origins(run, origins)
+        archive.catalog.finish_import(run, datetime.now(UTC))
         # what was imported is searchable when the command ends (a serve running beside
         # it may index some of it first: each message is indexed once)
         queued = archive.catalog.index_status().queued

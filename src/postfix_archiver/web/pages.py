@@ -7,19 +7,20 @@ exports link to the API routes, which accept the session cookie too.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from ..archive import lag_seconds
-from ..catalog import SearchPage
+from ..catalog import MessageRow, SearchPage
 from ..dates import header_note, time_zone, zone_names
 from ..errors import QueryError
 from ..search import ORDERS, Order, parse_query
@@ -27,13 +28,14 @@ from . import chart
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
+from .navigation import PER_PAGE, SearchContext, position
+from .quoting import split_quoted
 from .render import envelopes_for, inline_images, sanitize_html
 from .search_dates import DateRange, DateRangeError, parse_range, quick_ranges
 from .zones import ZONE_COOKIE, reader_zone
 
 router = APIRouter(include_in_schema=False)
 
-PER_PAGE = (25, 50, 100, 200)
 # one label for each of search.ORDERS, in that order
 ORDER_LABELS: dict[Order, str] = {
     "-date": "newest first",
@@ -53,10 +55,15 @@ COLUMNS = (
     ("size", "Size"),
     ("", ""),
 )
-# the mail body frame: its own policy, stricter than the pages' (no script, data: images only)
+CONVERSATION_LIMIT = 200  # messages listed on a message page; a longer one says so
+# the mail body frame: its own policy, stricter than the pages' (no script, data: images only).
+# Its sandbox (as the iframe's) allows popups only: a link in mail opens a new tab, which
+# escapes the sandbox so the site linked works as if typed in; never scripts, never the
+# archive's origin, never navigating the page around the frame.
+FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 FRAME_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
-    "base-uri 'none'; form-action 'none'; sandbox"
+    f"base-uri 'none'; form-action 'none'; sandbox {FRAME_SANDBOX}"
 )
 
 
@@ -227,8 +234,10 @@ def search_page(
     per: int = 50,
     first: str = Query("", alias="from", max_length=100),
     last: str = Query("", alias="to", max_length=100),
+    group: str = Query("", max_length=10),
 ) -> HTMLResponse:
     ctx = context(request)
+    grouped = group == "1"  # anything else: not grouped
     order = order if order in ORDERS else "-date"
     per = per if per in PER_PAGE else 50
     offset = (page_no - 1) * per
@@ -265,8 +274,11 @@ def search_page(
     def link(**changes: object) -> str:
         params: dict[str, object] = {"q": q, "order": order, "per": per, "page": page_no}
         params.update(kept)
+        params["group"] = 1 if changes.pop("group", grouped) else ""
         params.update(changes)
         return urlencode({k: v for k, v in params.items() if v != ""})
+
+    leaders, hidden = conversations(ctx, result.results) if result and grouped else ({}, set())
 
     sort_links = {}
     for key in ("date", "from", "subject", "size"):
@@ -309,9 +321,41 @@ def search_page(
             "next": link(page=page_no + 1),
             "last": link(page=pages),
         },
+        grouped=grouped,
+        group_link=link(group=0 if grouped else 1),
+        leaders=leaders,
+        hidden=hidden,
+        # each result link names this page of this search (web.navigation)
+        here=SearchContext(
+            q, order, per, page_no, grouped, kept.get("from", ""), kept.get("to", "")
+        ).params(),
         export_mbox=urlencode({"q": full, "format": "mbox"}),
         export_zip=urlencode({"q": full, "format": "eml-zip"}),
     )
+
+
+def conversations(
+    ctx: WebContext, rows: list[MessageRow]
+) -> tuple[dict[int, list[MessageRow]], set[int]]:
+    """The results of one page grouped by conversation: the first (in the page's order) of
+    each conversation with the others of it on this page, and the ids of those others (not
+    listed on their own). Grouping is by page: a conversation whose messages fall on two
+    pages is on each."""
+    threads = ctx.archive.threads([r.id for r in rows])
+    first: dict[str, int] = {}
+    leaders: dict[int, list[MessageRow]] = {}
+    hidden: set[int] = set()
+    for r in rows:
+        key = threads.get(r.id)
+        if key is None:
+            continue
+        if key in first:
+            leaders[first[key]].append(r)
+            hidden.add(r.id)
+        else:
+            first[key] = r.id
+            leaders[r.id] = []
+    return leaders, hidden
 
 
 # -- one message -----------------------------------------------------------------------------
@@ -327,6 +371,18 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         sanitize_html(parsed.text_html, inline_images(parsed.inline)) if parsed.text_html else None
     )
     ctx.audit(request, identity, "view", message=message)
+    search = SearchContext.from_params(request.query_params)
+    visible_to = identity.user.visible_to
+    # one body at a time: the HTML one if there is one, else the text; the other a link away
+    shown = "text" if html is None or request.query_params.get("view") == "text" else "html"
+    context_params = dict(parse_qsl(search.params())) if search else {}
+    body_links = {
+        v: f"/messages/{message}?" + urlencode({**context_params, "view": v})
+        for v in ("html", "text")
+    }
+    # images the HTML body shows by Content-ID: listed apart from the files
+    inline_shas = {hashlib.sha256(p.data).hexdigest() for p in parsed.inline.values()}
+    inline_shas &= {a.sha256 for a in view.attachments if a.content_type.startswith("image/")}
     return page(
         request,
         "message.html",
@@ -337,10 +393,28 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         parsed=parsed,
         body=parsed.body_text,
         html=html,
+        frame_sandbox=FRAME_SANDBOX,
         attachments=view.attachments,
         extracts=view.extracts,
         envelopes=envelopes_for(identity.user, view.envelopes, parsed),
+        imports=view.imports,
+        shown=shown,
+        body_links=body_links,
+        inline_shas=inline_shas,
+        inline_count=sum(1 for a in view.attachments if a.sha256 in inline_shas),
         holds=view.holds if identity.user.sees_all else [],
+        search=search,
+        place=(
+            position(ctx.archive, search, message, visible_to, reader_zone(request).tz)
+            if search
+            else None
+        ),
+        # the others of its conversation this reader may see (a user: their own mail only)
+        conversation=ctx.archive.conversation(
+            message, limit=CONVERSATION_LIMIT, visible_to=visible_to
+        ),
+        conversation_limit=CONVERSATION_LIMIT,
+        body_blocks=split_quoted(parsed.body_text) if parsed.body_text else [],
     )
 
 

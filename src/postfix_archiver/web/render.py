@@ -8,6 +8,8 @@ Nothing that comes from a message (headers, names, subjects, file names, bodies)
   style sheets, no forms or frames, no event handlers, links only to http(s) and mailto,
   images only as ``data:`` URIs, so remote images are never fetched) and is then shown in a
   sandboxed iframe whose own Content-Security-Policy forbids scripts and remote loads again;
+  its links open in a new tab (``target=_blank``, ``rel="noopener noreferrer"``: the page
+  opened learns neither the archive's address nor gets a handle on its window);
 - downloads get a sanitized file name (``content_disposition``) and are always attachments.
 """
 
@@ -149,6 +151,10 @@ def sanitize_html(markup: str, inline: Mapping[str, str] | None = None) -> Sanit
         attribute_filter=keep,
         url_schemes={"http", "https", "mailto", "data", "cid"},
         link_rel="noopener noreferrer",
+        # a link leaves the frame for a tab of its own (the frame may show only this
+        # site's pages, so a link followed inside it is the browser's broken-frame icon);
+        # the iframe's sandbox allows popups, and nothing else, for this
+        set_tag_attribute_values={"a": {"target": "_blank"}},
         strip_comments=True,
         filter_style_properties=ALLOWED_STYLES,
     )

@@ -123,7 +123,7 @@ def test_page_csp_allows_no_script_and_nothing_from_elsewhere() -> None:
     assert frame["default-src"] == "'none'"
     assert frame["img-src"] == "data:"
     assert "script-src" not in frame
-    assert "sandbox" in frame
+    assert frame["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"
 
 
 def test_secure_cookies_behind_tls(tmp_path: Path) -> None:
@@ -269,7 +269,10 @@ def test_sanitizer_removes_everything_active() -> None:
                 "images.example.net", "pwned"):  # fmt: skip
         assert bad not in lowered, bad
     assert clean.remote_images == 1
-    assert '<a href="https://example.com/ok" rel="noopener noreferrer">fine link</a>' in clean.html
+    link = (
+        '<a href="https://example.com/ok" target="_blank" rel="noopener noreferrer">fine link</a>'
+    )
+    assert link in clean.html
     assert '<div style="color:red">red</div>' in clean.html
 
 
