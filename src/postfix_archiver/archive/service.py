@@ -20,13 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import (
-    CancelledError,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-)
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -83,10 +77,6 @@ SNIPPET_MAX_SIZE = 16 << 20
 # the time a page's snippets may take (seconds): the results past it get none, so a hostile
 # query or a slow store delays a page by this much at most, plus one message's snippet
 SNIPPET_BUDGET = 0.25
-# threads cutting one page's snippets: reading a blob (SQLite, files, zstd, SHA-256) spends
-# most of its time outside the GIL, so on 2 cores four threads take about half the time of
-# one (bench/web_search.py); more add nothing but memory
-SNIPPET_THREADS = 4
 # attachments of one result whose extracted text a snippet may come from
 SNIPPET_ATTACHMENTS = 4
 
@@ -146,8 +136,6 @@ class Archive:
         self._parses = ParseCache()
         # the text snippets are cut from, for a page of results shown again
         self._texts = TextCache(SCAN_LIMIT)
-        self._snippet_pool: ThreadPoolExecutor | None = None
-        self._closed = False
         # one indexing pass at a time in this process (the thread, or index_pending)
         self.index_lock = threading.Lock()
         # messages this process indexed since it last compacted the index (indexer.compact)
@@ -169,12 +157,6 @@ class Archive:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        with self._lazy_lock:
-            self._closed = True
-            snippet_pool, self._snippet_pool = self._snippet_pool, None
-        if snippet_pool is not None:
-            # a page computing now gets None for the snippets not cut yet
-            snippet_pool.shutdown(wait=True, cancel_futures=True)
         if self._ingester is not None:
             self._ingester.close()
             self._ingester = None
@@ -565,30 +547,14 @@ class Archive:
         if not marker.has_terms:
             return [None] * len(rows)
         deadline = time.monotonic() + budget
-        futures: list[Future[Snippet | None]] = []
         out: list[Snippet | None] = []
-        try:
-            with self._lazy_lock:  # not while close() shuts the threads down
-                pool = self._snippet_threads()
-                if pool is not None:
-                    futures = [pool.submit(self._snippet, r, marker) for r in rows[:MAX_SNIPPETS]]
-            for future in futures:
-                # at least one: a page is never without snippets for a loaded machine alone
-                wait = max(0.0, deadline - time.monotonic()) if out else None
-                try:
-                    out.append(future.result(timeout=wait))
-                except (TimeoutError, CancelledError):  # past the budget, or closing
-                    out.append(None)
-        finally:
-            for future in futures:  # past the budget: those not started never are
-                future.cancel()
-        return out + [None] * (len(rows) - len(out))
-
-    def _snippet_threads(self) -> ThreadPoolExecutor | None:
-        """The threads cutting snippets (under ``_lazy_lock``); None once closed."""
-        if self._snippet_pool is None and not self._closed:
-            self._snippet_pool = ThreadPoolExecutor(SNIPPET_THREADS, thread_name_prefix="snippet")
-        return self._snippet_pool
+        for row in rows:
+            # at least one: a page is never without snippets for a loaded machine alone
+            if len(out) >= MAX_SNIPPETS or (out and time.monotonic() > deadline):
+                out.append(None)
+            else:
+                out.append(self._snippet(row, marker))
+        return out
 
     def _snippet(self, row: MessageRow, marker: Highlighter) -> Snippet | None:
         body = ""

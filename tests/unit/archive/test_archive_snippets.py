@@ -3,12 +3,9 @@ snippet of an archived message read through the read model, whatever the message
 
 from __future__ import annotations
 
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.reading import TextCache
@@ -16,7 +13,6 @@ from postfix_archiver.archive.service import (
     MAX_SNIPPETS,
     SNIPPET_BUDGET,
     SNIPPET_MAX_SIZE,
-    SNIPPET_THREADS,
 )
 from postfix_archiver.archive.snippets import (
     ELLIPSIS,
@@ -353,33 +349,12 @@ def test_a_page_of_snippets_keeps_to_its_time_budget(
     monkeypatch.setattr(archive.store, "get", slow_store)
     started = time.perf_counter()
     first, *rest = archive.snippets(rows, "kiwi", budget=0.1)
-    # the first result has its snippet (waited for: a loaded machine alone never leaves a
-    # page without any), those not read by the end of the budget none, and the page did not
-    # wait for them (one by one, 12 reads take 3.6 s)
+    # the first result has its snippet (a loaded machine alone never leaves a page without
+    # any), the rest none: the budget was spent, and the page did not wait for them (12
+    # reads take 3.6 s)
     assert time.perf_counter() - started < 1.5
     assert marked(first) == ["kiwi"]
-    assert rest[-(len(rest) - SNIPPET_THREADS) :] == [None] * (len(rest) - SNIPPET_THREADS)
-
-
-def test_a_page_of_snippets_is_read_in_parallel(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    messages = [
-        ingest(archive, b"From: a@example.com\nSubject: s\n\nplum %d\n" % n) for n in range(8)
-    ]
-    rows = [archive.get(m) for m in messages]
-    slow_get = archive.store.get
-
-    def slow_store(key: str) -> bytes:
-        time.sleep(0.2)
-        return slow_get(key)
-
-    monkeypatch.setattr(archive.store, "get", slow_store)
-    started = time.perf_counter()
-    snippets = archive.snippets(rows, "plum", budget=10)
-    # 8 reads of 0.2 s on SNIPPET_THREADS threads: two rounds, not eight
-    assert time.perf_counter() - started < 8 * 0.2 / 2
-    assert [marked(s) for s in snippets] == [["plum"]] * 8
+    assert rest == [None] * len(rest)
 
 
 def test_archived_message_gets_its_snippet_from_the_blob(archive: Archive) -> None:
@@ -583,33 +558,3 @@ def test_an_attachment_not_extracted_or_lost_leaves_the_body_start(
     (snippet,) = archive.snippets([row], "zucchini")
     assert snippet is not None
     assert (snippet.source, snippet.marks) == ("body", ())
-
-
-def test_closing_the_archive_while_a_page_is_cut(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    archive = Archive(make_config(tmp_path / "home"))
-    rows = [
-        archive.get(ingest(archive, b"From: a@example.com\nSubject: s\n\nfig %d\n" % n))
-        for n in range(12)
-    ]
-    slow_get = archive.store.get
-
-    def slow_store(key: str) -> bytes:
-        time.sleep(0.2)
-        return slow_get(key)
-
-    monkeypatch.setattr(archive.store, "get", slow_store)
-    archive._texts = TextCache(SCAN_LIMIT)
-    got: list[list[Snippet | None]] = []
-    page = threading.Thread(target=lambda: got.append(archive.snippets(rows, "fig", budget=10)))
-    page.start()
-    time.sleep(0.1)
-    archive.close()  # a web server stopping while a page is computed
-    page.join(10)
-    (snippets,) = got  # the page ends, without the snippets not cut yet
-    assert snippets[0] is not None
-    assert snippets[-1] is None
-    # a page asked for after the close gets none, and starts no threads again
-    assert archive.snippets(rows, "fig") == [None] * len(rows)
-    assert archive._snippet_pool is None
