@@ -249,8 +249,8 @@ def test_back_to_the_search_and_previous_next(browser: Any, site: Site, size: An
     page.locator("nav.msgnav a.back").click()
     page.wait_for_url("**/search?*")
     assert page.input_value("input[name=q]") == ""
-    assert page.locator("select[name=order]").input_value() == "date"
-    assert page.locator("select[name=per]").input_value() == "25"
+    assert page.locator("input[name=order]").input_value() == "date"
+    assert page.locator("input[name=per]").input_value() == "25"
     assert page.locator("table.results tbody tr td.subject a").first.inner_text() == subject
 
 

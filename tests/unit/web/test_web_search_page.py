@@ -86,7 +86,7 @@ def links(page: str, nav_class: str) -> dict[str, tuple[dict[str, list[str]], bo
 
 
 def ids_on(page: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<a href="/messages/([0-9]+)"', page)]
+    return [int(i) for i in re.findall(r'<a href="/messages/([0-9]+)[?"]', page)]
 
 
 def test_the_date_form_narrows_the_search_and_keeps_its_values(web: Web) -> None:
