@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,7 +127,15 @@ def site(tmp_path: Path, tracker: Tracker) -> Iterator[Site]:
         [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
         input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
     )  # fmt: skip
-    log_path = tmp_path / "web.log"
+    with running_web(env, tmp_path, port) as url:
+        yield Site(url, hostile_id, hostile_raw, ids[-1])
+
+
+@contextmanager
+def running_web(env: dict[str, str], log_dir: Path, port: int) -> Iterator[str]:
+    """``postfix-archiver web`` run with ``env`` (its output in ``log_dir/web.log``, shown if
+    it does not come up): its URL once ``/healthz`` answers; stopped after."""
+    log_path = log_dir / "web.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(CLI), "web"], env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -143,7 +152,7 @@ def site(tmp_path: Path, tracker: Tracker) -> Iterator[Site]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(log_path.read_text()) from None
                 time.sleep(0.05)
-        yield Site(url, hostile_id, hostile_raw, ids[-1])
+        yield url
     finally:
         proc.terminate()
         proc.wait(20)

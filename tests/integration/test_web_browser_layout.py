@@ -22,8 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, FloatRect, Locator, Page, sync_playwright
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, DOCS, free_port
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, DOCS, free_port, running_web
 from web_corpus import demo_messages, hostile_message
 
 from postfix_archiver.archive import Archive
@@ -108,27 +106,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         extra = ["--address", "bob@example.com"] if role == "user" else []
         cli("user", "add", name, "--role", role, *extra, "--password-stdin", stdin=PASSWORD + "\n")
     cli("hold", "add", "case-2025-" + "x" * 50, f"from:{LONG_ADDRESS} OR subject:{LONG_WORD}")
-    log_path = tmp / "web.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(CLI), "web"], env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log_path.read_text()) from None
-                time.sleep(0.05)
+    with running_web(env, tmp, port) as url:
         yield Site(url, ids[-1], long_id)  # ids[-1]: the Q3 report, to Bob
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 @pytest.fixture(scope="module")

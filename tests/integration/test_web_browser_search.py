@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, PASSWORD, free_port
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, PASSWORD, free_port, running_web
 from web_corpus import demo_messages
 
 from postfix_archiver.archive import Archive
@@ -64,27 +62,8 @@ def site(tmp_path: Path) -> Iterator[str]:
         [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
         input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
     )  # fmt: skip
-    log_path = tmp_path / "web.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(CLI), "web"], env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log_path.read_text()) from None
-                time.sleep(0.05)
+    with running_web(env, tmp_path, port) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def main_fits(page: Page) -> None:
