@@ -2,8 +2,9 @@
 filters select, and the hash chain's verification (the same as ``postfix-archiver audit
 --verify``).
 
-Dates are whole UTC days, ``from`` and ``to`` included. Every filter is a bound parameter;
-every page is at most ``PER_PAGE`` rows and the CSV is read ``CSV_CHUNK`` rows a query.
+Dates are whole days in the reader's time zone, ``from`` and ``to`` included. Every filter
+is a bound parameter; every page is at most ``PER_PAGE`` rows and the CSV is read
+``CSV_CHUNK`` rows a query.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -26,6 +27,7 @@ from ..accounts import AuditCheck, AuditEntry
 from .auth import Identity, PageUser, require
 from .context import HttpProblem, context
 from .pages import page
+from .zones import reader_zone
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,7 +73,17 @@ def _day(value: str, what: str) -> date | None:
         ) from None
 
 
+def _midnight(day: date, zone: tzinfo) -> datetime | None:
+    """The start of ``day`` in the reader's ``zone``, in UTC; None where that is outside the
+    years 1-9999 (year 1 in a zone ahead of UTC: no bound is needed there)."""
+    try:
+        return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def audit_filters(
+    request: Request,
     user: Annotated[str, Query(max_length=200)] = "",
     action: Annotated[str, Query(max_length=50)] = "",
     q: Annotated[str, Query(max_length=200)] = "",
@@ -83,13 +95,11 @@ def audit_filters(
         raise HttpProblem(
             400, f"the dates are the wrong way round: from {first} is after to {last}"
         )
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC) if first else None
+    # whole days in the reader's time zone, as the times on the page are shown
+    zone = reader_zone(request).tz
+    since = _midnight(first, zone) if first else None
     # 'to' is the whole day: up to the next midnight (none after 9999-12-31)
-    until = (
-        datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-        if last and last < date.max
-        else None
-    )
+    until = _midnight(last + timedelta(days=1), zone) if last and last < date.max else None
     return AuditFilters(
         user.strip(),
         action.strip(),

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -156,3 +157,24 @@ def test_the_client_address_does_not_wrap(web: Web) -> None:
     css = web.client().get("/static/style.css").text
     assert "table.audit td.mono { white-space: nowrap; }" in css
     assert '<td class="mono">testclient</td>' in web.login("audra").get("/audit").text
+
+
+def test_the_days_are_the_readers(web: Web) -> None:
+    """From and To are whole days in the reader's time zone, as the times shown: an entry
+    made at 23:30 UTC is on the next day in Seoul (UTC+9) and the same day in New York."""
+    client = web.login("audra")
+    entry = web.accounts.audit(limit=1, offset=0)[1][0]
+    when = datetime.fromisoformat(entry.time).astimezone(UTC)
+    for zone in ("Asia/Seoul", "America/New_York", "Pacific/Kiritimati", "Etc/GMT+12"):
+        client.cookies.set("pa_tz", zone)
+        local = when.astimezone(ZoneInfo(zone)).date()
+        on_day = client.get("/audit", params={"from": str(local), "to": str(local)})
+        assert entry.id in _ids(on_day.text), zone
+        before = str(local - timedelta(days=1))
+        assert entry.id not in _ids(client.get("/audit", params={"to": before}).text), zone
+        assert entry.id not in _ids(
+            client.get("/audit", params={"from": str(local + timedelta(days=1))}).text
+        ), zone
+        # the first and the last day there is, in a zone far from UTC: no overflow, no 500
+        edge = client.get("/audit", params={"from": "0001-01-01", "to": "9999-12-31"})
+        assert edge.status_code == 200, zone
