@@ -35,8 +35,10 @@ ACTIONS = ("login", "logout", "search", "view", "download", "export", "user", "t
 PER_PAGE = 100
 CSV_CHUNK = 1000
 CSV_COLUMNS = ("id", "time", "user", "client", "action", "detail", "hash")
-# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection); ";"
+# and "," because a spreadsheet set to split on the other one starts a cell after it, and
+# the full-width forms some spreadsheets read as their ASCII ones
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", ";", ",", "＝", "＋", "－", "＠")
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 
 
@@ -190,7 +192,7 @@ def csv_cell(value: object) -> str:
 
 def _csv_rows(request: Request, f: AuditFilters) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)  # no cell split by a ";" locale
     writer.writerow(CSV_COLUMNS)
     before: int | None = None
     while True:

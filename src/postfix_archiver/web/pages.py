@@ -370,8 +370,16 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     html = (
         sanitize_html(parsed.text_html, inline_images(parsed.inline)) if parsed.text_html else None
     )
-    ctx.audit(request, identity, "view", message=message)
     search = SearchContext.from_params(request.query_params)
+    # the search it was opened from is run again (its place, previous and next): recorded
+    # with the view, so that no query runs without a trace in the audit log
+    ctx.audit(
+        request,
+        identity,
+        "view",
+        message=message,
+        **({"search": search.params()} if search else {}),
+    )
     visible_to = identity.user.visible_to
     # one body at a time: the HTML one if there is one, else the text; the other a link away
     shown = "text" if html is None or request.query_params.get("view") == "text" else "html"

@@ -22,6 +22,10 @@ _ORIGINAL = re.compile(r"^\s*-{2,}\s*(original message|ursprüngliche nachricht|
                        r"\s*-{2,}\s*$", re.IGNORECASE)  # fmt: skip
 
 
+# blocks of one body at most (the last holds the rest of the text, not folded)
+MAX_BLOCKS = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     text: str
@@ -37,8 +41,8 @@ def _is_quote(line: str) -> bool:
 
 
 def split_quoted(text: str) -> list[Block]:
-    """``text`` as blocks of the writer's own text and of quoted text, in order; joined
-    again they are ``text``."""
+    """``text`` as blocks of the writer's own text and of quoted text, in order (at most
+    ``MAX_BLOCKS``); joined again they are ``text``."""
     lines = text.split("\n")
     quoted = [False] * len(lines)
     for i, line in enumerate(lines):
@@ -65,6 +69,11 @@ def split_quoted(text: str) -> list[Block]:
     blocks: list[Block] = []
     start = 0
     for i in range(1, len(lines) + 1):
+        if len(blocks) == MAX_BLOCKS - 1:
+            # a body alternating its own and quoted lines (hostile or not) would make a
+            # block, and a page element, of each: past this, the rest is shown as it is
+            blocks.append(Block("\n".join(lines[start:]), False))
+            break
         if i == len(lines) or quoted[i] != quoted[start]:
             blocks.append(Block("\n".join(lines[start:i]), quoted[start]))
             start = i

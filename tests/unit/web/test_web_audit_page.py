@@ -178,3 +178,16 @@ def test_the_days_are_the_readers(web: Web) -> None:
         # the first and the last day there is, in a zone far from UTC: no overflow, no 500
         edge = client.get("/audit", params={"from": "0001-01-01", "to": "9999-12-31"})
         assert edge.status_code == 200, zone
+
+
+def test_csv_cells_stay_whole_in_a_semicolon_locale(web: Web) -> None:
+    # a login name is whatever a visitor typed: ";=1+1" bare in a CSV is, for a spreadsheet
+    # splitting on ";", an empty cell and then a formula
+    web.accounts.record(";=1+1", "192.0.2.7", "login.failed", {})
+    web.accounts.record("＝1+1", "192.0.2.7", "login.failed", {})
+    client = web.login("audra")
+    text = client.get("/audit.csv").text
+    assert '"\';=1+1"' in text  # quoted, and defused
+    assert '"\'＝1+1"' in text
+    assert all(line.startswith('"') for line in text.splitlines() if line)
+    assert [csv_cell(v) for v in (";x", ",x", "＋1")] == ["';x", "',x", "'＋1"]

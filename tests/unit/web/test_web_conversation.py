@@ -13,7 +13,7 @@ from postfix_archiver.archive import Archive
 from postfix_archiver.config import Config
 from postfix_archiver.conversation import thread_key
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web.quoting import split_quoted
+from postfix_archiver.web.quoting import MAX_BLOCKS, split_quoted
 
 from .test_web_pages import Tags
 from .web_helpers import Web
@@ -244,3 +244,12 @@ def test_eight_bit_references_get_the_same_key_at_ingest_and_in_the_backfill(
     archive.index_pending()
     assert archive.threads(ids) == at_ingest
     assert [r.id for r in archive.conversation(ids[1])] == ids
+
+
+def test_a_body_alternating_quoted_lines_makes_few_blocks() -> None:
+    # one <details> per line of "a / > b / a / > b ..." made a 1 MB mail an 18 MB page
+    text = "mine\n> quoted\n" * 50_000
+    blocks = split_quoted(text)
+    assert len(blocks) == MAX_BLOCKS
+    assert "\n".join(b.text for b in blocks) == text  # every line still shown
+    assert not blocks[-1].quoted

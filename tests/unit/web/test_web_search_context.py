@@ -134,3 +134,14 @@ def test_neighbours_are_found_with_one_bounded_search(
     calls.clear()
     client.get(f"/messages/{bulk[4]}", params={"q": "bulk", "per": 25, "page": 2})
     assert calls == [(27, 24)]
+
+
+def test_the_search_a_message_page_runs_again_is_audited(web: Web, bulk: list[int]) -> None:
+    # the message page re-runs its search (for its place, previous and next): the view's
+    # audit entry says which, so no query runs without a trace
+    client = web.login("bob")
+    assert client.get(f"/messages/{bulk[3]}", params={"q": "bulk secret", "per": 25}).status_code
+    _, entries = web.accounts.audit(limit=1, offset=0, action="view")
+    (entry,) = entries
+    assert entry.detail["message"] == bulk[3]
+    assert parse_qs(entry.detail["search"])["q"] == ["bulk secret"]
