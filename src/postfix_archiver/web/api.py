@@ -209,13 +209,47 @@ def audit(
     offset: int = Query(0, ge=0, le=MAX_INT),
     user: str | None = Query(None, max_length=200),
     action: str | None = Query(None, max_length=50),
+    text: str | None = Query(
+        None, max_length=200, description="A literal substring of user, client, action or detail"
+    ),
+    since: str | None = Query(
+        None, max_length=40, description="ISO 8601 instant, e.g. 2026-01-31T00:00:00Z (included)"
+    ),
+    until: str | None = Query(None, max_length=40, description="ISO 8601 instant (excluded)"),
 ) -> JSONResponse:
-    """Audit entries, newest first (auditors and admins). ``action=user`` also matches
-    ``user.add``, ``user.remove`` and the other user-management actions."""
+    """Audit entries, newest first (auditors and admins), filtered as the audit log page
+    filters them. ``action=user`` also matches ``user.add``, ``user.remove`` and the other
+    user-management actions."""
     ctx = context(request)
     require(identity, identity.user.can_audit, "the audit log")
-    total, entries = ctx.accounts.audit(limit=limit, offset=offset, user=user, action=action)
+    total, entries = ctx.accounts.audit(
+        limit=limit,
+        offset=offset,
+        user=user,
+        action=action,
+        text=text or None,
+        since=_instant(since, "since"),
+        until=_instant(until, "until"),
+    )
     return JSONResponse({"total": total, "entries": [e.to_json() for e in entries]})
+
+
+def _instant(value: str | None, name: str) -> str | None:
+    """An ISO 8601 instant as the audit log stores its times (UTC); a time without a zone
+    is UTC. Anything else is a 400 naming the parameter."""
+    if not value:
+        return None
+    try:
+        if not value.isascii():  # fromisoformat would take other scripts' digits
+            raise ValueError
+        when = datetime.fromisoformat(value)
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise HttpProblem(
+            400, f"bad {name} {shown!r}: an ISO 8601 time, e.g. 2026-01-31T00:00:00Z"
+        ) from None
+    return when.isoformat()
 
 
 @router.get("/me", summary="Who am I", responses=_COMMON)

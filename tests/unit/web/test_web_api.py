@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -469,3 +470,40 @@ def test_audit_api_pages_and_filters(web: Web) -> None:
     page = client.get("/api/v1/audit", params={"user": "bob", "limit": 1, "offset": 1}).json()
     assert [e["detail"]["query"] for e in page["entries"]] == ["two"]
     assert set(doc["entries"][0]) == {"id", "time", "user", "client", "action", "detail", "hash"}
+
+
+def test_audit_api_filters_by_time_and_text_as_the_page_does(web: Web) -> None:
+    bob = web.token_client("bob")
+    for q in ("alpha", "beta"):
+        bob.get("/api/v1/messages", params={"q": q})
+    client = web.token_client("audra")
+    doc = client.get("/api/v1/audit", params={"text": "alpha"}).json()
+    assert [e["detail"]["query"] for e in doc["entries"]] == ["alpha"]
+    (entry,) = doc["entries"]
+    at = datetime.fromisoformat(entry["time"])
+    around = {"text": "alpha"}
+    for since, until, found in (
+        (at, at + timedelta(seconds=1), 1),  # since included
+        (at - timedelta(seconds=1), at, 0),  # until excluded
+        (at + timedelta(microseconds=1), None, 0),
+    ):
+        params = {**around, "since": since.isoformat()}
+        if until is not None:
+            params["until"] = until.isoformat()
+        assert client.get("/api/v1/audit", params=params).json()["total"] == found, params
+    # the same instant written in another zone, and with Z, and without a zone (UTC)
+    seoul = at.astimezone(timezone(timedelta(hours=9))).isoformat()
+    assert client.get("/api/v1/audit", params={**around, "since": seoul}).json()["total"] == 1
+    zulu = at.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    assert client.get("/api/v1/audit", params={**around, "since": zulu}).json()["total"] == 1
+    for bad in (
+        "yesterday",
+        "2026-02-30",
+        "٢٠٢٦-01-01",
+        "0001-01-01T00:00+14:00",
+        "9999-12-31T23:00-05:00",
+    ):
+        response = client.get("/api/v1/audit", params={"since": bad})
+        assert response.status_code == 400, bad
+        assert "bad since" in response.json()["error"], bad
+    assert client.get("/api/v1/audit", params={"until": "x" * 41}).status_code in (400, 422)
