@@ -208,6 +208,14 @@ def show(config_path: str | None, ident: str, raw: bool, as_json: bool) -> None:
             + (f" tags {safe(', '.join(e.tags))}" if e.tags else ""),
             markup=True,
         )
+        imported = view.imports.get(e.id)
+        if imported is not None:
+            # an import seldom knows an envelope: where the message came from instead
+            out.print(
+                f"  imported from {safe(imported.origin)} by the import of "
+                f"{safe(imported.source)} started {imported.started.isoformat()}",
+                markup=True,  # safe() escaped what could read as markup
+            )
     for a in view.attachments:
         x = view.extracts.get(a.sha256)
         failed = (

@@ -90,3 +90,13 @@ def test_a_file_name_that_is_not_utf8(web: Web, tmp_path: Path) -> None:
     page = web.login("audra").get(f"/messages/{row.id}")
     assert page.status_code == 200
     assert "old\u00ff mail.mbox" in page.text
+
+
+def test_show_says_where_imported_mail_came_from(web: Web, tmp_path: Path) -> None:
+    box, message = _import(web, tmp_path)
+    config = tmp_path / "config.toml"  # written by _import
+    shown = CliRunner().invoke(main, ["show", "--config", str(config), str(message)])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.output.splitlines() if "imported from" in line)
+    assert f"imported from {box}: message at" in line
+    assert f"by the import of mbox {box} started" in line
