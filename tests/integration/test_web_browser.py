@@ -91,15 +91,8 @@ def tracker() -> Iterator[Tracker]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
         yield Tracker(server, hits)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @dataclass
@@ -121,14 +114,39 @@ def site(tmp_path: Path, tracker: Tracker) -> Iterator[Site]:
     with Archive(config) as archive:
         ids = [archive.ingest(raw, env).id for raw, env in demo_messages()]
         hostile_id = archive.ingest(hostile_raw, hostile_env).id
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
-    env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
-    subprocess.run(
-        [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
-        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = cli_env(config_path)
+    add_user(env, "audra", "auditor")
     with running_web(env, tmp_path, port) as url:
         yield Site(url, hostile_id, hostile_raw, ids[-1])
+
+
+def cli_env(config_path: Path) -> dict[str, str]:
+    """The environment for the ``postfix-archiver`` commands of a test: ``config_path``'s
+    archive, nothing of the caller's own ``POSTFIX_ARCHIVER_*`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
+    env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
+    return env
+
+
+def add_user(env: dict[str, str], name: str, role: str, password: str = PASSWORD) -> None:
+    subprocess.run(
+        [str(CLI), "user", "add", name, "--role", role, "--password-stdin"],
+        input=password + "\n", text=True, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A web server of ``handler`` on a free loopback port, in a thread, while in use."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 @contextmanager

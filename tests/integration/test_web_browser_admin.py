@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import sync_playwright
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, Site, site, tracker  # noqa: F401
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, Site, add_user, cli_env, site, tracker  # noqa: F401
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,12 +21,8 @@ SIZES = [(1280, 800), (390, 844)]
 
 
 def _add_admin(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
-    env["POSTFIX_ARCHIVER_CONFIG"] = str(tmp_path / "archiver.toml")  # the site fixture's
-    subprocess.run(
-        [str(CLI), "user", "add", "root", "--role", "admin", "--password-stdin"],
-        input=ADMIN_PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = cli_env(tmp_path / "archiver.toml")  # the site fixture's
+    add_user(env, "root", "admin", ADMIN_PASSWORD)
 
 
 def _fits(page: Any, what: str) -> None:

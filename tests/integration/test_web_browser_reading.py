@@ -9,9 +9,7 @@ messages of this test's own: an HTML message whose links point at a local HTTP s
 
 from __future__ import annotations
 
-import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +19,17 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import ViewportSize, sync_playwright
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, PASSWORD, free_port, running_web
+from test_web_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CLI,
+    PASSWORD,
+    add_user,
+    cli_env,
+    free_port,
+    running_web,
+    serving,
+)
 from web_corpus import demo_messages
 
 from postfix_archiver.archive import Archive
@@ -63,15 +71,8 @@ def outside() -> Iterator[Outside]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
         yield Outside(server, hits)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def linked_message(outside: str) -> bytes:
@@ -137,12 +138,8 @@ def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
                 raw, Envelope("bob@example.com", ("audra@example.com",), received=when)
             ).id
         archive.index_pending()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
-    env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
-    subprocess.run(
-        [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
-        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = cli_env(config_path)
+    add_user(env, "audra", "auditor")
     box = tmp_path / "old.mbox"
     box.write_bytes(IMPORTED)
     subprocess.run([str(CLI), "import", str(box)], env=env, check=True, capture_output=True)

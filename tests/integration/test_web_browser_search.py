@@ -9,9 +9,7 @@ link or form), and switches to UTC on the settings page.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, CLI, PASSWORD, free_port, running_web
+from test_web_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    add_user,
+    cli_env,
+    free_port,
+    running_web,
+)
 from web_corpus import demo_messages
 
 from postfix_archiver.archive import Archive
@@ -56,12 +62,8 @@ def site(tmp_path: Path) -> Iterator[str]:
     with Archive(config) as archive:
         for raw, envelope in demo_messages():
             archive.ingest(raw, envelope)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
-    env["POSTFIX_ARCHIVER_CONFIG"] = str(config_path)
-    subprocess.run(
-        [str(CLI), "user", "add", "audra", "--role", "auditor", "--password-stdin"],
-        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = cli_env(config_path)
+    add_user(env, "audra", "auditor")
     with running_web(env, tmp_path, port) as url:
         yield url
 
