@@ -17,6 +17,12 @@ sink on 2 cores).
 Needs root and Debian's postfix package. Run::
 
     .venv/bin/python bench/postfix_throughput.py [--messages N] [--size BYTES] [--sessions S]
+    .venv/bin/python bench/postfix_throughput.py --pairs 5          # do-nothing, proxy, x5
+    .venv/bin/python bench/postfix_throughput.py --sink-rounds 5    # smtp-sink, --sink, x5
+
+``--pairs N`` runs only the do-nothing filter and the proxy, interleaved N times, and prints
+each pair's ratio and the median; ``--sink-rounds N`` runs only ``smtp-sink`` and
+``serve --sink``, interleaved N times, likewise. Both print the load average before and after.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pwd
 import re
 import shutil
 import stat
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,6 +197,56 @@ def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ratios(title: str, ratios: list[float], target: float, floor: float | None) -> None:
+    median = statistics.median(ratios)
+    print(f"  {title}: " + ", ".join(f"{r:.2f}" for r in ratios))
+    verdict = "met" if median >= target and (floor is None or min(ratios) >= floor) else "NOT met"
+    bound = f"median >= {target}" + (f", none below {floor}" if floor is not None else "")
+    print(f"  median {median:.2f}, min {min(ratios):.2f}  (target {bound}: {verdict})")
+    print(f"  load average after: {_load()}")
+
+
+def pairs(count: int, messages: int, size: int, sessions: int) -> list[float]:
+    """The do-nothing filter and the proxy, interleaved ``count`` times: one ratio a pair."""
+    print(
+        f"Proxy pairs: {count} x (do-nothing filter, proxy), {messages} messages of {size} "
+        f"bytes, {sessions} sessions; load average before: {_load()}"
+    )
+    ratios = []
+    for n in range(count):
+        loop = through_postfix(
+            f"[{n + 1}] do-nothing filter", messages, size, sessions, do_nothing_filter
+        )
+        ours = through_postfix(f"[{n + 1}] postfix-archiver proxy", messages, size, sessions, proxy)
+        ratios.append(ours / loop)
+        print(f"      ratio {ours / loop:.2f}  (load {_load()})", flush=True)
+    _ratios("proxy / do-nothing filter per pair", ratios, 0.95, 0.8)
+    return ratios
+
+
+def sink_rounds(count: int, messages: int, size: int, sessions: int) -> list[float]:
+    """``smtp-sink`` and ``serve --sink``, interleaved ``count`` times: one ratio a round."""
+    print(
+        f"Sink rounds: {count} x (smtp-sink, serve --sink), {messages} messages of {size} "
+        f"bytes, {sessions} sessions; load average before: {_load()}"
+    )
+    ratios = []
+    for n in range(count):
+        plain, ours = sink_alone(messages, size, sessions)
+        ratios.append(ours / plain)
+        print(
+            f"  [{n + 1}] smtp-sink {plain:8.1f} msg/s, serve --sink {ours:8.1f} msg/s, "
+            f"ratio {ours / plain:.2f}  (load {_load()})",
+            flush=True,
+        )
+    _ratios("serve --sink / smtp-sink per round", ratios, 0.65, None)
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -198,12 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink-messages", type=int, default=2000)
     parser.add_argument("--sink-size", type=int, default=100_000)
     parser.add_argument("--skip-pipe", action="store_true")
+    parser.add_argument(
+        "--pairs", type=int, default=0, metavar="N", help="only N do-nothing/proxy pairs"
+    )
+    parser.add_argument(
+        "--sink-rounds", type=int, default=0, metavar="N", help="only N smtp-sink/--sink rounds"
+    )
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
     _traversable(WORKDIR / "x")
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
+    if args.pairs or args.sink_rounds:
+        if args.pairs:
+            pairs(args.pairs, args.messages, args.size, args.sessions)
+        if args.sink_rounds:
+            sink_rounds(args.sink_rounds, args.sink_messages, args.sink_size, args.sessions)
+        return 0
     print(
         f"Through Postfix: {args.messages} messages of {args.size} bytes, "
         f"{args.sessions} sessions (cores: {os.cpu_count()})"
