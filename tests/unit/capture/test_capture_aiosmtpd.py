@@ -17,7 +17,7 @@ import aiosmtpd
 import pytest
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
-from postfix_archiver.capture.smtp import ArchiverEnvelope, ArchiverSMTP
+from postfix_archiver.capture.smtp import ArchiverEnvelope, ArchiverHandler, ArchiverSMTP
 
 # name -> the parameters it is called with (self excluded)
 PRIVATE = {
@@ -84,3 +84,32 @@ def test_the_envelope_and_the_data_hook() -> None:
         assert await server._call_handler_hook("NOSUCH") is MISSING
 
     asyncio.run(scenario())
+
+
+class _FullIntrospection(ArchiverSMTP):
+    """``ArchiverSMTP`` as aiosmtpd sees it without the short ``__dir__``."""
+
+    def __dir__(self) -> list[str]:
+        return list(object.__dir__(self))
+
+
+class _Handler(ArchiverHandler):
+    async def handle_RCPT(self, *args: object) -> str:
+        return "250 OK"
+
+    async def auth_CRAM__MD5(self, *args: object) -> None:
+        return None
+
+
+def test_a_session_finds_every_command_hook_and_mechanism_aiosmtpd_would() -> None:
+    """aiosmtpd builds a session's command, hook and AUTH tables from ``dir()``: the short
+    list ``ArchiverSMTP`` and ``ArchiverHandler`` give (a connection costs a quarter of the
+    time) must find exactly what the full listing finds, for a subclass's names too."""
+    handler = _Handler(None)  # type: ignore[arg-type]
+    ours, full = ArchiverSMTP(handler), _FullIntrospection(handler)
+    for table in ("_smtp_methods", "_handle_hooks", "_auth_methods"):
+        assert sorted(getattr(ours, table)) == sorted(getattr(full, table)), table
+    assert {"DATA", "XFORWARD", "EHLO", "AUTH"} <= set(ours._smtp_methods)
+    assert {"DATA", "EHLO", "RCPT", "exception"} <= set(ours._handle_hooks)
+    assert {"LOGIN", "PLAIN", "CRAM-MD5"} <= set(ours._auth_methods)
+    assert ours._ehlo_hook_ver == "new"
