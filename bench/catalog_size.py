@@ -71,7 +71,8 @@ def pack_payload(pack: Path) -> tuple[int, int]:
         return 0, 0
     conn = sqlite3.connect(pack)
     try:
-        count, size = conn.execute("SELECT count(*), coalesce(sum(length(data)), 0) FROM blobs").fetchone()
+        sql = "SELECT count(*), coalesce(sum(length(data)), 0) FROM blobs"
+        count, size = conn.execute(sql).fetchone()
         return int(count), int(size)
     finally:
         conn.close()
@@ -119,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  blobs    {blobs / mb:8.1f} MB  {blobs / raw_bytes:.3f} of raw")
     if packed:
         print(
-            f"    pack   {pack_file / mb:8.1f} MB for {packed:,} blobs of {packed_bytes / mb:.1f} MB"
-            f" (overhead {pack_file / packed_bytes - 1:.1%})"
+            f"    pack   {pack_file / mb:8.1f} MB for {packed:,} blobs of "
+            f"{packed_bytes / mb:.1f} MB (overhead {pack_file / packed_bytes - 1:.1%})"
         )
     print(f"  catalog  {catalog_bytes / mb:8.1f} MB  {catalog_bytes / raw_bytes:.3f} of raw")
     total = (blobs + catalog_bytes) / raw_bytes
