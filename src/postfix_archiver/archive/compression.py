@@ -154,7 +154,11 @@ class Codec:
         """The id of the newest dictionary in the store (looked for again now and then, so
         one another process trained is used too); None before the first."""
         if time.monotonic() - self._looked >= REFRESH_SECONDS:
-            self._list()
+            try:
+                self._list()
+            except Exception as exc:  # archiving goes on with the dictionary it has, or none
+                self._looked = time.monotonic()
+                log.warning("zstd dictionaries not listed (%s): compressing without a new one", exc)
         return self._current
 
     def _list(self) -> None:

@@ -5,6 +5,7 @@ written with, or none; a dictionary missing from the store is named by ``verify`
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,28 @@ def test_dictionaries_are_sealed_with_encryption_and_rewrapped(tmp_path: Path) -
     with Archive(config, readonly=True) as archive:
         assert [archive.raw(before), archive.raw(after)] == [message(1), message(2)]
         assert verify(archive).ok
+
+
+def test_an_unreadable_dictionary_never_stops_archiving(tmp_path: Path) -> None:
+    keys = tmp_path / "etc" / "archive.keys"
+    create_key_file(keys)
+    config = make_config(tmp_path / "data", f'encryption = "aes-256-gcm"\nkey_file = "{keys}"\n')
+    with Archive(config) as archive:
+        train(archive)
+        store = archive.store
+        assert isinstance(store, EncryptedStore)
+        [name] = store.inner.keys(compression.PREFIX)
+    # one changed byte in the sealed dictionary: listing the dictionaries (which opens them
+    # under encryption) fails; the message is archived without one
+    pack = tmp_path / "data" / "blobs" / "packed.sqlite"
+    with sqlite3.connect(pack) as conn:
+        [(blob,)] = conn.execute("SELECT data FROM blobs WHERE key = ?", (name,)).fetchall()
+        conn.execute(
+            "UPDATE blobs SET data = ? WHERE key = ?",
+            (blob[:40] + bytes([blob[40] ^ 4]) + blob[41:], name),
+        )
+    conn.close()
+    with Archive(config) as archive:
+        ident = ingest(archive, 1)
+        assert dict_id_of(archive, ident) == 0
+        assert archive.raw(ident) == message(1)
