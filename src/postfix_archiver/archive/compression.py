@@ -199,9 +199,15 @@ class Codec:
             raise IntegrityError(
                 f"{what}: zstd dictionary {key} is damaged (not dictionary {dict_id})"
             )
-        d = zstandard.ZstdCompressionDict(raw)
+        d = self._prepared(raw)
         with self._lock:
             self._dicts[dict_id] = d
+        return d
+
+    def _prepared(self, raw: bytes) -> zstandard.ZstdCompressionDict:
+        """The dictionary ready to compress at our level: prepared once, not for each frame."""
+        d = zstandard.ZstdCompressionDict(raw)
+        d.precompute_compress(level=self._level)
         return d
 
     # -- training ------------------------------------------------------------------------
@@ -239,7 +245,7 @@ class Codec:
         dict_id, raw = with_content_id(trained.as_bytes())
         key = dictionary_key(int(time.time() * 1000), dict_id)
         self._store.put(key, self.compress(raw))
-        d = zstandard.ZstdCompressionDict(raw)
+        d = self._prepared(raw)
         with self._lock:
             self._dicts[dict_id] = d
             self._keys[dict_id] = key
