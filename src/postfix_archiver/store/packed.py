@@ -33,9 +33,11 @@ log = logging.getLogger("postfix_archiver.store")
 
 # The page size of a new pack. A blob is a row, and a row smaller than a page yet larger than
 # what is left of it starts a new page: with 4 kB pages a pack of mail (blobs of 1-3 kB) was
-# 30% larger than the blobs it held, with 32 kB pages 18% (bench/catalog_size.py). A pack
-# made before keeps its page size (changing it needs a VACUUM out of WAL mode).
-PAGE_SIZE = 32768
+# 30% larger than the blobs it held, with 16 kB pages 22%, with 32 kB 18%
+# (bench/catalog_size.py). Larger pages make a transaction of one blob (the pipe filter's)
+# write more: 16 kB kept 0.77-0.91 of 4 kB's rate, 32 kB 0.47-0.79 (bench/pack_pages.py).
+# A pack made before keeps its page size (changing it needs a VACUUM out of WAL mode).
+PAGE_SIZE = 16384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (

@@ -36,7 +36,7 @@ def test_a_new_pack_has_large_pages_and_little_empty_space(tmp_path: Path) -> No
     assert [store.get(k) for k, _ in items] == [v for _, v in items]
     store.close()
     pack = tmp_path / "blobs" / "packed.sqlite"
-    assert page_size(pack) == PAGE_SIZE == 32768
+    assert page_size(pack) == PAGE_SIZE == 16384
     conn = sqlite3.connect(pack)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
