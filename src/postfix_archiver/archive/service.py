@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import logging
 import multiprocessing
@@ -24,8 +23,6 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
-
-import zstandard
 
 from ..catalog import (
     AttachmentRow,
@@ -58,6 +55,7 @@ from ..search import Node, parse_int, parse_query
 from ..store import BlobStore, open_store
 from ..store.encrypted import EncryptedStore
 from . import skeleton
+from .compression import Codec
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, TextCache, stored_attachment
 from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
@@ -126,8 +124,8 @@ class Archive:
             self.catalog.close()
             raise
         self._threshold = config.archive.attachment_threshold
-        self._level = config.archive.compression_level
-        self._local = threading.local()
+        # compresses every blob; trains dictionaries on the messages it compresses
+        self.codec = Codec(self.store, config.archive.compression_level, train=not readonly)
         self._ingester: IngestService | None = None
         self._lazy_lock = threading.Lock()
         self._workers = workers or min(8, (os.cpu_count() or 2) * 2)
@@ -160,6 +158,7 @@ class Archive:
         if self._ingester is not None:
             self._ingester.close()
             self._ingester = None
+        self.codec.close()
         self.catalog.close()
         self.store.close()
 
@@ -247,37 +246,16 @@ class Archive:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ingest")
             return self._pool
 
-    # -- compression, per thread (zstd contexts are not thread-safe) -------------------------
-
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        c = getattr(self._local, "c", None)
-        if c is None:
-            c = self._local.c = zstandard.ZstdCompressor(level=self._level)
-        return c
+    # -- compression (``archive.compression``: zstd, message blobs with a dictionary) --------
 
     def _compress(self, data: bytes) -> bytes:
-        result: bytes = self._compressor().compress(data)
-        return result
+        return self.codec.compress(data)
 
     def _compress_pieces(self, pieces: Sequence[bytes]) -> bytes:
-        """The pieces compressed as one, without joining them first (a big message would be
-        copied once more for that). The frame records the size, as ``compress`` does."""
-        out = io.BytesIO()
-        size = sum(len(p) for p in pieces)
-        with self._compressor().stream_writer(out, size=size, closefd=False) as writer:
-            for piece in pieces:
-                writer.write(piece)
-        return out.getvalue()  # the BytesIO's own buffer, not a copy
+        return self.codec.compress_message(pieces)
 
     def _decompress(self, data: bytes, what: str) -> bytes:
-        d = getattr(self._local, "d", None)
-        if d is None:
-            d = self._local.d = zstandard.ZstdDecompressor()
-        try:
-            result: bytes = d.decompress(data)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"{what}: stored blob is damaged ({exc})") from exc
-        return result
+        return self.codec.decompress(data, what)
 
     # -- write side --------------------------------------------------------------------------
 

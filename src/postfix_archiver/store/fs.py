@@ -158,6 +158,9 @@ class FileStore:
     def keys(self, prefix: str = "") -> Iterator[str]:
         yield from self._packed.keys(prefix)
         kinds = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
+        kind, slash, _rest = prefix.partition("/")
+        if slash:  # one kind's tree only: listing the few ``d/`` blobs walks no message files
+            kinds = [p for p in kinds if p.name == kind]
         for kind_dir in kinds:
             for _dirpath, _dirs, files in os.walk(kind_dir):
                 for name in files:
