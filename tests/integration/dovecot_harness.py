@@ -107,16 +107,20 @@ class Dovecot:
         return self.directory / "home" / user / "Maildir"
 
     def _write_users(self) -> None:
-        (self.directory / "users").write_text(
-            "".join(f"{name}:{{PLAIN}}{secret}\n" for name, secret in self.users.items())
-        )
-        name, secret = self.master
-        (self.directory / "master-users").write_text(f"{name}:{{PLAIN}}{secret}\n")
-        # Dovecot rereads a passwd-file when its mtime (in whole seconds) changes: two
-        # writes within one second would leave the second user unknown, so each write
-        # moves the mtime on by a second of its own
+        # Dovecot rereads a passwd-file when its mtime (in whole seconds) changes. Each
+        # version is written aside with an mtime of its own (a second after the last) and
+        # renamed into place, so Dovecot never reads half a file and never misses a change
         self._stamp = max(self._stamp + 1, int(time.time()))
-        os.utime(self.directory / "users", (self._stamp, self._stamp))
+        name, secret = self.master
+        files = {
+            "users": "".join(f"{n}:{{PLAIN}}{p}\n" for n, p in self.users.items()),
+            "master-users": f"{name}:{{PLAIN}}{secret}\n",
+        }
+        for file, text in files.items():
+            aside = self.directory / f".{file}.new"
+            aside.write_text(text)
+            os.utime(aside, (self._stamp, self._stamp))
+            aside.replace(self.directory / file)
 
     def add_user(self, name: str, password: str) -> None:
         """A user who can sign in at once (Dovecot rereads a passwd-file that changed)."""

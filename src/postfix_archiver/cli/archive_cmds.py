@@ -86,7 +86,7 @@ def import_(
             "imaps:// and imap:// sources"
         )
     url = parse_imap_url(source) if imap else None
-    password = _imap_password(password_stdin, password_file) if imap else ""
+    password = imap_password(password_stdin, password_file) if imap else ""
     src: ImportSource | None = None if imap else open_source(source)
     new = dup = retried = 0
     with Archive(config) as archive:
@@ -170,7 +170,7 @@ def import_(
         raise failure
 
 
-def _imap_password(password_stdin: bool, password_file: str | None) -> str:
+def imap_password(password_stdin: bool, password_file: str | None) -> str:
     """The IMAP password from stdin or a file: never from the command line, where ``ps``
     and the shell's history would show it."""
     if password_stdin and password_file:

@@ -45,7 +45,7 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
         raise SourceError(f"{ca_file}: cannot read the CA file ({exc})") from None
 
 
-def _failure(url: ImapUrl, exc: BaseException) -> SourceError:
+def imap_failure(url: ImapUrl, exc: BaseException) -> SourceError:
     """One line for what went wrong talking to the server."""
     where = url.account
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -64,6 +64,59 @@ def _failure(url: ImapUrl, exc: BaseException) -> SourceError:
     if isinstance(exc, OSError | imaplib.IMAP4.abort | EOFError):
         return SourceError(f"{where}: connection lost ({exc or type(exc).__name__})")
     return SourceError(f"{where}: the server said: {exc}")
+
+
+def connect(
+    url: ImapUrl, password: str, ca_file: str | None, *, master: str | None = None
+) -> IMAPClient:
+    """A signed-in connection over TLS; ``SourceError`` of one line otherwise. With
+    ``master``, ``password`` is that master user's and the session is ``url.user``'s
+    (Dovecot's master users: a restore into anyone's mailbox without their password)."""
+    context = _tls_context(ca_file)
+    client: IMAPClient | None = None
+    try:
+        client = IMAPClient(
+            url.host,
+            port=url.port,
+            ssl=url.scheme == "imaps",
+            ssl_context=context,
+            timeout=TIMEOUT,
+        )
+        client.normalise_times = False  # INTERNALDATE with its zone, not local naive time
+        if url.scheme == "imap":
+            if b"STARTTLS" not in client.capabilities():
+                raise SourceError(
+                    f"{url.account}: the server does not offer STARTTLS, and the password "
+                    "is never sent in clear: use imaps://"
+                )
+            client.starttls(context)
+        # AUTHENTICATE PLAIN carries UTF-8 (a password with "ä" in it) and an authorization
+        # identity (the master user's login as another user); LOGIN only ASCII
+        if b"AUTH=PLAIN" in client.capabilities():
+            if master is None:
+                client.plain_login(url.user, password)
+            else:
+                client.plain_login(master, password, authorization_identity=url.user)
+        elif master is None and password.isascii() and url.user.isascii():
+            client.login(url.user, password)
+        else:
+            raise SourceError(
+                f"{url.account}: the server offers only LOGIN, which cannot carry a "
+                "non-ASCII user name or password, nor a master user's login"
+            )
+        return client
+    except LoginError:
+        logout_quietly(client)
+        who = f"master user {master!r} for {url.user!r}" if master else "the login"
+        raise SourceError(
+            f"{url.account}: the server refused {who} (check the user name and password)"
+        ) from None
+    except SourceError:
+        logout_quietly(client)
+        raise
+    except (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        logout_quietly(client)
+        raise imap_failure(url, exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +146,7 @@ class ImapSource:
         self.failure: SourceError | None = None
         self.skipped_folders: list[str] = []  # UIDVALIDITY changed: read again
         self._client: IMAPClient | None = None
-        self._client = self._connect(password, ca_file)
+        self._client = connect(url, password, ca_file)
         try:
             names = self._folder_names(all_folders)
             self.folders = [self._plan(name, cursor) for name in names]
@@ -113,49 +166,6 @@ class ImapSource:
     def cursor_key(self, folder: str) -> str:
         return f"{self.url.account}/{folder}"
 
-    def _connect(self, password: str, ca_file: str | None) -> IMAPClient:
-        url = self.url
-        context = _tls_context(ca_file)
-        client: IMAPClient | None = None
-        try:
-            client = IMAPClient(
-                url.host,
-                port=url.port,
-                ssl=url.scheme == "imaps",
-                ssl_context=context,
-                timeout=TIMEOUT,
-            )
-            client.normalise_times = False  # INTERNALDATE with its zone, not local naive time
-            if url.scheme == "imap":
-                if b"STARTTLS" not in client.capabilities():
-                    raise SourceError(
-                        f"{url.account}: the server does not offer STARTTLS, and the password "
-                        "is never sent in clear: use imaps://"
-                    )
-                client.starttls(context)
-            # AUTHENTICATE PLAIN carries UTF-8 (a password with "ä" in it); LOGIN only ASCII
-            if b"AUTH=PLAIN" in client.capabilities():
-                client.plain_login(url.user, password)
-            elif password.isascii() and url.user.isascii():
-                client.login(url.user, password)
-            else:
-                raise SourceError(
-                    f"{url.account}: the server offers only LOGIN, which cannot carry a "
-                    "non-ASCII user name or password"
-                )
-            return client
-        except LoginError:
-            _quietly_logout(client)
-            raise SourceError(
-                f"{url.account}: the server refused the login (check the user name and password)"
-            ) from None
-        except SourceError:
-            _quietly_logout(client)
-            raise
-        except (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError) as exc:
-            _quietly_logout(client)
-            raise _failure(url, exc) from None
-
     def _folder_names(self, all_folders: bool) -> list[str]:
         client = self._imap
         try:
@@ -171,7 +181,7 @@ class ImapSource:
         except SourceError:
             raise
         except (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError) as exc:
-            raise _failure(self.url, exc) from None
+            raise imap_failure(self.url, exc) from None
 
     def _selectable(self) -> list[str]:
         names = []
@@ -198,7 +208,7 @@ class ImapSource:
             uids = sorted(u for u in self._imap.search(["UID", f"{last + 1}:*"]) if u > last)
             return _Folder(name, uidvalidity, uids)
         except (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError) as exc:
-            raise _failure(self.url, exc) from None
+            raise imap_failure(self.url, exc) from None
 
     def __iter__(self) -> Iterator[ImportItem]:
         try:
@@ -206,7 +216,7 @@ class ImapSource:
                 yield from self._fetch_folder(folder)
         except (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError) as exc:
             # what was fetched so far is archived; the caller reports this afterwards
-            self.failure = _failure(self.url, exc)
+            self.failure = imap_failure(self.url, exc)
         finally:
             self.close()
 
@@ -249,10 +259,10 @@ class ImapSource:
 
     def close(self) -> None:
         client, self._client = self._client, None
-        _quietly_logout(client)
+        logout_quietly(client)
 
 
-def _quietly_logout(client: IMAPClient | None) -> None:
+def logout_quietly(client: IMAPClient | None) -> None:
     if client is None:
         return
     # closing a connection that may already be gone: nothing to report
