@@ -25,6 +25,7 @@ from postfix_harness import HarnessError, free_port, is_listening, wait_until
 from requirements import require_binary, require_root
 
 DOVECOT = "/usr/sbin/dovecot"
+DOVEADM = "/usr/bin/doveadm"
 MAIL_USER = "nobody"  # owns the Maildirs; any unprivileged account would do
 
 CONFIG = """\
@@ -40,6 +41,7 @@ ssl_key = <{d}/server.key
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+auth_failure_delay = 0
 auth_master_user_separator = *
 default_internal_user = dovecot
 default_login_user = dovenull
@@ -123,9 +125,33 @@ class Dovecot:
             aside.replace(self.directory / file)
 
     def add_user(self, name: str, password: str) -> None:
-        """A user who can sign in at once (Dovecot rereads a passwd-file that changed)."""
+        """A user (or a new password) that signs in once this returns: Dovecot checks its
+        passwd-file for changes at most once a second, so ask its auth service until it
+        knows (``doveadm auth test``)."""
         self.users[name] = password
         self._write_users()
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + 15
+        while True:
+            check = subprocess.run(
+                [
+                    DOVEADM,
+                    "-c",
+                    str(self.directory / "dovecot.conf"),
+                    "auth",
+                    "test",
+                    name,
+                    password,
+                ],
+                capture_output=True,
+                check=False,
+            )
+            if check.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise HarnessError(f"dovecot does not know {name} yet: {check.stdout!r}")
+            time.sleep(0.2)
 
     def start(self) -> None:
         d = self.directory
