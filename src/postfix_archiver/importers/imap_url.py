@@ -32,6 +32,12 @@ class ImapUrl:
 
 def parse_imap_url(spec: str) -> ImapUrl:
     """``imaps://USER@HOST[:PORT]/FOLDER`` → its parts; a ``SourceError`` naming the fix."""
+    if any(
+        ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
+        for c in unquote(spec, errors="surrogateescape")
+    ):
+        # 8-bit bytes that are not UTF-8 (surrogate escapes from argv), control characters
+        raise SourceError(f"{spec!r}: not a valid IMAP URL (control or non-UTF-8 characters)")
     scheme, _, rest = spec.partition("://")
     scheme = scheme.lower()
     if scheme not in SCHEMES:

@@ -52,6 +52,10 @@ def test_account_names_no_secret() -> None:
         ("imaps://a@h:" + "9" * 400 + "/INBOX", "bad host or port"),
         ("imaps://a@/INBOX", "no host name"),
         ("imaps://a@[::1/INBOX", "bad host or port"),
+        ("imaps://a@h/\udcff\udcfe", "non-UTF-8"),
+        ("imaps://a@h/%FF", "non-UTF-8"),
+        ("imaps://a@h/IN%0D%0ABOX", "control"),
+        ("imaps://a\r\nb@h/INBOX", "control"),
     ],
 )
 def test_refuses_with_the_fix(spec: str, message: str) -> None:
