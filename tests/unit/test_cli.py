@@ -505,3 +505,36 @@ def test_cli_runner_search_and_stats(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = runner.invoke(main, ["search", "hello", "OR"])
     assert result.exit_code == 1
     assert "OR must be followed by a term" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--password-stdin"], "are for imaps:// and imap:// sources"),
+        (["--all-folders"], "are for imaps:// and imap:// sources"),
+    ],
+)
+def test_imap_options_on_a_file_source_are_refused(
+    cli: Cli, sources: Sources, args: list[str], message: str
+) -> None:
+    result = cli("import", sources["mbox"][0], *args)
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+
+
+def test_imap_import_needs_a_password_source(cli: Cli) -> None:
+    both = cli("import", "imaps://a@127.0.0.1:1/INBOX", "--password-stdin", "--password-file", "x")
+    assert both.returncode == 2
+    assert "not both" in both.stderr.decode()
+    empty = subprocess.run(
+        [str(CLI), "import", "imaps://a@127.0.0.1:1/INBOX", "--password-stdin"],
+        env=cli.env,
+        input=b"\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert empty.returncode == 2
+    assert "the password is empty" in empty.stderr.decode()
+    # nothing was created for a command that could not start
+    assert not cli.home.exists() or not any(cli.home.iterdir())

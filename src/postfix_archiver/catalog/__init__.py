@@ -292,6 +292,14 @@ class Catalog(Protocol):
 
     def finish_import(self, run: int, when: datetime) -> None: ...
 
+    def import_cursor(self, source: str) -> str | None:
+        """Where a resumable import of ``source`` stopped (its own format), or None."""
+        ...
+
+    def set_import_cursors(self, cursors: Sequence[tuple[str, str]]) -> None:
+        """Records ``(source, cursor)`` pairs in one transaction, replacing older ones."""
+        ...
+
     def import_origins(self, envelopes: Sequence[int]) -> dict[int, ImportOrigin]:
         """Where each of ``envelopes`` that was imported (and recorded so) came from."""
         ...

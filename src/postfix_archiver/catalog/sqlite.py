@@ -277,6 +277,14 @@ MIGRATIONS: list[str] = [
     DROP TABLE envelope_recipients;
     ALTER TABLE envelope_recipients_v8 RENAME TO envelope_recipients
     """,
+    # 9: where a resumable import stopped (the IMAP importer: per account and folder,
+    # "UIDVALIDITY:UID" of the last message committed), so a re-run fetches only new mail
+    """
+    CREATE TABLE import_cursors (
+        source TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
 ]
 
 log = logging.getLogger("postfix_archiver.catalog")
@@ -1337,6 +1345,20 @@ class SqliteCatalog:
                 "INSERT OR IGNORE INTO envelope_imports (envelope, import, origin) "
                 "SELECT envelope, ?, ? FROM events WHERE seq = ? AND tombstone IS NULL",
                 [(run, origin, seq) for seq, origin in origins if _storable(seq)],
+            )
+
+    def import_cursor(self, source: str) -> str | None:
+        rows = self._query("SELECT cursor FROM import_cursors WHERE source = ?", (source,))
+        return str(rows[0][0]) if rows else None
+
+    def set_import_cursors(self, cursors: Sequence[tuple[str, str]]) -> None:
+        if not cursors:
+            return
+        with self._write("record where an import stopped") as conn:
+            conn.executemany(
+                "INSERT INTO import_cursors (source, cursor) VALUES (?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+                cursors,
             )
 
     def finish_import(self, run: int, when: datetime) -> None:

@@ -4,8 +4,8 @@ A module per area holds its commands (``archive_cmds``: import, search, show, ex
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
 ``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init|rotate|rewrap;
 ``checkpoint``: checkpoint; ``compliance``: retention set, hold ...; ``lifecycle``: purge,
-erase; ``index_cmds``: index, reindex); ``common`` what they share. The long-running
-commands build ``app.Application`` and start it.
+erase; ``index_cmds``: index, reindex; ``restore``: restore); ``common`` what they share.
+The long-running commands build ``app.Application`` and start it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from . import (
     keys,
     lifecycle,
     postfix_cmds,
+    restore,
     rules,
     serve,
     users,
@@ -46,6 +47,7 @@ for _module in (
     compliance,
     lifecycle,
     index_cmds,
+    restore,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -26,8 +26,10 @@ from ..archive import (
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
 from ..envelope import clean_text
+from ..errors import SourceError
 from ..export import FORMATS, export
-from ..importers import open_source, worker_processes
+from ..importers import ImportItem, ImportSource, open_source, worker_processes
+from ..importers.imap_url import is_imap_url, parse_imap_url
 from ..integrity.keys import load_public_key
 from ..search import ORDERS
 from .common import (
@@ -53,53 +55,143 @@ from .common import (
     type=click.IntRange(0, 64),
     help="Parsing processes (default: two per CPU for a large import).",
 )
-def import_(config_path: str | None, source: str, workers: int) -> None:
-    """Import an mbox, a Maildir, an .eml file or a folder of .eml files."""
+@click.option("--all-folders", is_flag=True, help="IMAP: every folder, not one.")
+@click.option("--password-stdin", is_flag=True, help="IMAP: read the password from stdin.")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="IMAP: read the password from the first line of this file.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False),
+    help="IMAP: trust the server's certificate if this CA (PEM) signed it.",
+)
+def import_(
+    config_path: str | None,
+    source: str,
+    workers: int,
+    all_folders: bool,
+    password_stdin: bool,
+    password_file: str | None,
+    ca_file: str | None,
+) -> None:
+    """Import an mbox, a Maildir, an .eml file or a folder of .eml files, or an IMAP
+    account: imaps://USER@HOST[:PORT]/FOLDER (imap:// uses STARTTLS)."""
     config = load(config_path)
-    src = open_source(source)
+    imap = is_imap_url(source)
+    if not imap and (all_folders or password_stdin or password_file or ca_file):
+        raise click.UsageError(
+            "--all-folders, --password-stdin, --password-file and --ca-file are for "
+            "imaps:// and imap:// sources"
+        )
+    url = parse_imap_url(source) if imap else None
+    password = imap_password(password_stdin, password_file) if imap else ""
+    src: ImportSource | None = None if imap else open_source(source)
     new = dup = retried = 0
-    with Archive(config) as archive, progress(src.total, src.unit, "importing") as advance:
-        advances: deque[tuple[int, str]] = deque()
+    with Archive(config) as archive:
+        catalog = archive.catalog
+        if url is not None:
+            from ..importers.imap import ImapSource  # the IMAP library only when needed
+
+            imap_src = ImapSource(
+                url,
+                password,
+                all_folders=all_folders,
+                ca_file=ca_file,
+                cursor=catalog.import_cursor,
+            )
+            for name in imap_src.skipped_folders:
+                err.print(
+                    f"{url.account}/{name}: the folder was renumbered (UIDVALIDITY): read again"
+                )
+            src = imap_src
+        assert src is not None
+        run = catalog.start_import(clean_text(src.description), datetime.now(UTC))
         # where each new arrival came from, recorded beside its envelope after it is
         # archived (the web's message page says so instead of an empty envelope)
         # (clean_text: a file name's 8-bit bytes that are not UTF-8 are surrogate escapes)
-        run = archive.catalog.start_import(clean_text(src.description), datetime.now(UTC))
         origins: list[tuple[int, str]] = []
+        marks: dict[str, str] = {}  # resume points reached (committed): recorded in bulk
+        unrecorded = 0
 
-        def items() -> Iterator[tuple[bytes, Any]]:
-            for item in src:
-                advances.append((item.advance, clean_text(item.origin)))
-                yield item.raw, item.envelope
+        def record() -> None:
+            nonlocal unrecorded
+            catalog.record_import_origins(run, origins)
+            catalog.set_import_cursors(list(marks.items()))
+            origins.clear()
+            marks.clear()
+            unrecorded = 0
 
-        processes = workers or worker_processes(src)
-        for result in archive.ingest_many(items(), processes=processes):
-            units, origin = advances.popleft()
-            advance(units)
-            if result.event_seq is not None:
-                origins.append((result.event_seq, origin))
-                if len(origins) >= 500:
-                    archive.catalog.record_import_origins(run, origins)
-                    origins.clear()
-            if result.new_message:
-                new += 1
-            elif result.new_envelope:
-                dup += 1
-            else:
-                retried += 1
-        archive.catalog.record_import_origins(run, origins)
-        archive.catalog.finish_import(run, datetime.now(UTC))
+        with progress(src.total, src.unit, "importing") as advance:
+            advances: deque[ImportItem] = deque()
+
+            def items() -> Iterator[tuple[bytes, Any]]:
+                for item in src:
+                    advances.append(item)
+                    yield item.raw, item.envelope
+
+            processes = workers or worker_processes(src)
+            try:
+                for result in archive.ingest_many(items(), processes=processes):
+                    item = advances.popleft()
+                    advance(item.advance)
+                    if item.mark is not None:
+                        marks[item.mark[0]] = item.mark[1]
+                    if result.event_seq is not None:
+                        origins.append((result.event_seq, clean_text(item.origin)))
+                    unrecorded += 1
+                    if unrecorded >= 500:
+                        record()
+                    if result.new_message:
+                        new += 1
+                    elif result.new_envelope:
+                        dup += 1
+                    else:
+                        retried += 1
+            finally:
+                # what was committed before a failure is kept, and a re-run resumes after it
+                record()
+        catalog.finish_import(run, datetime.now(UTC))
         # what was imported is searchable when the command ends (a serve running beside
         # it may index some of it first: each message is indexed once)
-        queued = archive.catalog.index_status().queued
+        queued = catalog.index_status().queued
         if queued:
             with progress(queued, "messages", "indexing") as advance_index:
                 archive.index_pending(advance_index)
     total = new + dup + retried
     err.print(
-        f"{src.description}: {total} messages read, {new} new, "
+        f"{escape(src.description)}: {total} messages read, {new} new, "
         f"{dup} already archived (new arrival recorded), "
         f"{retried} already imported (nothing added)"
     )
+    failure = getattr(src, "failure", None)
+    if failure is not None:
+        raise failure
+
+
+def imap_password(password_stdin: bool, password_file: str | None) -> str:
+    """The IMAP password from stdin or a file: never from the command line, where ``ps``
+    and the shell's history would show it."""
+    if password_stdin and password_file:
+        raise click.UsageError("give --password-stdin or --password-file, not both")
+    if password_stdin:
+        line = sys.stdin.readline()
+    elif password_file:
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                line = f.readline()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{password_file}: cannot read the password file ({exc})") from None
+    else:
+        raise click.UsageError(
+            "an IMAP import needs the password: --password-stdin or --password-file "
+            "(never on the command line)"
+        )
+    password = line.rstrip("\r\n")
+    if not password:
+        raise click.UsageError("the password is empty")
+    return password
 
 
 @click.command(context_settings=QUERY_ARGS)

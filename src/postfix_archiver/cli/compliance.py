@@ -26,7 +26,7 @@ def _audit_log(config: Config) -> Iterator[Accounts]:
         yield accounts
 
 
-def _record(config: Config, action: str, detail: dict[str, Any]) -> None:
+def record_audit(config: Config, action: str, detail: dict[str, Any]) -> None:
     """One audit entry. Each change writes ``ACTION.intent`` before it and ``ACTION`` after:
     an audit log that cannot be written stops the change, and a change that fails midway
     still left its intent."""
@@ -62,11 +62,11 @@ def retention_set(
         holds.check_period(period)
         parse_query(query)  # a mistake is one line, not an intent the audit log keeps
         change = {"query": query, "period": period, "reason": reason}
-        _record(config, "retention.set.intent", change)
+        record_audit(config, "retention.set.intent", change)
         total = archive.search(query, limit=1).total
         with progress(total, "messages", "re-dating") as advance:
             count = holds.set_retention(archive, query, period, progress=advance)
-    _record(config, "retention.set", {**change, "count": count})
+    record_audit(config, "retention.set", {**change, "count": count})
     err.print(f"kept {count} messages {_period(period)}", markup=False)
 
 
@@ -92,9 +92,9 @@ def hold_add(config_path: str | None, name: str, query: str, reason: str) -> Non
     holds.check_name(name)
     parse_query(query)  # a mistake is one line, not an intent the audit log keeps
     with Archive(config) as archive:
-        _record(config, "hold.add.intent", {"name": name, "query": query, "reason": reason})
+        record_audit(config, "hold.add.intent", {"name": name, "query": query, "reason": reason})
         added = holds.add_hold(archive, name, query, reason, cli_who())
-    _record(
+    record_audit(
         config,
         "hold.add",
         {"name": added.name, "query": query, "reason": reason, "count": added.messages},
@@ -112,14 +112,14 @@ def hold_release(config_path: str | None, name: str) -> None:
     with Archive(config) as archive:
         before = holds.get_hold(archive, name)
         if before.active:
-            _record(config, "hold.release.intent", {"name": before.name})
+            record_audit(config, "hold.release.intent", {"name": before.name})
         released, changed = holds.release_hold(archive, name, cli_who())
     if not changed:
         err.print(
             f"hold {released.name} was already released by {released.released_by}", markup=False
         )
         return
-    _record(config, "hold.release", {"name": released.name, "count": released.messages})
+    record_audit(config, "hold.release", {"name": released.name, "count": released.messages})
     err.print(f"hold {released.name} released ({released.messages} messages)", markup=False)
 
 

@@ -22,6 +22,9 @@ class ImportItem:
     envelope: Envelope
     advance: int  # progress units this item completes (bytes of an mbox, 1 for a file)
     origin: str  # where it came from, for error messages
+    # (key, value) to record in the catalog once this item is committed, so that a re-run
+    # resumes after it (the IMAP importer's folder and UID); None: nothing to record
+    mark: tuple[str, str] | None = None
 
 
 class ImportSource(Protocol):
