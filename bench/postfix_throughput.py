@@ -8,7 +8,12 @@ empty queue. Measured side by side in one run, so the ratios hold on a noisy mac
 2. a do-nothing filter: Postfix's own loopback, ``content_filter = smtp:[127.0.0.1]:PORT``
    into the reinjection smtpd, the ceiling for any after-queue filter;
 3. the archiver's SMTP proxy (``postfix-archiver serve``), full archiving and indexing;
-4. the archiver's pipe filter (``postfix-archiver filter``), one process per message.
+4. the archiver's pipe filter (``postfix-archiver filter``), one process per message;
+5. its baseline, the classic ``archiver.py`` (``bench/classic_archiver.py``: archives nothing),
+   run by pipe(8) from the same master.cf entry, same user, same argv shape.
+
+``--pipe-only`` runs only the last two, ``--pipe-rounds`` times, interleaved (pipe, classic,
+pipe, classic, ...), with ``--pipe-messages`` each, and prints the ratio of every pair.
 
 Then the sink alone: ``smtp-source`` straight into ``postfix-archiver serve --sink`` against
 ``smtp-sink``, with 100 kB messages (piler publishes about 2,400 messages/s of 100 kB as a
@@ -17,11 +22,13 @@ sink on 2 cores).
 Needs root and Debian's postfix package. Run::
 
     .venv/bin/python bench/postfix_throughput.py [--messages N] [--size BYTES] [--sessions S]
+    .venv/bin/python bench/postfix_throughput.py --pipe-only --pipe-rounds 3 --pipe-messages 300
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import pwd
 import re
@@ -39,6 +46,8 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
 from archiver_process import Archiver, archiver_cmd  # noqa: E402
 from postfix_harness import PostfixInstance, free_port, is_listening, wait_until  # noqa: E402
+
+import postfix_archiver  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 # the archives go here, as an archive's own directory would (a /tmp churned by earlier runs
@@ -161,6 +170,15 @@ def _traversable(path: Path) -> None:
 
 
 def pipe(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+    _pipe_archiver(postfix, base)
+    return lambda: None
+
+
+def _pipe_archiver(postfix: PostfixInstance, base: Path) -> Archiver:
+    # compiled as an install compiles it (pip writes the .pyc files as root): the filter
+    # runs as nobody, who cannot write them next to a checkout's sources, and would compile
+    # every module from source in every process
+    compileall.compile_dir(Path(postfix_archiver.__file__).parent, quiet=1)
     nobody = pwd.getpwnam("nobody")
     arch = Archiver(base)
     arch.home.mkdir()
@@ -168,7 +186,50 @@ def pipe(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     _traversable(Path(archiver_cmd()))
     _traversable(Path(sys.executable).resolve())
     arch.configure_postfix(postfix, "--mode", "pipe", "--user", "nobody")
+    return arch
+
+
+CLASSIC = HERE / "classic_archiver.py"
+
+
+def classic(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+    """The classic ``archiver.py`` in the pipe filter's place: the master.cf entry
+    ``postfix-config --mode pipe`` writes, with only its argv swapped for the classic form
+    (``HOST PORT ${sender} ${recipient}``, which ``filter`` accepts too), run by the
+    interpreter its ``#!`` line names."""
+    arch = _pipe_archiver(postfix, base)
+    interpreter = CLASSIC.read_text().splitlines()[0].removeprefix("#!").strip()
+    _traversable(CLASSIC)
+    entry = next(
+        line
+        for line in postfix.master_cf().splitlines()
+        if line.startswith("postfix-archiver-pipe ")
+    )
+    head, _, _ = entry.partition(" argv=")
+    argv = f"{interpreter} {CLASSIC} 127.0.0.1 {arch.reinject_port} ${{sender}} ${{recipient}}"
+    postfix.postconf_master(f"postfix-archiver-pipe/unix={head} argv={argv}")
+    postfix.reload()
     return lambda: None
+
+
+def pipe_and_classic(messages: int, size: int, sessions: int, rounds: int) -> list[float]:
+    """``rounds`` interleaved pairs (pipe filter, classic script); each pair's ratio."""
+    print(
+        f"Pipe filter and classic archiver.py through Postfix: {messages} messages of "
+        f"{size} bytes, {sessions} sessions, {rounds} interleaved pairs"
+    )
+    ratios = []
+    for n in range(1, rounds + 1):
+        ours = through_postfix(f"postfix-archiver pipe filter #{n}", messages, size, sessions, pipe)
+        theirs = through_postfix(f"classic archiver.py #{n}", messages, size, sessions, classic)
+        ratios.append(ours / theirs)
+        print(f"  pipe / classic #{n}: {ours / theirs:.2f}  (target >= 1.00)", flush=True)
+    ordered = sorted(ratios)
+    print(
+        f"  pipe / classic over {rounds}: {', '.join(f'{r:.2f}' for r in ratios)}; "
+        f"median {ordered[len(ordered) // 2]:.2f}; load {os.getloadavg()[0]:.1f}"
+    )
+    return ratios
 
 
 def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
@@ -198,12 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink-messages", type=int, default=2000)
     parser.add_argument("--sink-size", type=int, default=100_000)
     parser.add_argument("--skip-pipe", action="store_true")
+    parser.add_argument(
+        "--pipe-only", action="store_true", help="only the pipe filter and the classic script"
+    )
+    parser.add_argument("--pipe-messages", type=int, default=300)
+    parser.add_argument("--pipe-rounds", type=int, default=1)
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
     _traversable(WORKDIR / "x")
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
+    if args.pipe_only:
+        pipe_and_classic(args.pipe_messages, args.size, args.sessions, args.pipe_rounds)
+        return 0
     print(
         f"Through Postfix: {args.messages} messages of {args.size} bytes, "
         f"{args.sessions} sessions (cores: {os.cpu_count()})"
@@ -223,13 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_pipe:
         rates["pipe"] = through_postfix(
-            "postfix-archiver pipe filter", args.messages, args.size, args.sessions, pipe
+            "postfix-archiver pipe filter", args.pipe_messages, args.size, args.sessions, pipe
+        )
+        rates["classic"] = through_postfix(
+            "classic archiver.py", args.pipe_messages, args.size, args.sessions, classic
         )
     print()
     print(f"  proxy / do-nothing filter: {rates['proxy'] / rates['loop']:.2f}  (target >= 0.8)")
     print(f"  proxy / no filter:         {rates['proxy'] / rates['none']:.2f}")
     if "pipe" in rates:
         print(f"  pipe / do-nothing filter:  {rates['pipe'] / rates['loop']:.2f}")
+        print(f"  pipe / classic: {rates['pipe'] / rates['classic']:.2f}  (target 1)")
     print()
     print(
         f"Sink alone: {args.sink_messages} messages of {args.sink_size} bytes, "
