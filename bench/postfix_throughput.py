@@ -12,8 +12,10 @@ empty queue. Measured side by side in one run, so the ratios hold on a noisy mac
 5. its baseline, the classic ``archiver.py`` (``bench/classic_archiver.py``: archives nothing),
    run by pipe(8) from the same master.cf entry, same user, same argv shape.
 
-``--pipe-only`` runs only the last two, ``--pipe-rounds`` times, interleaved (pipe, classic,
-pipe, classic, ...), with ``--pipe-messages`` each, and prints the ratio of every pair.
+``--pipe-only`` runs only the pipe paths named by ``--pipe-paths`` (``pipe``: archiving in
+the filter's process; ``proxy``: ``filter --proxy`` handing each message to a running
+``serve``; ``classic``), ``--pipe-rounds`` times, interleaved, with ``--pipe-messages``
+each, and prints each round's ratio to the classic script.
 
 Then the sink alone: ``smtp-source`` straight into ``postfix-archiver serve --sink`` against
 ``smtp-sink``, with 100 kB messages (piler publishes about 2,400 messages/s of 100 kB as a
@@ -22,7 +24,8 @@ sink on 2 cores).
 Needs root and Debian's postfix package. Run::
 
     .venv/bin/python bench/postfix_throughput.py [--messages N] [--size BYTES] [--sessions S]
-    .venv/bin/python bench/postfix_throughput.py --pipe-only --pipe-rounds 3 --pipe-messages 300
+    .venv/bin/python bench/postfix_throughput.py --pipe-only --pipe-rounds 3 --pipe-messages 300 \
+        --pipe-paths proxy,classic
 """
 
 from __future__ import annotations
@@ -200,36 +203,80 @@ def classic(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     arch = _pipe_archiver(postfix, base)
     interpreter = CLASSIC.read_text().splitlines()[0].removeprefix("#!").strip()
     _traversable(CLASSIC)
+    head, _ = _pipe_entry(postfix)
+    argv = f"{interpreter} {CLASSIC} 127.0.0.1 {arch.reinject_port} ${{sender}} ${{recipient}}"
+    _set_pipe_entry(postfix, head, argv)
+    return lambda: None
+
+
+def pipe_proxy(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+    """The pipe filter handing each message to a running proxy (``filter --proxy``, the
+    proxy started with ``serve``): the same master.cf entry with ``--proxy`` added."""
+    arch = _pipe_archiver(postfix, base)
+    head, argv = _pipe_entry(postfix)
+    argv = argv.replace(" filter ", f" filter --proxy 127.0.0.1:{arch.listen_port} ", 1)
+    _set_pipe_entry(postfix, head, argv)
+    arch.start()
+
+    def stop() -> None:
+        arch.stop()
+
+    return stop
+
+
+def _pipe_entry(postfix: PostfixInstance) -> tuple[str, str]:
+    """The pipe transport's master.cf entry: what comes before ``argv=``, and the argv."""
     entry = next(
         line
         for line in postfix.master_cf().splitlines()
         if line.startswith("postfix-archiver-pipe ")
     )
-    head, _, _ = entry.partition(" argv=")
-    argv = f"{interpreter} {CLASSIC} 127.0.0.1 {arch.reinject_port} ${{sender}} ${{recipient}}"
+    head, _, argv = entry.partition(" argv=")
+    return head, argv
+
+
+def _set_pipe_entry(postfix: PostfixInstance, head: str, argv: str) -> None:
     postfix.postconf_master(f"postfix-archiver-pipe/unix={head} argv={argv}")
     postfix.reload()
-    return lambda: None
 
 
-def pipe_and_classic(messages: int, size: int, sessions: int, rounds: int) -> list[float]:
-    """``rounds`` interleaved pairs (pipe filter, classic script); each pair's ratio."""
+PIPE_PATHS = {
+    "pipe": ("postfix-archiver pipe filter", pipe),
+    "proxy": ("pipe filter --proxy (serve running)", pipe_proxy),
+    "classic": ("classic archiver.py", classic),
+}
+
+
+def pipe_and_classic(
+    messages: int, size: int, sessions: int, rounds: int, paths: list[str]
+) -> dict[str, list[float]]:
+    """``rounds`` interleaved rounds of ``paths`` (keys of ``PIPE_PATHS``); the rates, and
+    each round's ratio to the classic script."""
     print(
         f"Pipe filter and classic archiver.py through Postfix: {messages} messages of "
-        f"{size} bytes, {sessions} sessions, {rounds} interleaved pairs"
+        f"{size} bytes, {sessions} sessions, {rounds} interleaved rounds of {', '.join(paths)}"
     )
-    ratios = []
+    rates: dict[str, list[float]] = {path: [] for path in paths}
     for n in range(1, rounds + 1):
-        ours = through_postfix(f"postfix-archiver pipe filter #{n}", messages, size, sessions, pipe)
-        theirs = through_postfix(f"classic archiver.py #{n}", messages, size, sessions, classic)
-        ratios.append(ours / theirs)
-        print(f"  pipe / classic #{n}: {ours / theirs:.2f}  (target >= 1.00)", flush=True)
-    ordered = sorted(ratios)
-    print(
-        f"  pipe / classic over {rounds}: {', '.join(f'{r:.2f}' for r in ratios)}; "
-        f"median {ordered[len(ordered) // 2]:.2f}; load {os.getloadavg()[0]:.1f}"
-    )
-    return ratios
+        for path in paths:
+            name, setup = PIPE_PATHS[path]
+            rates[path].append(through_postfix(f"{name} #{n}", messages, size, sessions, setup))
+        if "classic" in paths:
+            for path in paths:
+                if path != "classic":
+                    ratio = rates[path][-1] / rates["classic"][-1]
+                    print(f"  {path} / classic #{n}: {ratio:.2f}  (target >= 1.00)", flush=True)
+    print(f"  load average after the run: {os.getloadavg()[0]:.1f}")
+    if "classic" in paths:
+        for path in paths:
+            if path == "classic":
+                continue
+            ratios = sorted(a / b for a, b in zip(rates[path], rates["classic"], strict=True))
+            print(
+                f"  {path} / classic over {rounds}: {', '.join(f'{r:.2f}' for r in ratios)} "
+                f"(sorted); median {ratios[len(ratios) // 2]:.2f}"
+            )
+    return rates
 
 
 def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
@@ -264,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pipe-messages", type=int, default=300)
     parser.add_argument("--pipe-rounds", type=int, default=1)
+    parser.add_argument(
+        "--pipe-paths",
+        default="proxy,classic",
+        help="with --pipe-only: which of pipe (in-process), proxy, classic, in this order",
+    )
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
     _traversable(WORKDIR / "x")
@@ -271,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
     if args.pipe_only:
-        pipe_and_classic(args.pipe_messages, args.size, args.sessions, args.pipe_rounds)
+        paths = [p for p in args.pipe_paths.split(",") if p]
+        if not paths or not set(paths) <= set(PIPE_PATHS):
+            parser.error(f"--pipe-paths: a list of {', '.join(PIPE_PATHS)}")
+        pipe_and_classic(args.pipe_messages, args.size, args.sessions, args.pipe_rounds, paths)
         return 0
     print(
         f"Through Postfix: {args.messages} messages of {args.size} bytes, "
@@ -294,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         rates["pipe"] = through_postfix(
             "postfix-archiver pipe filter", args.pipe_messages, args.size, args.sessions, pipe
         )
+        rates["pipe_proxy"] = through_postfix(
+            "pipe filter --proxy", args.pipe_messages, args.size, args.sessions, pipe_proxy
+        )
         rates["classic"] = through_postfix(
             "classic archiver.py", args.pipe_messages, args.size, args.sessions, classic
         )
@@ -302,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  proxy / no filter:         {rates['proxy'] / rates['none']:.2f}")
     if "pipe" in rates:
         print(f"  pipe / do-nothing filter:  {rates['pipe'] / rates['loop']:.2f}")
-        print(f"  pipe / classic: {rates['pipe'] / rates['classic']:.2f}  (target 1)")
+        print(f"  pipe / classic: {rates['pipe'] / rates['classic']:.2f}")
+        print(f"  pipe --proxy / classic: {rates['pipe_proxy'] / rates['classic']:.2f}  (target 1)")
     print()
     print(
         f"Sink alone: {args.sink_messages} messages of {args.sink_size} bytes, "
