@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import os
 import pwd
 import re
@@ -193,15 +194,19 @@ def _pipe_archiver(postfix: PostfixInstance, base: Path) -> Archiver:
 
 
 CLASSIC = HERE / "classic_archiver.py"
+# the same interpreter as the filter's (a build of Python may start a third faster or slower
+# than another: that is no difference between the two scripts); --classic-python changes it
+CLASSIC_PYTHON = [sys.executable]
 
 
 def classic(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     """The classic ``archiver.py`` in the pipe filter's place: the master.cf entry
     ``postfix-config --mode pipe`` writes, with only its argv swapped for the classic form
-    (``HOST PORT ${sender} ${recipient}``, which ``filter`` accepts too), run by the
-    interpreter its ``#!`` line names."""
+    (``HOST PORT ${sender} ${recipient}``, which ``filter`` accepts too), run by
+    ``CLASSIC_PYTHON``: the filter's own interpreter unless ``--classic-python`` names
+    another (``/usr/bin/python3``, which the script's ``#!`` line names)."""
     arch = _pipe_archiver(postfix, base)
-    interpreter = CLASSIC.read_text().splitlines()[0].removeprefix("#!").strip()
+    interpreter = CLASSIC_PYTHON[0]
     _traversable(CLASSIC)
     head, _ = _pipe_entry(postfix)
     argv = f"{interpreter} {CLASSIC} 127.0.0.1 {arch.reinject_port} ${{sender}} ${{recipient}}"
@@ -209,7 +214,7 @@ def classic(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     return lambda: None
 
 
-def pipe_proxy(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+def pipe_proxy(postfix: PostfixInstance, base: Path, messages: int) -> Callable[[], None]:
     """The pipe filter handing each message to a running proxy (``filter --proxy``, the
     proxy started with ``serve``): the same master.cf entry with ``--proxy`` added."""
     arch = _pipe_archiver(postfix, base)
@@ -220,6 +225,10 @@ def pipe_proxy(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
 
     def stop() -> None:
         arch.stop()
+        # handed over, not archived by the filters themselves: the proxy logs each one
+        handed = arch.log().count("reinjected: 250")
+        if handed < messages:
+            raise RuntimeError(f"pipe filter --proxy: {handed} handed to the proxy")
 
     return stop
 
@@ -240,7 +249,8 @@ def _set_pipe_entry(postfix: PostfixInstance, head: str, argv: str) -> None:
     postfix.reload()
 
 
-PIPE_PATHS = {
+Setup = Callable[..., Callable[[], None]]
+PIPE_PATHS: dict[str, tuple[str, Setup]] = {
     "pipe": ("postfix-archiver pipe filter", pipe),
     "proxy": ("pipe filter --proxy (serve running)", pipe_proxy),
     "classic": ("classic archiver.py", classic),
@@ -260,6 +270,8 @@ def pipe_and_classic(
     for n in range(1, rounds + 1):
         for path in paths:
             name, setup = PIPE_PATHS[path]
+            if setup is pipe_proxy:
+                setup = functools.partial(pipe_proxy, messages=messages)
             rates[path].append(through_postfix(f"{name} #{n}", messages, size, sessions, setup))
         if "classic" in paths:
             for path in paths:
@@ -310,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         "--pipe-only", action="store_true", help="only the pipe filter and the classic script"
     )
     parser.add_argument("--pipe-messages", type=int, default=300)
+    parser.add_argument(
+        "--classic-python", default=sys.executable, help="the classic script's interpreter"
+    )
     parser.add_argument("--pipe-rounds", type=int, default=1)
     parser.add_argument(
         "--pipe-paths",
@@ -322,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
+    CLASSIC_PYTHON[0] = args.classic_python
+    print(f"classic archiver.py runs with {args.classic_python}")
     if args.pipe_only:
         paths = [p for p in args.pipe_paths.split(",") if p]
         if not paths or not set(paths) <= set(PIPE_PATHS):
@@ -350,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
             "postfix-archiver pipe filter", args.pipe_messages, args.size, args.sessions, pipe
         )
         rates["pipe_proxy"] = through_postfix(
-            "pipe filter --proxy", args.pipe_messages, args.size, args.sessions, pipe_proxy
+            "pipe filter --proxy",
+            args.pipe_messages,
+            args.size,
+            args.sessions,
+            functools.partial(pipe_proxy, messages=args.pipe_messages),
         )
         rates["classic"] = through_postfix(
             "classic archiver.py", args.pipe_messages, args.size, args.sessions, classic
