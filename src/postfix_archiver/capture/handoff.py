@@ -27,11 +27,13 @@ from . import replies
 from .outgoing import NothingSent, Outgoing, send_over
 from .pipe import PipeArgs, xforward_of
 
-# a proxy on this host accepts at once; one that does not within this is not there
-CONNECT_TIMEOUT = 5.0
-# each read and write after that: the proxy answers the final dot once the message is
-# archived and reinjected (its answer_timeout and its reinjection's own time)
-REPLY_TIMEOUT = 600.0
+# a proxy on this host accepts, greets and answers EHLO at once; one that does not within
+# this is not taking mail (nothing is sent yet: the filter archives the message itself)
+GREETING_TIMEOUT = 10.0
+# each wait after that: the proxy answers the final dot once the message is archived and
+# reinjected (its answer_timeout and its reinjection's own time); giving up before it
+# answers would have Postfix send a message the proxy may have reinjected already again
+REPLY_TIMEOUT = 900.0
 GREETING_WORD = "postfix-archiver"
 
 
@@ -46,16 +48,17 @@ def hand_over(args: PipeArgs, content: bytes) -> int | None:
     # unicodedata) costs more than the connection
     host = target.host.encode() if target.host.isascii() else target.host
     try:
-        sock = socket.create_connection((host, target.port), CONNECT_TIMEOUT)  # type: ignore[arg-type]
+        sock = socket.create_connection((host, target.port), GREETING_TIMEOUT)  # type: ignore[arg-type]
     except OSError:
         return None  # no proxy running: the usual case when only the filter is set up
-    sock.settimeout(REPLY_TIMEOUT)
     msg = Outgoing(
         sender=args.sender, recipients=args.recipients, content=content, xforward=xforward_of(args)
     )
     try:
         # EHLO localhost: the client's own HELO goes in XFORWARD; no resolver lookup
-        reply = send_over(sock, args.proxy, msg, helo="localhost", greeted_by=GREETING_WORD)
+        reply = send_over(
+            sock, args.proxy, msg, helo="localhost", greeted_by=GREETING_WORD, timeout=REPLY_TIMEOUT
+        )
     except NothingSent as exc:
         _say(f"no proxy taking mail ({exc}): archiving here")
         return None

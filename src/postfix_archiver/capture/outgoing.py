@@ -92,9 +92,11 @@ def send_over(
     *,
     helo: str | None = None,
     greeted_by: str | None = None,
+    timeout: float | None = None,
 ) -> str:
     """One transaction over the connected ``sock`` (closed on return); the final reply.
-    ``greeted_by``: a word the greeting must hold. ``NothingSent`` when no transaction began."""
+    ``greeted_by``: a word the greeting must hold. ``NothingSent`` when no transaction began.
+    ``timeout``: each wait once the transaction begins (before it, the socket's own)."""
     conn = _Connection(sock)
     try:
         try:
@@ -106,6 +108,8 @@ def send_over(
                 raise NothingSent(f"{where} greets as {text[:80]!r}, not as {greeted_by}")
             conn.write(ehlo_command(helo or socket.getfqdn()))
             offered = extensions(*conn.reply_lines())
+            if timeout is not None:
+                sock.settimeout(timeout)
         except NothingSent:
             raise
         except (OSError, TemporaryFailure) as exc:

@@ -7,10 +7,14 @@ takes the message, nothing has been sent and the filter archives it itself.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from .capture_helpers import CLI, Listener, Proxy, archived, archived_at, cli_env, run_filter
 from .capture_helpers import free_port as unused_port
@@ -194,3 +198,23 @@ def test_the_handoff_loads_nothing_archiving_needs(
     assert status == "0", done.stderr
     assert loaded == ""
     assert len(archived(proxy.archive)) == 1
+
+
+@pytest.mark.slow
+def test_a_proxy_that_never_greets_is_given_up_and_nothing_sent(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """Accepted by the kernel, never greeted (a hung proxy): after the greeting's timeout the
+    filter archives the message itself, long before Postfix's own limit."""
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # listens, never accepts
+        port = hung.getsockname()[1]
+        home = tmp_path / "home"
+        started = time.monotonic()
+
+        done = run_filter([*_args(f"127.0.0.1:{port}", listener.address), "b@example.org"],
+                          MESSAGE, home, timeout=60)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 40
+    assert len(archived_at(home)) == 1
+    assert len(listener.handler.messages) == 1
