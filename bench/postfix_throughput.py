@@ -8,7 +8,14 @@ empty queue. Measured side by side in one run, so the ratios hold on a noisy mac
 2. a do-nothing filter: Postfix's own loopback, ``content_filter = smtp:[127.0.0.1]:PORT``
    into the reinjection smtpd, the ceiling for any after-queue filter;
 3. the archiver's SMTP proxy (``postfix-archiver serve``), full archiving and indexing;
-4. the archiver's pipe filter (``postfix-archiver filter``), one process per message.
+4. the archiver's pipe filter (``postfix-archiver filter``), one process per message;
+5. its baseline, the classic ``archiver.py`` (``bench/classic_archiver.py``: archives nothing),
+   run by pipe(8) from the same master.cf entry, same user, same argv shape.
+
+``--pipe-only`` runs only the pipe paths named by ``--pipe-paths`` (``pipe``: archiving in
+the filter's process; ``proxy``: ``filter --proxy`` handing each message to a running
+``serve``; ``classic``), ``--pipe-rounds`` times, interleaved, with ``--pipe-messages``
+each, and prints each round's ratio to the classic script.
 
 Then the sink alone: ``smtp-source`` straight into ``postfix-archiver serve --sink`` against
 ``smtp-sink``, with 100 kB messages (piler publishes about 2,400 messages/s of 100 kB as a
@@ -23,11 +30,15 @@ Needs root and Debian's postfix package. Run::
 ``--pairs N`` runs only the do-nothing filter and the proxy, interleaved N times, and prints
 each pair's ratio and the median; ``--sink-rounds N`` runs only ``smtp-sink`` and
 ``serve --sink``, interleaved N times, likewise. Both print the load average before and after.
+    .venv/bin/python bench/postfix_throughput.py --pipe-only --pipe-rounds 3 --pipe-messages 300 \
+        --pipe-paths proxy,classic
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import functools
 import os
 import pwd
 import re
@@ -46,6 +57,8 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
 from archiver_process import Archiver, archiver_cmd  # noqa: E402
 from postfix_harness import PostfixInstance, free_port, is_listening, wait_until  # noqa: E402
+
+import postfix_archiver  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 # the archives go here, as an archive's own directory would (a /tmp churned by earlier runs
@@ -168,6 +181,15 @@ def _traversable(path: Path) -> None:
 
 
 def pipe(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+    _pipe_archiver(postfix, base)
+    return lambda: None
+
+
+def _pipe_archiver(postfix: PostfixInstance, base: Path) -> Archiver:
+    # compiled as an install compiles it (pip writes the .pyc files as root): the filter
+    # runs as nobody, who cannot write them next to a checkout's sources, and would compile
+    # every module from source in every process
+    compileall.compile_dir(Path(postfix_archiver.__file__).parent, quiet=1)
     nobody = pwd.getpwnam("nobody")
     arch = Archiver(base)
     arch.home.mkdir()
@@ -175,7 +197,105 @@ def pipe(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
     _traversable(Path(archiver_cmd()))
     _traversable(Path(sys.executable).resolve())
     arch.configure_postfix(postfix, "--mode", "pipe", "--user", "nobody")
+    return arch
+
+
+CLASSIC = HERE / "classic_archiver.py"
+# the same interpreter as the filter's (a build of Python may start a third faster or slower
+# than another: that is no difference between the two scripts); --classic-python changes it
+CLASSIC_PYTHON = [sys.executable]
+
+
+def classic(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+    """The classic ``archiver.py`` in the pipe filter's place: the master.cf entry
+    ``postfix-config --mode pipe`` writes, with only its argv swapped for the classic form
+    (``HOST PORT ${sender} ${recipient}``, which ``filter`` accepts too), run by
+    ``CLASSIC_PYTHON``: the filter's own interpreter unless ``--classic-python`` names
+    another (``/usr/bin/python3``, which the script's ``#!`` line names)."""
+    arch = _pipe_archiver(postfix, base)
+    interpreter = CLASSIC_PYTHON[0]
+    _traversable(CLASSIC)
+    head, _ = _pipe_entry(postfix)
+    argv = f"{interpreter} {CLASSIC} 127.0.0.1 {arch.reinject_port} ${{sender}} ${{recipient}}"
+    _set_pipe_entry(postfix, head, argv)
     return lambda: None
+
+
+def pipe_proxy(postfix: PostfixInstance, base: Path, messages: int) -> Callable[[], None]:
+    """The pipe filter handing each message to a running proxy (``filter --proxy``, the
+    proxy started with ``serve``): the same master.cf entry with ``--proxy`` added."""
+    arch = _pipe_archiver(postfix, base)
+    head, argv = _pipe_entry(postfix)
+    argv = argv.replace(" filter ", f" filter --proxy 127.0.0.1:{arch.listen_port} ", 1)
+    _set_pipe_entry(postfix, head, argv)
+    arch.start()
+
+    def stop() -> None:
+        arch.stop()
+        # handed over, not archived by the filters themselves: the proxy logs each one
+        handed = arch.log().count("reinjected: 250")
+        if handed < messages:
+            raise RuntimeError(f"pipe filter --proxy: {handed} handed to the proxy")
+
+    return stop
+
+
+def _pipe_entry(postfix: PostfixInstance) -> tuple[str, str]:
+    """The pipe transport's master.cf entry: what comes before ``argv=``, and the argv."""
+    entry = next(
+        line
+        for line in postfix.master_cf().splitlines()
+        if line.startswith("postfix-archiver-pipe ")
+    )
+    head, _, argv = entry.partition(" argv=")
+    return head, argv
+
+
+def _set_pipe_entry(postfix: PostfixInstance, head: str, argv: str) -> None:
+    postfix.postconf_master(f"postfix-archiver-pipe/unix={head} argv={argv}")
+    postfix.reload()
+
+
+Setup = Callable[..., Callable[[], None]]
+PIPE_PATHS: dict[str, tuple[str, Setup]] = {
+    "pipe": ("postfix-archiver pipe filter", pipe),
+    "proxy": ("pipe filter --proxy (serve running)", pipe_proxy),
+    "classic": ("classic archiver.py", classic),
+}
+
+
+def pipe_and_classic(
+    messages: int, size: int, sessions: int, rounds: int, paths: list[str]
+) -> dict[str, list[float]]:
+    """``rounds`` interleaved rounds of ``paths`` (keys of ``PIPE_PATHS``); the rates, and
+    each round's ratio to the classic script."""
+    print(
+        f"Pipe filter and classic archiver.py through Postfix: {messages} messages of "
+        f"{size} bytes, {sessions} sessions, {rounds} interleaved rounds of {', '.join(paths)}"
+    )
+    rates: dict[str, list[float]] = {path: [] for path in paths}
+    for n in range(1, rounds + 1):
+        for path in paths:
+            name, setup = PIPE_PATHS[path]
+            if setup is pipe_proxy:
+                setup = functools.partial(pipe_proxy, messages=messages)
+            rates[path].append(through_postfix(f"{name} #{n}", messages, size, sessions, setup))
+        if "classic" in paths:
+            for path in paths:
+                if path != "classic":
+                    ratio = rates[path][-1] / rates["classic"][-1]
+                    print(f"  {path} / classic #{n}: {ratio:.2f}  (target >= 1.00)", flush=True)
+    print(f"  load average after the run: {os.getloadavg()[0]:.1f}")
+    if "classic" in paths:
+        for path in paths:
+            if path == "classic":
+                continue
+            ratios = sorted(a / b for a, b in zip(rates[path], rates["classic"], strict=True))
+            print(
+                f"  {path} / classic over {rounds}: {', '.join(f'{r:.2f}' for r in ratios)} "
+                f"(sorted); median {ratios[len(ratios) // 2]:.2f}"
+            )
+    return rates
 
 
 def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
@@ -261,6 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sink-rounds", type=int, default=0, metavar="N", help="only N smtp-sink/--sink rounds"
     )
+    parser.add_argument(
+        "--pipe-only", action="store_true", help="only the pipe filter and the classic script"
+    )
+    parser.add_argument("--pipe-messages", type=int, default=300)
+    parser.add_argument(
+        "--classic-python", default=sys.executable, help="the classic script's interpreter"
+    )
+    parser.add_argument("--pipe-rounds", type=int, default=1)
+    parser.add_argument(
+        "--pipe-paths",
+        default="proxy,classic",
+        help="with --pipe-only: which of pipe (in-process), proxy, classic, in this order",
+    )
     args = parser.parse_args(argv)
     WORKDIR.mkdir(parents=True, exist_ok=True)
     _traversable(WORKDIR / "x")
@@ -272,6 +405,14 @@ def main(argv: list[str] | None = None) -> int:
             pairs(args.pairs, args.messages, args.size, args.sessions)
         if args.sink_rounds:
             sink_rounds(args.sink_rounds, args.sink_messages, args.sink_size, args.sessions)
+        return 0
+    CLASSIC_PYTHON[0] = args.classic_python
+    print(f"classic archiver.py runs with {args.classic_python}")
+    if args.pipe_only:
+        paths = [p for p in args.pipe_paths.split(",") if p]
+        if not paths or not set(paths) <= set(PIPE_PATHS):
+            parser.error(f"--pipe-paths: a list of {', '.join(PIPE_PATHS)}")
+        pipe_and_classic(args.pipe_messages, args.size, args.sessions, args.pipe_rounds, paths)
         return 0
     print(
         f"Through Postfix: {args.messages} messages of {args.size} bytes, "
@@ -292,13 +433,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_pipe:
         rates["pipe"] = through_postfix(
-            "postfix-archiver pipe filter", args.messages, args.size, args.sessions, pipe
+            "postfix-archiver pipe filter", args.pipe_messages, args.size, args.sessions, pipe
+        )
+        rates["pipe_proxy"] = through_postfix(
+            "pipe filter --proxy",
+            args.pipe_messages,
+            args.size,
+            args.sessions,
+            functools.partial(pipe_proxy, messages=args.pipe_messages),
+        )
+        rates["classic"] = through_postfix(
+            "classic archiver.py", args.pipe_messages, args.size, args.sessions, classic
         )
     print()
     print(f"  proxy / do-nothing filter: {rates['proxy'] / rates['loop']:.2f}  (target >= 0.8)")
     print(f"  proxy / no filter:         {rates['proxy'] / rates['none']:.2f}")
     if "pipe" in rates:
         print(f"  pipe / do-nothing filter:  {rates['pipe'] / rates['loop']:.2f}")
+        print(f"  pipe / classic: {rates['pipe'] / rates['classic']:.2f}")
+        print(f"  pipe --proxy / classic: {rates['pipe_proxy'] / rates['classic']:.2f}  (target 1)")
     print()
     print(
         f"Sink alone: {args.sink_messages} messages of {args.sink_size} bytes, "

@@ -160,6 +160,44 @@ def test_pipe_mode_delivers_and_archives_with_bcc(
     postfix.wait_queue_empty(10)
 
 
+def test_pipe_mode_hands_over_to_the_running_proxy(
+    base: Path, mta: tuple[PostfixInstance, SmtpSink]
+) -> None:
+    """``filter --proxy``: Postfix pipes the message, the filter hands it to ``serve``,
+    which archives and reinjects it; the envelope is Postfix's (queue id, client, Bcc).
+    The archive is root's (``serve`` runs as root here): the filter (nobody) could not
+    archive by itself, so a delivery proves the hand-over."""
+    postfix, sink = mta
+    arch = Archiver(base)
+    arch.home.mkdir()
+    _traversable_by_others(Path(archiver_cmd()))
+    _traversable_by_others(Path(sys.executable).resolve())
+    arch.configure_postfix(postfix, "--mode", "pipe", "--user", "nobody")
+    [entry] = [line for line in postfix.master_cf().splitlines() if "postfix-archiver-pipe" in line]
+    entry = entry.replace(" filter ", f" filter --proxy 127.0.0.1:{arch.listen_port} ", 1)
+    postfix.postconf_master(f"postfix-archiver-pipe/unix={entry}")
+    postfix.reload()
+    arch.start()
+    try:
+        raw, _ = message("pipe mode, handed over")
+        rcpts = ["bob@example.org", "erin.hidden@example.org"]
+        postfix.send(raw, "alice@example.com", rcpts)
+        [delivery] = sink.wait_for_deliveries(1, timeout=30)
+        assert sorted(delivery.recipients) == sorted(rcpts)
+        assert header(delivery.content, "X-Archive-Status") == ["Archived"]
+        page = wait_archived(arch, 1)
+        [row] = page["results"]
+        assert header(delivery.content, "X-Archive-Id") == [str(row["id"])]
+        [envelope] = arch.show(row["id"])["envelopes"]
+        assert sorted(envelope["recipients"]) == sorted(rcpts)
+        assert envelope["source"] == "smtp"  # archived by the proxy, not by the filter
+        assert envelope["queue_id"]
+        assert envelope["client_address"] == "127.0.0.1"
+        postfix.wait_queue_empty(10)
+    finally:
+        arch.stop()
+
+
 class _FakeAmavis:
     """A content filter in front of the archiver, as amavisd-new is: it takes the message,
     adds its header and hands it back to Postfix's return smtpd."""

@@ -30,7 +30,9 @@ from .smtp_client import (
 
 __all__ = [
     "XFORWARD_ATTRS",
+    "NothingSent",
     "Outgoing",
+    "send_over",
     "send_sync",
     "xtext",
     "xtext_safe",
@@ -72,18 +74,46 @@ def send_sync(
     returns the listener's final reply."""
     host, port = host_and_port(address)
     try:
-        conn = _Connection(socket.create_connection((host, port), timeout))
+        sock = socket.create_connection((host, port), timeout)
     except OSError as exc:
         raise TemporaryFailure(f"reinjection listener {host}:{port} unavailable: {exc}") from exc
+    return send_over(sock, f"{host}:{port}", msg, helo=helo)
+
+
+class NothingSent(TemporaryFailure):
+    """No transaction began: the server did not greet or answer EHLO, or its greeting did
+    not name the server expected there. Nothing of the message was sent."""
+
+
+def send_over(
+    sock: socket.socket,
+    where: str,
+    msg: Outgoing,
+    *,
+    helo: str | None = None,
+    greeted_by: str | None = None,
+    timeout: float | None = None,
+) -> str:
+    """One transaction over the connected ``sock`` (closed on return); the final reply.
+    ``greeted_by``: a word the greeting must hold. ``NothingSent`` when no transaction began.
+    ``timeout``: each wait once the transaction begins (before it, the socket's own)."""
+    conn = _Connection(sock)
     try:
         try:
-            greeting(*conn.reply())
+            code, text = conn.reply()
+            greeting(code, text)
+            if greeted_by is not None and greeted_by not in text.split():
+                with contextlib.suppress(OSError):
+                    conn.write(QUIT_COMMAND)
+                raise NothingSent(f"{where} greets as {text[:80]!r}, not as {greeted_by}")
             conn.write(ehlo_command(helo or socket.getfqdn()))
             offered = extensions(*conn.reply_lines())
+            if timeout is not None:
+                sock.settimeout(timeout)
+        except NothingSent:
+            raise
         except (OSError, TemporaryFailure) as exc:
-            raise TemporaryFailure(
-                f"reinjection listener {host}:{port} unavailable: {exc}"
-            ) from exc
+            raise NothingSent(f"reinjection listener {where} unavailable: {exc}") from exc
         reply = _transaction(conn, Transaction(msg, offered), msg.content)
         with contextlib.suppress(OSError):
             conn.write(QUIT_COMMAND)  # the message is accepted; a lost QUIT changes nothing

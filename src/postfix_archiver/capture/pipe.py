@@ -14,26 +14,28 @@ permanent reject passed on from the reinjection listener.
 
 The old positional form ``HOST PORT SENDER RCPT...`` of the classic ``archiver.py`` is
 accepted too, so an existing master.cf line keeps working.
+
+With ``--proxy HOST:PORT`` the message is handed to the running SMTP proxy there first
+(``handoff``); only when none answers is it archived in this process. Nothing but that
+hand-over is loaded before it is tried: no logging, no config, no archive.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import replies
 
 if TYPE_CHECKING:
     from .pipeline import Incoming
 
-log = logging.getLogger("postfix_archiver.pipe")
 
+class PipeArgs(NamedTuple):
+    """What master.cf's argv says. (A named tuple, not a dataclass: ``dataclasses`` brings
+    ``inspect`` with it, a start-up cost per message.)"""
 
-@dataclass
-class PipeArgs:
     sender: str
     recipients: list[str]
     reinject: str | None
@@ -43,6 +45,7 @@ class PipeArgs:
     client_name: str | None = None
     helo: str | None = None
     sink: bool = False
+    proxy: str | None = None  # a running SMTP proxy to hand the message to (``handoff``)
 
 
 class UsageError(Exception):
@@ -58,6 +61,7 @@ _VALUE_OPTIONS = {
     "--client-address": "client_address",
     "--client-name": "client_name",
     "--helo": "helo",
+    "--proxy": "proxy",
 }
 
 
@@ -103,6 +107,7 @@ def parse_args(argv: Sequence[str]) -> PipeArgs:
                 reinject=_reinject_address(f"{host}:{port}"),
                 config=values.get("config"),
                 sink=sink,
+                proxy=_address("--proxy", values.get("proxy")),
             )
         raise UsageError("give -f SENDER -- RECIPIENT... (or HOST PORT SENDER RECIPIENT...)")
     if not positional:
@@ -117,19 +122,24 @@ def parse_args(argv: Sequence[str]) -> PipeArgs:
         client_name=_known(values.get("client_name")),
         helo=values.get("helo") or None,
         sink=sink,
+        proxy=_address("--proxy", values.get("proxy")),
     )
 
 
 def _reinject_address(value: str | None) -> str | None:
+    return _address("--reinject", value)
+
+
+def _address(option: str, value: str | None) -> str | None:
     """Checked before anything is archived: a typo in master.cf is one clear line."""
     if value is None:
         return None
-    from ..config import parse_hostport
+    from ..hostport import parse_hostport
 
     try:
         parse_hostport(value)
     except ValueError as exc:
-        raise UsageError(f"--reinject {exc}") from None
+        raise UsageError(f"{option} {exc}") from None
     return value
 
 
@@ -150,11 +160,12 @@ def incoming(args: PipeArgs, content: bytes) -> Incoming:
         client_address=args.client_address,
         client_name=args.client_name,
         helo=args.helo,
-        xforward=_xforward(args),
+        xforward=xforward_of(args),
     )
 
 
-def _xforward(args: PipeArgs) -> dict[str, str]:
+def xforward_of(args: PipeArgs) -> dict[str, str]:
+    """The XFORWARD attributes (xtext) of what Postfix told the pipe about the client."""
     from .outgoing import xtext
 
     attrs = {
@@ -168,10 +179,8 @@ def _xforward(args: PipeArgs) -> dict[str, str]:
 
 def main(argv: Sequence[str], run: Callable[[PipeArgs, bytes], int]) -> int:
     """Entry point for ``postfix-archiver filter``: ``run`` archives the message (see
-    ``app.run_filter``); never raises, never exits 1 or 2."""
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="postfix-archiver: %(message)s"
-    )
+    ``app.run_filter``) unless a proxy named by ``--proxy`` took it; never raises, never
+    exits 1 or 2."""
     try:
         try:
             args = parse_args(argv)
@@ -179,6 +188,17 @@ def main(argv: Sequence[str], run: Callable[[PipeArgs, bytes], int]) -> int:
             print(f"postfix-archiver filter: {exc}", file=sys.stderr)
             return replies.EX_TEMPFAIL
         content = sys.stdin.buffer.read()
+        if args.proxy is not None and not args.sink:
+            from .handoff import hand_over
+
+            handed = hand_over(args, content)
+            if handed is not None:
+                return handed
+        import logging  # here: a message the proxy took needs none
+
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr, format="postfix-archiver: %(message)s"
+        )
         return run(args, content)
     except BaseException as exc:  # exit 1 would make Postfix bounce the mail
         if isinstance(exc, SystemExit) and exc.code in (0, replies.EX_TEMPFAIL):

@@ -8,11 +8,7 @@ keeps the message queued and retries.
 
 from __future__ import annotations
 
-import logging
-
 from ..errors import PermanentFailure
-
-log = logging.getLogger("postfix_archiver.smtp")
 
 OK_SINK = "250 2.0.0 Ok: archived"
 TEMPFAIL = "451 4.3.0 Error: archiving failed, try again later"

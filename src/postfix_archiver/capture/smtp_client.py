@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
-from ..config import parse_hostport
 from ..errors import PermanentFailure, TemporaryFailure
+from ..hostport import parse_hostport
 
 XFORWARD_ATTRS = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 DATA_COMMAND = b"DATA\r\n"
@@ -37,15 +38,16 @@ QUIT_COMMAND = b"QUIT\r\n"
 _XFORWARD_LINE = 400
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to reinject."""
+class Outgoing(NamedTuple):
+    """One message to reinject. (A named tuple, not a dataclass: the pipe filter imports
+    this module, and ``dataclasses`` brings ``inspect`` with it, a start-up cost per
+    message.)"""
 
     sender: str
     recipients: Sequence[str]
     content: bytes
     mail_options: Sequence[str] = ()
-    xforward: Mapping[str, str] = field(default_factory=dict)  # attribute -> xtext value
+    xforward: Mapping[str, str] = MappingProxyType({})  # attribute -> xtext value
 
 
 def host_and_port(value: str) -> tuple[str, int]:
