@@ -91,6 +91,33 @@ class TestLayout:
         assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
         assert head["ETag"].strip('"') == hashlib.md5(body).hexdigest()  # Content-MD5 too
 
+    @pytest.mark.parametrize(
+        "junk",
+        [
+            b"",
+            b"not a pack at all",
+            b"x" * 100 + b"\xff" * 8 + b"PFAPACK1",  # an index longer than the object
+            b'{"v":1,"retain_until":null,"blobs":[["m/x",-5,3]]}'
+            + (48).to_bytes(8, "big")
+            + b"PFAPACK1",
+            b"\x80\xfe{" + (3).to_bytes(8, "big") + b"PFAPACK1",  # 8-bit bytes, not JSON
+        ],
+    )
+    def test_a_damaged_pack_does_not_hide_the_others(
+        self, moto_s3: S3, store: S3Store, junk: bytes, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        store.put(f"m/{SHA[0]}", b"fine")
+        moto_s3.server.client().put_object(
+            Bucket=moto_s3.bucket, Key="layout/packs/00000000000000000001-junk", Body=junk
+        )
+        other = open_store(moto_s3.url("layout"))
+        assert other.get(f"m/{SHA[0]}") == b"fine"
+        assert list(other.keys()) == [f"m/{SHA[0]}"]
+        assert "00000000000000000001-junk is damaged" in caplog.text
+        moto_s3.server.client().delete_object(
+            Bucket=moto_s3.bucket, Key="layout/packs/00000000000000000001-junk"
+        )
+
 
 class TestObjectLock:
     @pytest.fixture
@@ -153,6 +180,18 @@ class TestObjectLock:
         assert all(abs(d - later) < timedelta(seconds=1) for d in dates[1:])
         head = client.head_object(Bucket=locked, Key=f"archive/blobs/p/{SHA[2]}")
         assert head["ObjectLockMode"] == "GOVERNANCE"
+
+    def test_a_retention_past_a_century_is_locked_for_a_century(
+        self, moto_s3: S3, locked: str
+    ) -> None:
+        store = open_store(self.url(moto_s3, locked))
+        store.put_many(
+            [(f"m/{SHA[0]}", b"9999y")], {f"m/{SHA[0]}": datetime(9999, 12, 31, tzinfo=UTC)}
+        )
+        [pack] = objects(moto_s3, locked, "archive/packs/")
+        head = moto_s3.server.client().head_object(Bucket=locked, Key=pack["Key"])
+        expected = datetime.now(UTC) + timedelta(days=36500)
+        assert abs(head["ObjectLockRetainUntilDate"] - expected) < timedelta(minutes=5)
 
     def test_past_and_absent_dates_set_no_lock(self, moto_s3: S3, locked: str) -> None:
         """Mail imported after its retention ended: S3 refuses a date in the past, so none

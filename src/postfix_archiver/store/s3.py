@@ -51,6 +51,9 @@ T = TypeVar("T")
 # a lock date closer than this is not set: S3 refuses a date in the past, and the clocks of
 # this host and the store's may differ by this much
 LOCK_MARGIN = timedelta(minutes=5)
+# the latest lock date set: S3 may refuse dates further out (AWS caps default retention at 100
+# years), and a retention that long ("9999y", clamped to the year 9999) is forever in practice
+LOCK_LONGEST = timedelta(days=100 * 365)
 # a key not found by size/exists re-reads the pack list at most this often (the ingest path
 # asks for every new attachment; another host's new packs show up within this time)
 REFRESH_EVERY = 2.0
@@ -71,6 +74,7 @@ class S3Store:
         self._loaded = False
         self._refreshed = 0.0
         self._object_lock: bool | None = None  # the bucket has Object Lock (asked once)
+        self._damaged: set[str] = set()  # packs whose index cannot be read (logged once)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -115,9 +119,10 @@ class S3Store:
         message imported after its retention ended), or a bucket without Object Lock."""
         if until is None or until.tzinfo is None:
             return None
-        if until <= datetime.now(UTC) + LOCK_MARGIN or not self._bucket_locks():
+        now = datetime.now(UTC)
+        if until <= now + LOCK_MARGIN or not self._bucket_locks():
             return None
-        return until.astimezone(UTC)
+        return min(until.astimezone(UTC), now + LOCK_LONGEST)
 
     def _bucket_locks(self) -> bool:
         if self._object_lock is None:
@@ -405,7 +410,11 @@ class S3Store:
             listed = [obj["Key"].rsplit("/", 1)[1] for obj in self._list(self._pack_key(""))]
             with self._lock:
                 known = set(self._packs)
-            fresh = {name: self._read_index(name) for name in listed if name not in known}
+            fresh = {
+                name: self._read_index(name)
+                for name in listed
+                if name not in known and name not in self._damaged
+            }
             with self._lock:
                 for name in known - set(listed):
                     self._drop_pack(name)
@@ -428,10 +437,12 @@ class S3Store:
                 Range=f"bytes=-{TAIL_READ}",
             )
             tail: bytes = self._call(f"read pack {name} from", answer["Body"].read)
-            length = index_length(tail, name)
+            length = _checked(index_length, tail, name)
             if length + TRAILER_SIZE > len(tail):
-                total = int(answer["ContentRange"].rsplit("/", 1)[1])
+                total = int(answer.get("ContentRange", "/0").rsplit("/", 1)[1])
                 start = total - length - TRAILER_SIZE
+                if start < 0:
+                    raise _Damaged(f"S3 pack {name} is damaged (its index would start at {start})")
                 answer = self._call(
                     f"read pack {name} from",
                     self._client.get_object,
@@ -440,9 +451,16 @@ class S3Store:
                     Range=f"bytes={start}-{total - 1}",
                 )
                 tail = self._call(f"read pack {name} from", answer["Body"].read)
+            index = _checked(parse_index, tail[-TRAILER_SIZE - length : -TRAILER_SIZE], name)
         except _Missing:
             return None
-        return parse_index(tail[-TRAILER_SIZE - length : -TRAILER_SIZE], name)
+        except _Damaged as exc:
+            # one bad object (a write cut short by a crashed host, something not ours) must
+            # not make the others unreadable: its blobs read as missing, which verify reports
+            log.error("S3 store %s: %s: skipped", self.url, exc)
+            self._damaged.add(name)
+            return None
+        return index
 
     def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -497,6 +515,17 @@ class S3Store:
 
 class _Missing(KeyError):
     """No such object (S3's 404), inside this module only."""
+
+
+class _Damaged(StoreError):
+    """A pack whose trailer or index cannot be read."""
+
+
+def _checked(parse: Callable[[bytes, str], T], data: bytes, name: str) -> T:
+    try:
+        return parse(data, name)
+    except StoreError as exc:
+        raise _Damaged(str(exc)) from None
 
 
 class _NoLockConfig(Exception):

@@ -81,7 +81,9 @@ def parse_index(data: bytes, name: str) -> PackIndex:
     try:
         value = json.loads(data)
         entries = {str(k): (int(o), int(n)) for k, o, n in value["blobs"]}
+        if any(o < 0 or n < 0 for o, n in entries.values()):
+            raise ValueError("negative offset or length")
         until = value["retain_until"]
         return PackIndex(entries, datetime.fromisoformat(until) if until else None)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise StoreError(f"S3 pack {name} is damaged (index unreadable: {exc})") from None
