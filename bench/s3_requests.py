@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from bench.ingest import AttachmentCorpus, TextCorpus  # noqa: E402
 from tests.s3_helpers import MotoServer, s3_environment  # noqa: E402
 
-from ingest import AttachmentCorpus, TextCorpus  # noqa: E402
 from postfix_archiver.archive import Archive  # noqa: E402
 from postfix_archiver.config import parse_config  # noqa: E402
 from postfix_archiver.envelope import Envelope  # noqa: E402
