@@ -100,15 +100,19 @@ def test_proxy_into_s3_with_the_store_stopped_mid_run(tmp_path: Path, listener: 
                 os.environ[key] = value
 
 
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(config: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
-    return subprocess.run(
-        [str(CLI), *args, "--config", str(config)],
+    env["POSTFIX_ARCHIVER_CONFIG"] = str(config)
+    done = subprocess.run(
+        [str(CLI), *args],
+        input=stdin,
         capture_output=True,
-        text=True,
         env=env,
         timeout=300,
         check=False,
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode()
     )
 
 
@@ -167,3 +171,18 @@ def test_a_purge_that_object_lock_refuses_is_reported(moto_s3: S3, tmp_path: Pat
 
 def _envelope() -> Envelope:
     return Envelope(sender="alice@example.com", recipients=("bob@example.com",))
+
+
+def test_the_pipe_filter_exits_75_when_the_store_is_down(
+    moto_s3: S3, tmp_path: Path, listener: Listener
+) -> None:
+    server = MotoServer().start()
+    bucket = server.bucket()
+    config = write_config(tmp_path / "home", f"s3://{bucket}/pipe", server.endpoint)
+    args = ["--reinject", listener.address, "-f", "alice@example.com", "--", "bob@example.com"]
+    assert cli(config, "filter", *args, stdin=make_message("up")).returncode == 0
+    server.stop()
+    done = cli(config, "filter", *args, stdin=make_message("down"))
+    assert done.returncode == 75, done.stderr  # EX_TEMPFAIL: Postfix keeps it queued
+    assert "unreachable" in done.stderr
+    assert len(listener.handler.messages) == 1
