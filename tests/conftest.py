@@ -8,6 +8,7 @@ from email.feedparser import FeedParser
 from pathlib import Path
 
 import pytest
+from tests.s3_helpers import moto_s3  # noqa: F401  (the session's S3 server, a fixture)
 
 from postfix_archiver.accounts import home_url, open_accounts
 from postfix_archiver.archive import Archive

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import retention
 from .dates import time_zone
@@ -237,6 +238,17 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "tsa_ca_file": str,
         "tsa_timeout": object,
     },
+    # the S3 store's options, for what a store = "s3://BUCKET/PREFIX" URL does not say
+    # (store/s3_url.py checks the values when the store opens)
+    "s3": {
+        "endpoint": str,
+        "region": str,
+        "lock_mode": str,
+        "pack_limit": int,
+        "multipart": int,
+        "attempts": int,
+        "timeout": int,
+    },
     "extract": {
         "timeout": object,  # a period: _build_extract checks it
         "max_input": int,
@@ -322,6 +334,20 @@ def _url_for(home: Path, value: str | None, scheme: str, default_name: str) -> s
     return value
 
 
+def _with_s3_options(source: Source, url: str, options: Mapping[str, Any]) -> str:
+    """``url`` with the ``[s3]`` table's options added as query parameters; those the URL
+    gives itself win (one place to look: the URL, when it says)."""
+    if not url.startswith("s3://"):
+        raise source.error(
+            ("s3",), 'is for an S3 store: set [archive] store = "s3://BUCKET/PREFIX"'
+        )
+    given = {name for name, _value in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    extra = {k: str(v) for k, v in options.items() if k not in given}
+    if not extra:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(extra)}"
+
+
 def _listen(source: Source, section: str, key: str, value: str) -> HostPort:
     try:
         return parse_hostport(value)
@@ -403,7 +429,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
             raise source.error(
                 ("archive", key),
                 f"must be a URL such as "
-                f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs'}",
+                f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs or s3://BUCKET/PREFIX'}",
             )
     encryption = a.get("encryption", "none")
     if encryption not in ENCRYPTIONS:
@@ -415,6 +441,8 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
     base = Path(source.path).parent if source.path else Path.cwd()
     key_file = _resolve(base, a["key_file"]) if "key_file" in a else DEFAULT_KEY_FILE
     store_url = _url_for(home, a.get("store"), "file", "blobs")
+    if "s3" in data:
+        store_url = _with_s3_options(source, store_url, data["s3"])
     catalog_url = _url_for(home, a.get("catalog"), "sqlite", "catalog.sqlite")
     if encryption != "none" or "key_file" in a:
         _check_key_file(source, key_file, home, store_url, catalog_url)

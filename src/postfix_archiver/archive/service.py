@@ -302,8 +302,17 @@ class Archive:
         return Staged(arrival, tuple(blobs))
 
     def store_staged(self, staged: Sequence[Staged]) -> None:
-        """The blobs of ``staged`` arrivals, durable together, before any of their rows."""
-        self.store.put_many([blob for s in staged for blob in s.blobs])
+        """The blobs of ``staged`` arrivals, durable together, before any of their rows;
+        each with its message's retention date, for a store that locks objects until then
+        (a part two arrivals share: the later date)."""
+        locks: dict[str, datetime] = {}
+        for s in staged:
+            until = s.arrival.retain_until
+            if until is None:
+                continue
+            for key, _data in s.blobs:
+                locks[key] = max(until, locks.get(key, until))
+        self.store.put_many([blob for s in staged for blob in s.blobs], locks or None)
 
     def _arrival(
         self,

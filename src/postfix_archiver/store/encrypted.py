@@ -30,8 +30,9 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -194,13 +195,20 @@ class EncryptedStore:
     def put(self, key: str, data: bytes) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        retain_until: Mapping[str, datetime] | None = None,
+    ) -> None:
         self._follow_rotation()
         sealed = []
+        locks: dict[str, datetime] = {}
         for key, data in items:
             stored = self.stored_name(key)
             sealed.append((stored, self.seal(stored, key, data)))
-        self.inner.put_many(sealed)
+            if retain_until and key in retain_until:
+                locks[stored] = retain_until[key]  # the lock follows the blob's stored name
+        self.inner.put_many(sealed, locks or None)
 
     def get(self, key: str) -> bytes:
         stored = self.stored_name(key)

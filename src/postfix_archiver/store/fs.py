@@ -7,10 +7,12 @@ import contextlib
 import errno
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import StoreError
+from . import check_key
 from .packed import PackedBlobs
 
 # blobs up to this size (as stored, compressed) go in the pack; most messages fit
@@ -40,16 +42,7 @@ class FileStore:
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (one level of fan-out: 256 directories per kind)."""
-        kind, _sep, name = key.partition("/")
-        if (
-            not kind
-            or not name
-            or "/" in name
-            or name.startswith(".")
-            or kind.startswith(".")
-            or "\x00" in key
-        ):
-            raise StoreError(f"invalid blob key {key!r}")
+        kind, _sep, name = check_key(key).partition("/")
         return self.root / kind / name[:2] / name
 
     def _ensure_dir(self, directory: Path) -> None:
@@ -73,8 +66,13 @@ class FileStore:
     def put(self, key: str, data: bytes) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """All of ``items`` durable on return: the small ones in one transaction."""
+    def put_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        retain_until: Mapping[str, datetime] | None = None,
+    ) -> None:
+        """All of ``items`` durable on return: the small ones in one transaction. Files have
+        no lock: ``retain_until`` is not needed here."""
         small: list[tuple[str, bytes]] = []
         for key, data in items:
             self.path(key)  # every key is checked before anything is written

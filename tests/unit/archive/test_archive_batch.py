@@ -29,7 +29,7 @@ class RecordingStore:
         self.calls: list[list[str]] = []
         self.fail = False
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, bytes]], retain_until: object = None) -> None:
         self.calls.append([key for key, _ in items])
         if self.fail:
             raise StoreError("cannot write blob pack: disk full")

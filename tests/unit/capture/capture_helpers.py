@@ -422,7 +422,7 @@ class FailingStore:
     def put(self, key: str, data: bytes) -> None:
         raise StoreError(f"cannot write {key}: No space left on device")
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, bytes]], retain_until: object = None) -> None:
         raise StoreError(f"cannot write {len(items)} blobs: No space left on device")
 
     def get(self, key: str) -> bytes:

