@@ -75,6 +75,13 @@ _WORD_EDGE = f"[^\\W_{_CJK}]"
 # what separates tokens in text (possessive: a long run of it is never backtracked into)
 _SEPARATORS = f"(?:_|[^\\w{_CJK}])++"
 _MAYBE_SEPARATORS = f"(?:_|[^\\w{_CJK}])*+"
+# The same for terms of Latin tokens only (almost every query), matched in a copy of the text
+# whose CJK characters are all one of them (``_Normal.latin``): there the edge and the
+# separators need no class of every CJK character, which took Python's ``re`` 10-35 ms to
+# compile per use, most of a page's snippets; they read every character as the above do
+_ONE_CJK = "\u4e00"
+_LATIN_WORD_EDGE = f"[^\\W_{_ONE_CJK}]"
+_LATIN_SEPARATORS = "(?:_|\\W)++"
 _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")
 _GAP = r"[\s\x00-\x1f\x7f-\x9f]"
 # what a snippet tidies: a run of spaces or control characters at either end, or inside
@@ -197,6 +204,19 @@ class _Normal:
                 parts[i] = self._run(part, at)
             at += len(part)
         self.matched = fold("".join(parts))
+        self._latin: str | None = None
+
+    @property
+    def latin(self) -> str:
+        """``matched`` with each CJK character as ``_ONE_CJK`` (same offsets), for the
+        expressions of Latin terms."""
+        if self._latin is None:
+            self._latin = (
+                self.matched
+                if self.matched.isascii()
+                else CJK_RUN.sub(lambda run: _ONE_CJK * len(run.group()), self.matched)
+            )
+        return self._latin
 
     def _run(self, run: str, at: int) -> str:
         normal = normal_run(run)
@@ -261,6 +281,8 @@ def _joins(ch: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Term:
     pattern: str  # without the check that a word starts here
+    # the same for ``_Normal.latin``, for a term of ASCII tokens only; else ""
+    latin: str
     first: str  # the character it starts with
     word: bool  # starts at a word's start (a Latin term), not anywhere (a CJK one)
     tokens: int
@@ -296,6 +318,11 @@ def _term(value: str, phrase: bool) -> _Term | None:
         return None
     if len(tokens) > PHRASE_TOKENS:  # its start marked: the cost is in the tokens
         tokens, prefix = tokens[:PHRASE_TOKENS], False
+    if all(t.isascii() for t in tokens):
+        latin = _LATIN_SEPARATORS.join(re.escape(t) for t in tokens)
+        latin += "" if prefix else f"(?!{_LATIN_WORD_EDGE})"
+    else:
+        latin = ""
     parts: list[str] = []
     for i, token in enumerate(tokens):
         if i:
@@ -308,7 +335,7 @@ def _term(value: str, phrase: bool) -> _Term | None:
     first, last = tokens[0][0], tokens[-1][-1]
     # a Latin term is whole tokens; a CJK edge is inside a run, like its bigrams
     after = "" if prefix or _is_cjk(last) else f"(?!{_WORD_EDGE})"
-    return _Term("".join(parts) + after, first, not _is_cjk(first), len(tokens))
+    return _Term("".join(parts) + after, latin, first, not _is_cjk(first), len(tokens))
 
 
 def _is_cjk(ch: str) -> bool:
@@ -374,18 +401,29 @@ class Highlighter:
                 return None if found is None else _cut(label, shown[found.start() :], [])
         return None
 
-    def _pattern(self, label: str) -> re.Pattern[str] | None:
+    def _pattern(self, label: str) -> _Pattern | None:
         if label == "subject":
             return self._subject
         return self._attachment if label == "attachment" else self._anywhere
 
 
-def _compile(terms: list[_Term]) -> re.Pattern[str] | None:
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    expression: re.Pattern[str]
+    latin: bool  # matched in ``_Normal.latin``, not ``_Normal.matched``
+
+
+def _compile(terms: list[_Term]) -> _Pattern | None:
     """All ``terms`` as one expression, a group per term (to count different terms in a
     window), the longer first (where two start at one place, the longer is marked)."""
     if not terms:
         return None
     ordered = sorted(range(len(terms)), key=lambda i: -len(terms[i].pattern))
+    if all(t.latin for t in terms):  # all words: the same expression without the CJK class
+        words = "|".join(f"(?P<t{i}>{terms[i].latin})" for i in ordered)
+        firsts = re.escape("".join(sorted({t.first for t in terms})))
+        expression = f"(?=[{firsts}])(?<!{_LATIN_WORD_EDGE})(?:{words})"
+        return _Pattern(re.compile(expression), latin=True)
     words = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if terms[i].word)
     inside = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if not terms[i].word)
     choices = [f"(?<!{_WORD_EDGE})(?:{words})"] if words else []
@@ -393,13 +431,14 @@ def _compile(terms: list[_Term]) -> re.Pattern[str] | None:
     # the set of first characters in front lets the engine skip ahead to where a term may
     # start, instead of trying every term at every character (64 terms: 100 times faster)
     firsts = re.escape("".join(sorted({t.first for t in terms})))
-    return re.compile(f"(?=[{firsts}])(?:{'|'.join(choices)})")
+    return _Pattern(re.compile(f"(?=[{firsts}])(?:{'|'.join(choices)})"), latin=False)
 
 
-def _matches(pattern: re.Pattern[str], normal: _Normal) -> list[tuple[int, int, int]]:
+def _matches(pattern: _Pattern, normal: _Normal) -> list[tuple[int, int, int]]:
     """``(start, end, term)`` of each match in ``normal.text``, at most ``MAX_MATCHES``."""
     found: list[tuple[int, int, int]] = []
-    for m in pattern.finditer(normal.matched):
+    text = normal.latin if pattern.latin else normal.matched
+    for m in pattern.expression.finditer(text):
         if m.end() > m.start():
             start, end = normal.shown(m.start(), m.end())
             found.append((start, end, m.lastindex or 0))

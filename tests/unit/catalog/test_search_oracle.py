@@ -1020,3 +1020,70 @@ def test_hundreds_of_negated_words(corpus: Corpus) -> None:
     query = " ".join([common, *(f"-{w}" for w in others), *filler])
     assert corpus.found_ids(query) == corpus.expected_ids(query)
     assert corpus.found_ids(query)
+
+
+def _sqlite_only(corpus: Corpus) -> None:
+    from postfix_archiver.catalog.sqlite import SqliteCatalog
+
+    if not isinstance(corpus.archive.catalog, SqliteCatalog):
+        pytest.skip("the SQLite catalog's plans")
+
+
+def test_a_walk_that_looks_each_message_up_finds_the_same_pages(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at a million messages a common word's walk checks each message walked over in the
+    # index by itself (its list of matches would be longer than the walk): the pages and
+    # totals stay the oracle's
+    _sqlite_only(corpus)
+    import postfix_archiver.catalog.sqlite as sqlite_catalog
+
+    monkeypatch.setattr(sqlite_catalog, "LOOKUP_COST", 0)  # always looked up
+    walked: list[str] = []
+    walk = sqlite_catalog.SqliteCatalog._newest_first
+
+    def spy(self: sqlite_catalog.SqliteCatalog, *args: object, **kwargs: object) -> object:
+        rows = walk(self, *args, **kwargs)  # type: ignore[arg-type]
+        if rows is not None:
+            walked.append(str(args[0]))
+        return rows
+
+    monkeypatch.setattr(sqlite_catalog.SqliteCatalog, "_newest_first", spy)
+    frequent = [w for w in WORDS if len(corpus.expected_ids(w)) >= 120]
+    for word in frequent[:4]:
+        _pages_match_oracle(corpus, word, 3)
+        other = next(w for w in WORDS if w != word)
+        _pages_match_oracle(corpus, f"{word} -{other}", 3)
+        _pages_match_oracle(corpus, f"subject:{word} OR {other}", 3)
+    assert walked, "no page was found by walking the date index"
+
+
+@pytest.mark.parametrize("few", [0, 5, 2000])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "subject:report has:attachment",
+        "invoice",
+        "from:alice invoice OR bill -draft",
+        "has:attachment -filename:*.pdf",
+        '"budget meeting"',
+        "-invoice",
+    ],
+)
+def test_pages_and_totals_with_few_or_many_matches(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch, few: int, query: str
+) -> None:
+    # up to FEW_MATCHES matches are listed once (the total and the page from that list),
+    # more are counted and their page found apart: both give the oracle's pages
+    _sqlite_only(corpus)
+    import postfix_archiver.catalog.sqlite as sqlite_catalog
+
+    monkeypatch.setattr(sqlite_catalog, "FEW_MATCHES", few)
+    assert 8 < len(corpus.expected_ids(query)) < N_MESSAGES, query
+    _pages_match_oracle(corpus, query, 7)
+    ordered = corpus.expected(query)
+    for order, key in (("size", lambda m: (m.size, m.id)), ("-size", lambda m: (-m.size, -m.id))):
+        page = corpus.archive.search(query, limit=5, offset=3, order=order)
+        want = [m.id for m in sorted(ordered, key=key)[3:8]]
+        assert [r.id for r in page.results] == want, (query, order)
+        assert page.total == len(ordered), (query, order)
