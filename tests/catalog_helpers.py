@@ -23,6 +23,7 @@ from postfix_archiver.catalog import AddResult, Catalog, HoldQueries, NewArrival
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
+from tests.pg_cluster import postgresql_url
 
 WAIT = 10.0  # seconds; only reached when something hangs
 
@@ -31,6 +32,9 @@ CatalogUrl = Callable[[Path], str]
 BACKENDS: dict[str, CatalogUrl] = {
     # the default: catalog.sqlite in the archive's home
     "sqlite": lambda home: f"sqlite://{(home / 'catalog.sqlite').absolute()}",
+    # a new database on the session's private cluster (tests/pg_cluster.py): skips without
+    # PostgreSQL, fails in CI
+    "postgresql": lambda home: postgresql_url(),
 }
 
 

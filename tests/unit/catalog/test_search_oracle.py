@@ -996,7 +996,8 @@ def test_pages_of_frequent_words_in_date_order(
         _pages_match_oracle(corpus, word, 3)
         other = next(w for w in WORDS if w != word)
         _pages_match_oracle(corpus, f"{word} -{other}", 3)
-    assert walked, "no page was found by walking the date index"
+    if isinstance(corpus.archive.catalog, SqliteCatalog):  # SQLite's own plan for these pages
+        assert walked, "no page was found by walking the date index"
 
 
 def test_a_walk_that_finds_too_few_falls_back_to_the_sort(
