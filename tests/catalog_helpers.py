@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from tests.pg_cluster import postgresql_url
 
 from postfix_archiver.catalog import AddResult, Catalog, HoldQueries, NewArrival, Sealer
 from postfix_archiver.catalog.sqlite import SqliteCatalog
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.message import Address, Attachment
-from tests.pg_cluster import postgresql_url
 
 WAIT = 10.0  # seconds; only reached when something hangs
 
@@ -36,6 +36,15 @@ BACKENDS: dict[str, CatalogUrl] = {
     # PostgreSQL, fails in CI
     "postgresql": lambda home: postgresql_url(),
 }
+
+
+def backend_params() -> list[Any]:
+    """``BACKENDS`` as fixture parameters: a backend that needs a server is marked
+    ``integration`` (``-m "not integration"`` leaves it out; SQLite always runs)."""
+    return [
+        pytest.param(name, marks=() if name == "sqlite" else (pytest.mark.integration,))
+        for name in sorted(BACKENDS)
+    ]
 
 
 def only(backend: str) -> pytest.MarkDecorator:

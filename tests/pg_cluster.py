@@ -13,6 +13,7 @@ Without the binaries a test that asks for a database skips, and fails under
 from __future__ import annotations
 
 import atexit
+import importlib
 import itertools
 import os
 import shutil
@@ -20,9 +21,15 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
-from tests.integration.requirements import unavailable
+# the integration tests' skip-or-fail, by name at run time: mypy knows that file as the
+# module "requirements" (tests/integration is on its path) and refuses a second name for it
+unavailable: Callable[[str], NoReturn] = importlib.import_module(
+    "tests.integration.requirements"
+).unavailable
 
 # Debian's layout: a directory per major version; the newest installed is taken
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -112,7 +119,7 @@ def cluster() -> Cluster:
     with _lock:
         if _cluster is None:
             bindir = _bindir()
-            if bindir is None or shutil.which("runuser") is None and os.geteuid() == 0:
+            if bindir is None or (shutil.which("runuser") is None and os.geteuid() == 0):
                 unavailable(
                     f"PostgreSQL is not installed (no initdb under {PG_ROOT}/*/bin): "
                     "apt-get install postgresql"

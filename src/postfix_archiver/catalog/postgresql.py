@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.types.string import StrDumper
+from psycopg.abc import Buffer
+from psycopg.types.string import StrDumper, TextLoader
 
 from ..dates import EARLIEST, EARLIEST_TS, LATEST_TS, from_timestamp, to_timestamp
 from ..envelope import Envelope
@@ -144,12 +146,36 @@ class PostgresDialect:
         return "m.id IN (SELECT message FROM fts WHERE doc @@ %s::tsquery)"
 
 
-class _TextDumper(StrDumper):
-    """Text as PostgreSQL can hold it: a NUL (which SQLite keeps, and mail may carry in a
-    header) becomes U+FFFD instead of failing the whole commit."""
+# PostgreSQL's text cannot hold a NUL, which SQLite keeps and hostile mail carries (in a
+# Subject or a display name): text goes in with NUL escaped and comes back as it was, so
+# verify's comparison of a row with its message still holds. The escape character is a
+# Unicode noncharacter (not for interchange), doubled where it occurs itself.
+_ESC = "\ufdd0"
+_UNESCAPE = re.compile(f"{_ESC}(.)", re.DOTALL)
 
-    def dump(self, obj: str) -> bytes:
-        return super().dump(obj.replace("\x00", "\ufffd"))
+
+def escape_text(value: str) -> str:
+    if "\x00" not in value and _ESC not in value:
+        return value
+    return value.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0")
+
+
+def unescape_text(value: str) -> str:
+    if _ESC not in value:
+        return value
+    return _UNESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), value)
+
+
+class _TextDumper(StrDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(escape_text(obj))
+
+
+class _TextLoader(TextLoader):
+    def load(self, data: Buffer) -> bytes | str:
+        # bytes only from a SQL_ASCII database, which holds no NUL escapes either
+        value = super().load(data)
+        return unescape_text(value) if isinstance(value, str) else value
 
 
 def redact(url: str) -> str:
@@ -271,6 +297,7 @@ class PostgresCatalog:
                 "server running, and the URL, ~/.pgpass or PGPASSWORD right?)"
             ) from None
         conn.adapters.register_dumper(str, _TextDumper)
+        conn.adapters.register_loader("text", _TextLoader)
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         return conn
 
@@ -1211,8 +1238,7 @@ class _Batch:
                 envelopes,
             )
             cur.executemany(
-                "INSERT INTO envelope_recipients (envelope, position, address) "
-                "VALUES (%s, %s, %s)",
+                "INSERT INTO envelope_recipients (envelope, position, address) VALUES (%s, %s, %s)",
                 recipients,
             )
             cur.executemany(

@@ -34,7 +34,7 @@ from email.utils import format_datetime, formataddr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.catalog_helpers import BACKENDS
+from tests.catalog_helpers import BACKENDS, backend_params
 from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
@@ -335,7 +335,7 @@ class Corpus:
         return next(m for m in self.mails if m.id == ident)
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+@pytest.fixture(scope="module", params=backend_params())
 def corpus(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Corpus]:
