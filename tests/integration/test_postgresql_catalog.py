@@ -165,3 +165,29 @@ def test_ids_are_never_reused_after_a_removal_across_writers() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_lost_connection_fails_one_commit_and_the_next_reconnects() -> None:
+    """A server restart or a dropped connection is a temporary failure (451: Postfix keeps
+    the mail), never a catalog that stays broken until the process restarts."""
+    url = postgresql_url()
+    c = open_catalog(url)
+    try:
+        c.add_batch([make_arrival(1)], seal)
+        assert c.get(1) is not None
+        with psycopg.connect(cluster().url("postgres"), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid != pg_backend_pid()",
+                (url.rsplit("/", 1)[1],),
+            )
+        with pytest.raises(CatalogError, match="lost the connection") as caught:
+            c.add_batch([make_arrival(2)], seal)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(CatalogError):
+            c.get(1)  # the reader's connection went too: an error, then a new one
+        c.add_batch([make_arrival(2)], seal)
+        assert c.get(1) is not None
+        assert [link.seq for link in c.chain()] == [1, 2]
+    finally:
+        c.close()
