@@ -94,11 +94,6 @@ _ACTIVE_HOLD = (
 )
 _PART_USED = "SELECT 1 FROM message_parts WHERE sha256 = %s LIMIT 1"
 _ATTACHMENT_USED = "SELECT 1 FROM attachments WHERE sha256 = %s LIMIT 1"
-_IN_FLIGHT = (
-    "SELECT 1 FROM removed_blobs r WHERE ((r.kind = 'message' AND r.sha256 = %s) "
-    "OR (r.kind = 'part' AND r.sha256 = ANY(%s))) AND EXISTS (SELECT 1 FROM deleted_blobs d "
-    "WHERE d.kind = r.kind AND d.sha256 = r.sha256) LIMIT 1"
-)
 _MESSAGE_COLUMNS = (
     "m.id, m.sha256, m.size, m.stored_size, m.date, m.received, m.subject, "
     "m.message_id, m.from_text, m.to_text, m.cc_text, m.attachment_count, "
