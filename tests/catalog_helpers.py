@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from tests.pg_cluster import postgresql_url
 
 from postfix_archiver.catalog import AddResult, Catalog, HoldQueries, NewArrival, Sealer
 from postfix_archiver.catalog.sqlite import SqliteCatalog
@@ -31,7 +32,19 @@ CatalogUrl = Callable[[Path], str]
 BACKENDS: dict[str, CatalogUrl] = {
     # the default: catalog.sqlite in the archive's home
     "sqlite": lambda home: f"sqlite://{(home / 'catalog.sqlite').absolute()}",
+    # a new database on the session's private cluster (tests/pg_cluster.py): skips without
+    # PostgreSQL, fails in CI
+    "postgresql": lambda home: postgresql_url(),
 }
+
+
+def backend_params() -> list[Any]:
+    """``BACKENDS`` as fixture parameters: a backend that needs a server is marked
+    ``integration`` (``-m "not integration"`` leaves it out; SQLite always runs)."""
+    return [
+        pytest.param(name, marks=() if name == "sqlite" else (pytest.mark.integration,))
+        for name in sorted(BACKENDS)
+    ]
 
 
 def only(backend: str) -> pytest.MarkDecorator:

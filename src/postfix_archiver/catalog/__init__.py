@@ -1,6 +1,7 @@
 """Metadata and full-text index behind one interface, chosen by URL.
 
-``sqlite:///path/catalog.sqlite`` (default; PostgreSQL is the next backend). Each backend
+``sqlite:///path/catalog.sqlite`` (default) or ``postgresql://USER@HOST:PORT/DB`` (several
+writers, several hosts: ``catalog/postgresql.py``). Each backend
 compiles the search AST (``postfix_archiver.search``) to its own SQL, always with bound
 parameters.
 """
@@ -342,7 +343,16 @@ def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
         from .sqlite import SqliteCatalog
 
         return SqliteCatalog(url.removeprefix("sqlite://"), readonly=readonly)
-    raise CatalogError(f"unsupported catalog URL {url!r}: use sqlite:///path/catalog.sqlite")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgresql import PostgresCatalog
+
+        return PostgresCatalog(url, readonly=readonly)
+    from .postgresql import redact  # the URL may hold a password: never shown
+
+    raise CatalogError(
+        f"unsupported catalog URL {redact(url)!r}: use sqlite:///path/catalog.sqlite or "
+        "postgresql://USER@HOST:PORT/DATABASE"
+    )
 
 
 __all__ = [

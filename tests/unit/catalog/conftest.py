@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.catalog_helpers import BACKENDS, GatedCatalog
+from tests.catalog_helpers import BACKENDS, GatedCatalog, backend_params
 from tests.conftest import make_config
 
 from postfix_archiver.catalog import open_catalog
 from postfix_archiver.config import Config
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=backend_params())
 def catalog_backend(request: pytest.FixtureRequest) -> str:
     """The backend's name (a test of one backend only overrides this with ``only``)."""
     return str(request.param)

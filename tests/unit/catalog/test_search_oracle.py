@@ -34,7 +34,7 @@ from email.utils import format_datetime, formataddr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.catalog_helpers import BACKENDS
+from tests.catalog_helpers import BACKENDS, backend_params
 from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
@@ -335,7 +335,7 @@ class Corpus:
         return next(m for m in self.mails if m.id == ident)
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+@pytest.fixture(scope="module", params=backend_params())
 def corpus(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Corpus]:
@@ -996,7 +996,8 @@ def test_pages_of_frequent_words_in_date_order(
         _pages_match_oracle(corpus, word, 3)
         other = next(w for w in WORDS if w != word)
         _pages_match_oracle(corpus, f"{word} -{other}", 3)
-    assert walked, "no page was found by walking the date index"
+    if isinstance(corpus.archive.catalog, SqliteCatalog):  # SQLite's own plan for these pages
+        assert walked, "no page was found by walking the date index"
 
 
 def test_a_walk_that_finds_too_few_falls_back_to_the_sort(
