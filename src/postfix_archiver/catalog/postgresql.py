@@ -932,6 +932,20 @@ class PostgresCatalog:
                 [(run, origin, seq) for seq, origin in origins if _storable(seq)],
             )
 
+    def import_cursor(self, source: str) -> str | None:
+        rows = self._query("SELECT cursor FROM import_cursors WHERE source = %s", (source,))
+        return str(rows[0][0]) if rows else None
+
+    def set_import_cursors(self, cursors: Sequence[tuple[str, str]]) -> None:
+        if not cursors:
+            return
+        with self._write("record where an import stopped") as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO import_cursors (source, cursor) VALUES (%s, %s) "
+                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+                cursors,
+            )
+
     def finish_import(self, run: int, when: datetime) -> None:
         if not _storable(run):
             return

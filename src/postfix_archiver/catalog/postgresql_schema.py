@@ -151,4 +151,11 @@ MIGRATIONS: list[str] = [
         origin TEXT NOT NULL
     )
     """,
+    # 2: where a resumable import stopped (SQLite's step 9)
+    """
+    CREATE TABLE import_cursors (
+        source TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL
+    )
+    """,
 ]
