@@ -26,7 +26,6 @@ from ..archive import (
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
 from ..dates import display, header_note
 from ..envelope import clean_text
-from ..errors import SourceError
 from ..export import FORMATS, export
 from ..importers import ImportItem, ImportSource, open_source, worker_processes
 from ..importers.imap_url import is_imap_url, parse_imap_url
@@ -44,6 +43,7 @@ from .common import (
     progress,
     safe,
 )
+from .imap_login import imap_login_options, imap_password
 
 
 @click.command("import")
@@ -56,17 +56,7 @@ from .common import (
     help="Parsing processes (default: two per CPU for a large import).",
 )
 @click.option("--all-folders", is_flag=True, help="IMAP: every folder, not one.")
-@click.option("--password-stdin", is_flag=True, help="IMAP: read the password from stdin.")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="IMAP: read the password from the first line of this file.",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(dir_okay=False),
-    help="IMAP: trust the server's certificate if this CA (PEM) signed it.",
-)
+@imap_login_options
 def import_(
     config_path: str | None,
     source: str,
@@ -168,30 +158,6 @@ def import_(
     failure = getattr(src, "failure", None)
     if failure is not None:
         raise failure
-
-
-def imap_password(password_stdin: bool, password_file: str | None) -> str:
-    """The IMAP password from stdin or a file: never from the command line, where ``ps``
-    and the shell's history would show it."""
-    if password_stdin and password_file:
-        raise click.UsageError("give --password-stdin or --password-file, not both")
-    if password_stdin:
-        line = sys.stdin.readline()
-    elif password_file:
-        try:
-            with open(password_file, encoding="utf-8") as f:
-                line = f.readline()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{password_file}: cannot read the password file ({exc})") from None
-    else:
-        raise click.UsageError(
-            "an IMAP import needs the password: --password-stdin or --password-file "
-            "(never on the command line)"
-        )
-    password = line.rstrip("\r\n")
-    if not password:
-        raise click.UsageError("the password is empty")
-    return password
 
 
 @click.command(context_settings=QUERY_ARGS)

@@ -18,9 +18,9 @@ from ..envelope import clean_text
 from ..errors import ConfigError
 from ..importers.imap_url import is_imap_url, parse_imap_url
 from ..search import parse_query
-from .archive_cmds import imap_password
 from .common import QUERY_ARGS, config_option, err, load, progress
 from .compliance import record_audit
+from .imap_login import imap_login_options, imap_password
 
 
 def _smtp_target(target: str) -> str:
@@ -41,20 +41,10 @@ def _smtp_target(target: str) -> str:
     help="imaps://USER@HOST[:PORT]/FOLDER (imap:// with STARTTLS) or smtp:ADDRESS.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be restored; send nothing.")
-@click.option("--password-stdin", is_flag=True, help="IMAP: read the password from stdin.")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="IMAP: read the password from the first line of this file.",
-)
+@imap_login_options
 @click.option(
     "--master-user",
     help="IMAP: sign in as this master user (its password) on USER's behalf.",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(dir_okay=False),
-    help="IMAP: trust the server's certificate if this CA (PEM) signed it.",
 )
 @click.option(
     "--smtp",
