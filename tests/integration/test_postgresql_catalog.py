@@ -191,3 +191,20 @@ def test_a_lost_connection_fails_one_commit_and_the_next_reconnects() -> None:
         assert [link.seq for link in c.chain()] == [1, 2]
     finally:
         c.close()
+
+
+def test_closing_leaves_no_connection_open_even_with_a_read_in_flight() -> None:
+    """A thread still reading when the catalog closes gives its connection back to a pool
+    that is gone: it is closed, not kept (kept, it was found by the garbage collector later,
+    an unclosed socket); a write after close opens nothing."""
+    c = open_catalog(postgresql_url())
+    c.add_batch([make_arrival(1)], seal)
+    readers = c._readers  # type: ignore[attr-defined]
+    with readers.use() as lent:
+        c.close()
+        assert not lent.closed  # the read in flight goes on
+        lent.execute("SELECT 1")
+    assert lent.closed
+    with pytest.raises(CatalogError, match="is closed"):
+        c.add_batch([make_arrival(2)], seal)
+    assert c._writer is None  # type: ignore[attr-defined]

@@ -214,6 +214,7 @@ class _Readers:
         self._connect = connect
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     @contextmanager
     def use(self) -> Iterator[psycopg.Connection[Any]]:
@@ -224,9 +225,10 @@ class _Readers:
         try:
             yield conn
         finally:
-            # a broken connection is not given back, nor one past the few kept idle
+            # a broken connection is not given back, nor one past the few kept idle, nor
+            # one that was lent when the catalog closed (a thread still reading then)
             with self._lock:
-                keep = not conn.broken and len(self._idle) < 8
+                keep = not self._closed and not conn.broken and len(self._idle) < 8
                 if keep:
                     self._idle.append(conn)
             if not keep:
@@ -234,6 +236,7 @@ class _Readers:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
@@ -245,6 +248,7 @@ class PostgresCatalog:
         self.readonly = readonly
         self._shown = redact(url)
         self._write_lock = threading.Lock()
+        self._closed = False
         self._writer: psycopg.Connection[Any] | None = None
         self._dialect = PostgresDialect()
         self._compiler = Compiler(self._dialect)
@@ -275,8 +279,8 @@ class PostgresCatalog:
                 self._migrate()
             finally:
                 self.readonly = readonly
-                if readonly:
-                    self.close()
+                if readonly:  # the writer was for the upgrade only
+                    self._close_writer()
 
     # -- connections -------------------------------------------------------------------
 
@@ -291,19 +295,29 @@ class PostgresCatalog:
                 f"cannot connect to catalog {self._shown}: {_first_line(exc)} (is the "
                 "server running, and the URL, ~/.pgpass or PGPASSWORD right?)"
             ) from None
-        conn.adapters.register_dumper(str, _TextDumper)
-        conn.adapters.register_loader("text", _TextLoader)
-        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            conn.adapters.register_dumper(str, _TextDumper)
+            conn.adapters.register_loader("text", _TextLoader)
+            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect_reader(self) -> psycopg.Connection[Any]:
         conn = self._connect()
-        conn.execute("SET default_transaction_read_only = on")
+        try:
+            conn.execute("SET default_transaction_read_only = on")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _write_conn(self) -> psycopg.Connection[Any]:
         if self.readonly:
             raise CatalogError(f"catalog {self._shown} is open read-only")
+        if self._closed:  # a thread still writing after close: no connection left open
+            raise CatalogError(f"catalog {self._shown} is closed")
         if self._writer is None or self._writer.closed:
             self._writer = self._connect()
         return self._writer
@@ -342,12 +356,17 @@ class PostgresCatalog:
                     f"cannot prepare catalog {self._shown}: {_first_line(exc)}"
                 ) from None
 
-    def close(self) -> None:
+    def _close_writer(self) -> None:
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-            self._readers.close()
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._closed = True
+        self._close_writer()
+        self._readers.close()
 
     # -- transactions --------------------------------------------------------------------
 

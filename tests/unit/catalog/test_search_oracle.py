@@ -1023,20 +1023,17 @@ def test_hundreds_of_negated_words(corpus: Corpus) -> None:
     assert corpus.found_ids(query)
 
 
-def _sqlite_only(corpus: Corpus) -> None:
-    from postfix_archiver.catalog.sqlite import SqliteCatalog
-
-    if not isinstance(corpus.archive.catalog, SqliteCatalog):
-        pytest.skip("the SQLite catalog's plans")
+# the SQLite catalog's own plans: these run on its corpus alone (a skip is not a pass)
+_sqlite_corpus = pytest.mark.parametrize("corpus", ["sqlite"], indirect=True)
 
 
+@_sqlite_corpus
 def test_a_walk_that_looks_each_message_up_finds_the_same_pages(
     corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # at a million messages a common word's walk checks each message walked over in the
     # index by itself (its list of matches would be longer than the walk): the pages and
     # totals stay the oracle's
-    _sqlite_only(corpus)
     import postfix_archiver.catalog.sqlite as sqlite_catalog
 
     monkeypatch.setattr(sqlite_catalog, "LOOKUP_COST", 0)  # always looked up
@@ -1059,6 +1056,7 @@ def test_a_walk_that_looks_each_message_up_finds_the_same_pages(
     assert walked, "no page was found by walking the date index"
 
 
+@_sqlite_corpus
 @pytest.mark.parametrize("few", [0, 5, 2000])
 @pytest.mark.parametrize(
     "query",
@@ -1076,7 +1074,6 @@ def test_pages_and_totals_with_few_or_many_matches(
 ) -> None:
     # up to FEW_MATCHES matches are listed once (the total and the page from that list),
     # more are counted and their page found apart: both give the oracle's pages
-    _sqlite_only(corpus)
     import postfix_archiver.catalog.sqlite as sqlite_catalog
 
     monkeypatch.setattr(sqlite_catalog, "FEW_MATCHES", few)
