@@ -129,6 +129,17 @@ class Archiver:
         result: dict[str, Any] = json.loads(out.stdout)
         return result
 
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.cli("stats", "--json").stdout)
+        return result
+
+    def assert_each_archived_once(self, count: int) -> None:
+        """``count`` messages with one envelope each: every message has at least one, so
+        as many envelopes as messages means none was archived twice (one ``stats`` instead
+        of a ``show`` per message, a CLI start each)."""
+        stats = self.stats()
+        assert (stats["messages"], stats["envelopes"]) == (count, count)
+
     def show(self, ident: int) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.cli("show", str(ident), "--json").stdout)
         return result

@@ -62,8 +62,7 @@ def assert_first_try(postfix: PostfixInstance, arch: Archiver, ids: list[str]) -
     page = wait_archived(arch, len(ids))
     assert page["total"] == len(ids)
     assert sorted("<" + r["message_id"] + ">" for r in page["results"]) == sorted(ids)
-    for row in page["results"]:
-        assert len(arch.show(row["id"])["envelopes"]) == 1
+    arch.assert_each_archived_once(len(ids))
     postfix.wait_queue_empty(10)
 
 

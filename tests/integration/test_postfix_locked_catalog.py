@@ -90,8 +90,7 @@ def test_locked_catalog_defers_within_the_bound_then_delivers_once(
         assert not [d for d in deliveries if d.sender == ""]  # no bounce
         page = wait_archived(arch, 1 + MESSAGES)
         assert page["total"] == 1 + MESSAGES
-        for row in page["results"]:
-            assert len(arch.show(row["id"])["envelopes"]) == 1  # archived exactly once
+        arch.assert_each_archived_once(1 + MESSAGES)
         until(lambda: not postfix.queue(), 20, "an empty queue")
         log = "\n".join(postfix.log_lines())
         assert "status=bounced" not in log
