@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +53,9 @@ class Outside:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-@pytest.fixture
+# the archive and its web server are read, never changed, by these tests: made once for the
+# module (ingest, a CLI user, an import and the server's start took 20-30 s per test)
+@pytest.fixture(scope="module")
 def outside() -> Iterator[Outside]:
     hits: list[tuple[str, str | None]] = []
 
@@ -116,8 +117,9 @@ class Site:
     ids: dict[str, int]
 
 
-@pytest.fixture
-def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, outside: Outside) -> Iterator[Site]:
+    tmp_path = tmp_path_factory.mktemp("site")
     home = tmp_path / "home"
     config_path = tmp_path / "archiver.toml"
     port = free_port()
@@ -149,10 +151,14 @@ def site(tmp_path: Path, outside: Outside) -> Iterator[Site]:
         yield Site(url, ids)
 
 
-@pytest.fixture
-def browser(tmp_path: Path, site: Site, outside: Outside) -> Iterator[Any]:
-    """A logged-in Chromium context; requests anywhere but the site and the outside
-    server are aborted."""
+@pytest.fixture(scope="module")
+def browser(
+    tmp_path_factory: pytest.TempPathFactory, site: Site, outside: Outside
+) -> Iterator[Any]:
+    """A logged-in Chromium context, shared by the module's tests (each sets its window
+    size and goes to its own page); requests anywhere but the site and the outside server
+    are aborted."""
+    tmp_path = tmp_path_factory.mktemp("browser")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
@@ -234,6 +240,7 @@ def test_back_to_the_search_and_previous_next(browser: Any, site: Site, size: An
 def test_a_link_in_mail_opens_outside_the_frame(
     browser: Any, site: Site, outside: Outside, size: Any
 ) -> None:
+    outside.hits.clear()  # the other window size's case clicked the link too
     page = browser.pages[0]
     page.set_viewport_size(size)
     message_url = f"{site.url}/messages/{site.ids['linked']}"
