@@ -207,7 +207,10 @@ class SqliteAccounts:
             f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
         )
         stored = str(rows[0][6]) if rows else None
-        if stored is None or not self.passwords.verify(stored, password):
+        # verified for unknown names too (against a dummy hash): the time taken says
+        # nothing about which names exist
+        matched = self.passwords.verify(stored, password)
+        if stored is None or not matched:
             return None
         rehashed = self.passwords.rehashed(stored, password)
         with self._tx() as conn:
