@@ -46,6 +46,7 @@ from .rows import (
     entry_row,
     next_entry,
     now_iso,
+    possible_name,
     storable,
     token_label,
     user_row,
@@ -121,15 +122,6 @@ def accounts_exist(url: str) -> bool:
             return _version(conn) > 0
         except psycopg.Error as exc:
             raise AccountError(f"accounts database {redact(url)}: {_first_line(exc)}") from None
-
-
-def _name_or_none(name: str) -> str | None:
-    """``name`` if a user could have it: every stored name passed ``check_name``, so any
-    other (a NUL, a megabyte, 8-bit bytes) is no user, and never reaches the server."""
-    try:
-        return check_name(name)
-    except AccountError:
-        return None
 
 
 class PostgresAccounts:
@@ -248,7 +240,7 @@ class PostgresAccounts:
 
     @staticmethod
     def _user_id(conn: psycopg.Connection[Any], name: str, columns: str = "id") -> Any:
-        if _name_or_none(name) is None:
+        if possible_name(name) is None:
             return None
         return conn.execute(
             f"SELECT {columns} FROM {_T}users WHERE lower(name) = lower(%s) FOR UPDATE", (name,)
@@ -272,7 +264,7 @@ class PostgresAccounts:
         return self.require_user(name)
 
     def get_user(self, name: str) -> User | None:
-        if _name_or_none(name) is None:
+        if possible_name(name) is None:
             return None
         rows = self._query(
             f"SELECT {USER_COLUMNS} FROM {_T}users u WHERE lower(u.name) = lower(%s)", (name,)
@@ -349,7 +341,7 @@ class PostgresAccounts:
                 "WHERE lower(u.name) = lower(%s)",
                 (name,),
             )
-            if _name_or_none(name) is not None
+            if possible_name(name) is not None
             else []
         )
         stored = str(rows[0][6]) if rows else None

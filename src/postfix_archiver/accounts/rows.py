@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..chain import GENESIS
+from ..errors import AccountError
 from .audit import audit_hash
+from .checks import check_name
 from .records import AuditEntry, User
 
 # the largest number SQLite and PostgreSQL (BIGINT) bind: past it an id, a limit or an
@@ -35,6 +37,16 @@ def storable(text: str, limit: int) -> str:
     labels and clients (each becomes U+FFFD, on every backend, so the chain is the same)."""
     cut = text[:limit].replace("\x00", "\ufffd")
     return cut.encode("utf-8", "replace").decode("utf-8")
+
+
+def possible_name(name: str) -> str | None:
+    """``name`` if a user could have it, else None: every stored name passed
+    ``check_name``, so any other (a NUL, a lone surrogate, a megabyte, 8-bit letters) is no
+    user, and never reaches the database (which would raise on some of them)."""
+    try:
+        return check_name(name)
+    except AccountError:
+        return None
 
 
 def token_label(label: str) -> str:

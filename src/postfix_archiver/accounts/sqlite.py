@@ -35,6 +35,7 @@ from .rows import (
     entry_row,
     next_entry,
     now_iso,
+    possible_name,
     storable,
     token_label,
     user_row,
@@ -129,7 +130,7 @@ class SqliteAccounts:
         addrs = check_addresses(addresses)
         digest = self.passwords.hash(password)
         with self._tx() as conn:
-            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            if self._find(conn, name, "id") is not None:
                 raise AccountError(f"user {name!r} exists already (user passwd to reset it)")
             conn.execute(
                 "INSERT INTO users (name, role, password_hash, addresses, created) "
@@ -138,7 +139,15 @@ class SqliteAccounts:
             )
         return self.require_user(name)
 
+    @staticmethod
+    def _find(conn: sqlite3.Connection, name: str, columns: str) -> Any:
+        if possible_name(name) is None:
+            return None
+        return conn.execute(f"SELECT {columns} FROM users WHERE name = ?", (name,)).fetchone()
+
     def get_user(self, name: str) -> User | None:
+        if possible_name(name) is None:
+            return None
         rows = self._query(f"SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?", (name,))
         return user_row(rows[0]) if rows else None
 
@@ -162,7 +171,7 @@ class SqliteAccounts:
             check_role(role)
         addrs = None if addresses is None else check_addresses(addresses)
         with self._tx() as conn:
-            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id, role")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             if role is not None and role != "admin" and row[1] == "admin":
@@ -186,7 +195,7 @@ class SqliteAccounts:
     def set_password(self, name: str, password: str) -> User:
         digest = self.passwords.hash(password)
         with self._tx() as conn:
-            row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (digest, row[0]))
@@ -195,7 +204,7 @@ class SqliteAccounts:
 
     def remove_user(self, name: str) -> None:
         with self._tx() as conn:
-            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id, role")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             if row[1] == "admin":
@@ -203,8 +212,12 @@ class SqliteAccounts:
             conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
 
     def authenticate(self, name: str, password: str) -> User | None:
-        rows = self._query(
-            f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
+        rows = (
+            self._query(
+                f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
+            )
+            if possible_name(name) is not None
+            else []
         )
         stored = str(rows[0][6]) if rows else None
         # verified for unknown names too (against a dummy hash): the time taken says
