@@ -7,11 +7,15 @@ The ``Accounts`` contract itself runs over this backend in ``tests/unit/accounts
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from archiver_process import archiver_cmd
 from argon2 import PasswordHasher
 from tests.pg_cluster import cluster, postgresql_url
 
@@ -163,3 +167,32 @@ def test_several_servers_writing_at_once_keep_one_audit_chain(url: str) -> None:
     finally:
         for server in servers:
             server.close()
+
+
+def test_the_command_line_uses_the_configured_accounts(tmp_path: Path, url: str) -> None:
+    # two hosts' configs (two homes), one accounts database: a user added on one is listed
+    # on the other, and neither home gets a web.sqlite
+    configs = []
+    for host in ("web1", "web2"):
+        home = tmp_path / host
+        config = tmp_path / f"{host}.toml"
+        config.write_text(f'[archive]\nhome = "{home}"\naccounts = "{url}"\n')
+        configs.append(config)
+
+    def cli(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTFIX_ARCHIVER_")}
+        return subprocess.run(
+            [archiver_cmd(), *args, "--config", str(config)],
+            input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+
+    listed = cli(configs[1], "user", "list")
+    assert listed.returncode == 0, listed.stderr
+    added = cli(configs[0], "user", "add", "carol", "--role", "admin", "--password-stdin",
+                stdin="carol's password\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = cli(configs[1], "user", "list")
+    assert "carol" in listed.stdout, listed.stdout + listed.stderr
+    audit = cli(configs[1], "audit", "--verify")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert not list(tmp_path.rglob("web.sqlite"))
