@@ -196,3 +196,19 @@ def test_the_command_line_uses_the_configured_accounts(tmp_path: Path, url: str)
     audit = cli(configs[1], "audit", "--verify")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert not list(tmp_path.rglob("web.sqlite"))
+
+
+def test_a_lost_connection_is_one_error_then_connected_again(
+    accounts: PostgresAccounts, url: str
+) -> None:
+    # the server restarted, or a firewall dropped the connection: the call that finds out
+    # fails with one line (the web server answers it as an error), the next one reconnects
+    accounts.add_user("bob", "admin", "long enough")
+    sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'postfix-archiver accounts'")  # fmt: skip
+    with pytest.raises(AccountError) as caught:
+        accounts.record("bob", "192.0.2.1", "login")
+    assert str(caught.value).startswith(f"accounts database {url}: ")
+    assert "\n" not in str(caught.value)
+    assert accounts.record("bob", "192.0.2.1", "login").id == 1
+    assert accounts.require_user("bob").is_admin
