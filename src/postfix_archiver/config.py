@@ -444,7 +444,10 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
                 f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs or s3://BUCKET/PREFIX'}",
             )
     accounts = a.get("accounts")
-    if accounts is not None and not accounts.startswith(ACCOUNTS_SCHEMES):
+    # printable only: a control character would end up in every error naming the URL
+    if accounts is not None and not (
+        accounts.startswith(ACCOUNTS_SCHEMES) and accounts.isprintable()
+    ):
         raise source.error(
             ("archive", "accounts"),
             "must be a URL such as sqlite:///path/web.sqlite or "

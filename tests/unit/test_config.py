@@ -231,6 +231,7 @@ def test_unknown_section() -> None:
         ('[archive]\naccounts = "mysql://db/web"\n', 2, "archive.accounts", "sqlite:///"),
         ('[archive]\naccounts = "\\u0000postgresql://"\n', 2, "archive.accounts", "a URL"),
         ("[archive]\naccounts = 5\n", 2, "archive.accounts", "must be a str"),
+        ('[archive]\naccounts = "postgresql://h/db\\u0000x"\n', 2, "archive.accounts", "a URL"),
     ],
 )
 def test_bad_values(text: str, line: int, key: str, reason: str) -> None:
