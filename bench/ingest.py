@@ -16,6 +16,7 @@ Targets: >= 1,000 messages/s, stored/raw <= 0.35 on the attachment corpus.
     .venv/bin/python bench/ingest.py [--messages N] [--attachment-messages N] [--profile]
     .venv/bin/python bench/ingest.py --encryption [--rounds N]
     .venv/bin/python bench/ingest.py --runs 5   # the text corpus 5 times: each rate, median
+    .venv/bin/python bench/ingest.py --catalog postgresql://USER@HOST/EMPTY_DB --messages N
 
 ``--runs N`` imports the text corpus into N fresh archives, one after another, and prints each
 rate, the median (issue #13's target: >= 2,000 messages/s) and the load average.
@@ -333,8 +334,10 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def _config(home: Path, key_file: Path | None = None) -> Config:
+def _config(home: Path, key_file: Path | None = None, catalog: str | None = None) -> Config:
     text = f'[archive]\nhome = "{home}"\n'
+    if catalog is not None:
+        text += f'catalog = "{catalog}"\n'
     if key_file is not None:
         text += f'encryption = "aes-256-gcm"\nkey_file = "{key_file}"\n'
     return parse_config(text, str(home / "archiver.toml"))
@@ -346,12 +349,13 @@ def run(
     make: Callable[[int], tuple[bytes, Envelope]],
     workdir: Path,
     key_file: Path | None = None,
+    catalog: str | None = None,
 ) -> Result:
     """Write the corpus to an mbox file (not timed), then import it the way
     ``postfix-archiver import`` does: read the mbox, ``Archive.ingest_many``, full indexing."""
     home = workdir / name
     mbox = workdir / f"{name}.mbox"
-    config = _config(home, key_file)
+    config = _config(home, key_file, catalog)
     raw_bytes = 0
     t = time.perf_counter()
     with mbox.open("wb") as out:
@@ -379,7 +383,11 @@ def run(
         raw_bytes=stats.raw_bytes,
         stored_bytes=stats.stored_bytes,
         blob_dir_bytes=_tree_bytes(home / "blobs"),
-        catalog_bytes=sum(p.stat().st_size for p in home.glob("catalog.sqlite*")),
+        catalog_bytes=(
+            stats.catalog_bytes
+            if catalog
+            else sum(p.stat().st_size for p in home.glob("catalog.sqlite*"))
+        ),
     )
 
 
@@ -547,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=int, default=0, metavar="N", help="only the text corpus, N times: median"
     )
     parser.add_argument(
+        "--catalog",
+        help="a catalog URL (e.g. postgresql://USER@HOST/DB, an empty database) instead of "
+        "catalog.sqlite; one corpus per run then (bench/scale_out.py compares both)",
+    )
+    parser.add_argument(
         "--dir",
         default=str(Path(__file__).parent / "out"),
         help="where the temporary archives go (default bench/out: an archive's own directory; "
@@ -582,13 +595,19 @@ def main(argv: list[str] | None = None) -> int:
                 )
             return 0
         if args.messages:
-            r = run("text", args.messages, text.message, workdir)
+            r = run("text", args.messages, text.message, workdir, catalog=args.catalog)
             ok &= report(f"text corpus: {args.messages:,} messages of ~10 KB", r, False)
-        if args.attachment_messages:
+        if args.attachment_messages and not (args.catalog and args.messages):
             t = time.perf_counter()
             attachments = AttachmentCorpus(text, args.pool)
             pool_seconds = time.perf_counter() - t
-            r = run("attachments", args.attachment_messages, attachments.message, workdir)
+            r = run(
+                "attachments",
+                args.attachment_messages,
+                attachments.message,
+                workdir,
+                catalog=args.catalog,
+            )
             pool_raw = sum(len(f.encoded) for f in attachments.pool)
             ok &= report(
                 f"attachment corpus: {args.attachment_messages:,} messages, 1-3 attachments "

@@ -82,9 +82,9 @@ class Application:
     @property
     def accounts(self) -> Accounts:
         if self._accounts is None:
-            from .accounts import home_url, open_accounts
+            from .accounts import open_accounts
 
-            self._accounts = open_accounts(home_url(self.config.archive.home))
+            self._accounts = open_accounts(self.config.archive.accounts_url)
         return self._accounts
 
     @property

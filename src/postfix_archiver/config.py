@@ -110,6 +110,9 @@ class Source:
         return ConfigError(reason, path=self.path, line=line, key=key or None)
 
 
+# the web accounts' backends (accounts/): SQLite beside the catalog, or a PostgreSQL server
+ACCOUNTS_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
+
 # the defaults, parsed once like every configured address (immutable, so shareable)
 SMTP_LISTEN = parse_hostport("127.0.0.1:10025")
 SMTP_REINJECT = parse_hostport("127.0.0.1:10026")
@@ -131,6 +134,9 @@ class ArchiveSettings:
     # kept this long when no archiving rule says (``retention.check``); forever by default:
     # an archive that deletes by surprise is worse than one that grows
     retention: str = "forever"
+    # web users, sessions, tokens and the audit log (``[archive] accounts``); None: the
+    # default, web.sqlite in home (see ``accounts_url``)
+    accounts: str | None = None
 
     # "aes-256-gcm": every blob sealed with a key from key_file (store/encrypted.py)
     encryption: str = "none"
@@ -139,6 +145,11 @@ class ArchiveSettings:
     @property
     def encrypted(self) -> bool:
         return self.encryption != "none"
+
+    @property
+    def accounts_url(self) -> str:
+        """Where the web accounts live: the configured URL, else ``web.sqlite`` in home."""
+        return self.accounts or f"sqlite://{(self.home / 'web.sqlite').absolute()}"
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "archive": {
         "home": str,
         "catalog": str,
+        "accounts": str,
         "store": str,
         "attachment_threshold": int,
         "compression_level": int,
@@ -431,6 +443,16 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
                 f"must be a URL such as "
                 f"{'sqlite:///path/catalog.sqlite' if key == 'catalog' else 'file:///path/blobs or s3://BUCKET/PREFIX'}",
             )
+    accounts = a.get("accounts")
+    # printable only: a control character would end up in every error naming the URL
+    if accounts is not None and not (
+        accounts.startswith(ACCOUNTS_SCHEMES) and accounts.isprintable()
+    ):
+        raise source.error(
+            ("archive", "accounts"),
+            "must be a URL such as sqlite:///path/web.sqlite or "
+            "postgresql://USER@HOST:PORT/DATABASE",
+        )
     encryption = a.get("encryption", "none")
     if encryption not in ENCRYPTIONS:
         raise source.error(
@@ -456,6 +478,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         default_action=default_action,
         local_domains=tuple(d.lower().lstrip("@") for d in domains),
         retention=retention_default,
+        accounts=accounts,
         encryption=encryption,
         key_file=key_file,
     )

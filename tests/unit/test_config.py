@@ -53,6 +53,15 @@ def test_defaults_keep_everything_under_one_home(
     assert config.archive.default_action == "archive"
     assert config.rules == ()
     assert config.source.path is None
+    assert config.archive.accounts_url == f"sqlite://{tmp_path / home / 'web.sqlite'}"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://archiver@db.example.net/archive", "sqlite:///srv/web.sqlite"]
+)
+def test_the_accounts_can_live_elsewhere(url: str) -> None:
+    config = parse_config(f'[archive]\naccounts = "{url}"\n', "/etc/archiver.toml")
+    assert config.archive.accounts_url == url
 
 
 def test_env_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,6 +227,11 @@ def test_unknown_section() -> None:
         ("[archive]\n\ncompression_level = 20\n", 3, "archive.compression_level", "1 and 19"),
         ('[archive]\ncatalog = "/var/lib/catalog.sqlite"\n', 2, "archive.catalog", "sqlite:///"),
         ('[archive]\nstore = "blobs"\n', 2, "archive.store", "file:///"),
+        ('[archive]\naccounts = "web.sqlite"\n', 2, "archive.accounts", "postgresql://"),
+        ('[archive]\naccounts = "mysql://db/web"\n', 2, "archive.accounts", "sqlite:///"),
+        ('[archive]\naccounts = "\\u0000postgresql://"\n', 2, "archive.accounts", "a URL"),
+        ("[archive]\naccounts = 5\n", 2, "archive.accounts", "must be a str"),
+        ('[archive]\naccounts = "postgresql://h/db\\u0000x"\n', 2, "archive.accounts", "a URL"),
     ],
 )
 def test_bad_values(text: str, line: int, key: str, reason: str) -> None:

@@ -1,9 +1,11 @@
 """Web users, roles, sessions, API tokens and the audit log behind one interface, by URL.
 
 ``sqlite:///path/web.sqlite`` (default: ``web.sqlite`` in the archive home, see
-``home_url``); PostgreSQL is the next backend. Validation (``checks``), password and secret
-hashing (``passwords``) and the audit chain (``audit``) are shared by every backend; a
-backend only stores and fetches.
+``home_url``) or ``postgresql://USER@HOST:PORT/DB`` (``[archive] accounts``: several web
+servers share users, sessions, tokens and one audit chain). Validation (``checks``), password
+and secret hashing (``passwords``), the audit chain (``audit``) and how rows read and the
+audit log is filtered (``rows``) are shared by every backend; a backend only stores, fetches
+and locks.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class Accounts(Protocol):
       before (``audit.audit_hash``); ``verify_audit`` recomputes the chain. ``audit`` is the
       total matching and one page, newest first; ``action="search"`` also matches
       ``search.*``. Numbers past 64 bits are answered, not raised (nothing is that far).
-    - Safe to share between threads; writes are serialized with other processes (the CLI).
+    - Safe to share between threads; writes are serialized with other processes (the CLI,
+      other web servers on PostgreSQL).
       Storage failures raise ``AccountError`` naming the database.
     """
 
@@ -148,12 +151,26 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite://")) if url.startswith("sqlite://") else None
 
 
+_UNSUPPORTED = "use sqlite:///path/web.sqlite or postgresql://USER@HOST:PORT/DB"
+
+
 def accounts_exist(url: str) -> bool:
     """Whether there are accounts at ``url`` yet; asking creates nothing."""
     path = _sqlite_path(url)
-    if path is None:
-        raise AccountError(f"unsupported accounts URL {url!r}: use sqlite:///path/web.sqlite")
-    return path.exists()
+    if path is not None:
+        return path.exists()
+    from .postgresql import accounts_exist as postgresql_exists
+    from .postgresql import is_postgresql
+
+    if is_postgresql(url):
+        return postgresql_exists(url)
+    raise AccountError(f"unsupported accounts URL {_shown(url)!r}: {_UNSUPPORTED}")
+
+
+def _shown(url: str) -> str:
+    from .postgresql import redact
+
+    return redact(url)[:200]
 
 
 def open_accounts(
@@ -172,7 +189,11 @@ def open_accounts(
         from .sqlite import SqliteAccounts
 
         return SqliteAccounts(path, hasher=hasher, clock=clock, create=create)
-    raise AccountError(f"unsupported accounts URL {url!r}: use sqlite:///path/web.sqlite")
+    from .postgresql import PostgresAccounts, is_postgresql
+
+    if is_postgresql(url):
+        return PostgresAccounts(url, hasher=hasher, clock=clock, create=create)
+    raise AccountError(f"unsupported accounts URL {_shown(url)!r}: {_UNSUPPORTED}")
 
 
 __all__ = [

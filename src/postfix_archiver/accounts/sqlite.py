@@ -13,58 +13,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 
-from ..chain import GENESIS
 from ..errors import AccountError
 from ..sqlite_db import SchemaTooNew, connect_durable, migrate, write_transaction
-from .audit import audit_hash, verify_entries
+from .audit import verify_entries
 from .checks import check_addresses, check_name, check_role
 from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_digest
 from .records import AuditCheck, AuditEntry, Session, TokenInfo, User
+from .rows import (
+    AUDIT_COLUMNS,
+    MAX_INT,
+    USER_COLUMNS,
+    Dialect,
+    audit_where,
+    bounded,
+    entry_params,
+    entry_row,
+    next_entry,
+    now_iso,
+    possible_name,
+    storable,
+    token_label,
+    user_row,
+)
 from .sqlite_schema import MIGRATIONS
 
-# the largest number SQLite binds: past it an id or offset raises OverflowError
-MAX_INT = 2**63 - 1
-_USER_COLUMNS = "u.id, u.name, u.role, u.addresses, u.created, u.last_login"
-_AUDIT_COLUMNS = "id, time, user, client, action, detail, prev_hash, hash"
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _like(text: str) -> str:
-    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its wildcards are literal."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _user(r: Sequence[Any]) -> User:
-    return User(
-        id=int(r[0]),
-        name=str(r[1]),
-        role=str(r[2]),
-        addresses=tuple(json.loads(str(r[3]))),
-        created=str(r[4]),
-        last_login=None if r[5] is None else str(r[5]),
-    )
-
-
-def _entry(r: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(
-        id=int(r[0]),
-        time=str(r[1]),
-        user=str(r[2]),
-        client=str(r[3]),
-        action=str(r[4]),
-        detail=json.loads(str(r[5])),
-        prev_hash=str(r[6]),
-        hash=str(r[7]),
-    )
+_SQL = Dialect(param="?", like="LIKE")  # SQLite's LIKE folds ASCII letters only
 
 
 class SqliteAccounts:
@@ -152,18 +130,26 @@ class SqliteAccounts:
         addrs = check_addresses(addresses)
         digest = self.passwords.hash(password)
         with self._tx() as conn:
-            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            if self._find(conn, name, "id") is not None:
                 raise AccountError(f"user {name!r} exists already (user passwd to reset it)")
             conn.execute(
                 "INSERT INTO users (name, role, password_hash, addresses, created) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (name, role, digest, json.dumps(list(addrs)), _now_iso()),
+                (name, role, digest, json.dumps(list(addrs)), now_iso()),
             )
         return self.require_user(name)
 
+    @staticmethod
+    def _find(conn: sqlite3.Connection, name: str, columns: str) -> Any:
+        if possible_name(name) is None:
+            return None
+        return conn.execute(f"SELECT {columns} FROM users WHERE name = ?", (name,)).fetchone()
+
     def get_user(self, name: str) -> User | None:
-        rows = self._query(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.name = ?", (name,))
-        return _user(rows[0]) if rows else None
+        if possible_name(name) is None:
+            return None
+        rows = self._query(f"SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?", (name,))
+        return user_row(rows[0]) if rows else None
 
     def require_user(self, name: str) -> User:
         user = self.get_user(name)
@@ -172,8 +158,8 @@ class SqliteAccounts:
         return user
 
     def users(self) -> list[User]:
-        rows = self._query(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.name")
-        return [_user(r) for r in rows]
+        rows = self._query(f"SELECT {USER_COLUMNS} FROM users u ORDER BY u.name")
+        return [user_row(r) for r in rows]
 
     def count_users(self) -> int:
         return int(self._query("SELECT count(*) FROM users")[0][0])
@@ -185,7 +171,7 @@ class SqliteAccounts:
             check_role(role)
         addrs = None if addresses is None else check_addresses(addresses)
         with self._tx() as conn:
-            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id, role")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             if role is not None and role != "admin" and row[1] == "admin":
@@ -209,7 +195,7 @@ class SqliteAccounts:
     def set_password(self, name: str, password: str) -> User:
         digest = self.passwords.hash(password)
         with self._tx() as conn:
-            row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (digest, row[0]))
@@ -218,7 +204,7 @@ class SqliteAccounts:
 
     def remove_user(self, name: str) -> None:
         with self._tx() as conn:
-            row = conn.execute("SELECT id, role FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._find(conn, name, "id, role")
             if row is None:
                 raise AccountError(f"no user {name!r}")
             if row[1] == "admin":
@@ -226,16 +212,23 @@ class SqliteAccounts:
             conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
 
     def authenticate(self, name: str, password: str) -> User | None:
-        rows = self._query(
-            f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
+        rows = (
+            self._query(
+                f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?", (name,)
+            )
+            if possible_name(name) is not None
+            else []
         )
         stored = str(rows[0][6]) if rows else None
-        if stored is None or not self.passwords.verify(stored, password):
+        # verified for unknown names too (against a dummy hash): the time taken says
+        # nothing about which names exist
+        matched = self.passwords.verify(stored, password)
+        if stored is None or not matched:
             return None
         rehashed = self.passwords.rehashed(stored, password)
         with self._tx() as conn:
             user_id = int(rows[0][0])
-            conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (_now_iso(), user_id))
+            conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (now_iso(), user_id))
             if rehashed is not None:
                 conn.execute(
                     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
@@ -248,8 +241,8 @@ class SqliteAccounts:
     def create_token(self, name: str, label: str = "") -> tuple[TokenInfo, str]:
         user = self.require_user(name)
         secret = new_token()
-        created = _now_iso()
-        label = label.strip()[:100] or "api"
+        created = now_iso()
+        label = token_label(label)
         with self._tx() as conn:
             cur = conn.execute(
                 "INSERT INTO tokens (user, sha256, label, created) VALUES (?, ?, ?, ?)",
@@ -284,13 +277,13 @@ class SqliteAccounts:
             return None
         # looked up by digest: timing reveals nothing about a secret nobody can invert
         rows = self._query(
-            f"SELECT {_USER_COLUMNS}, t.id FROM tokens t "
+            f"SELECT {USER_COLUMNS}, t.id FROM tokens t "
             "JOIN users u ON u.id = t.user WHERE t.sha256 = ?",
             (token_digest(secret),),
         )
         if not rows:
             return None
-        return _user(rows[0]), int(rows[0][6])
+        return user_row(rows[0]), int(rows[0][6])
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -304,7 +297,7 @@ class SqliteAccounts:
             conn.execute(
                 "INSERT INTO sessions (sha256, user, csrf, client, created, expires) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (token_digest(session_id), user.id, csrf, client[:200], now, expires),
+                (token_digest(session_id), user.id, csrf, storable(client, 200), now, expires),
             )
         return session_id, Session(user, csrf, expires)
 
@@ -312,13 +305,13 @@ class SqliteAccounts:
         if len(session_id) > 200:
             return None
         rows = self._query(
-            f"SELECT {_USER_COLUMNS}, s.csrf, s.expires FROM sessions s "
+            f"SELECT {USER_COLUMNS}, s.csrf, s.expires FROM sessions s "
             "JOIN users u ON u.id = s.user WHERE s.sha256 = ?",
             (token_digest(session_id),),
         )
         if not rows or float(rows[0][7]) <= self.clock():
             return None
-        return Session(_user(rows[0]), str(rows[0][6]), float(rows[0][7]))
+        return Session(user_row(rows[0]), str(rows[0][6]), float(rows[0][7]))
 
     def end_session(self, session_id: str) -> None:
         with self._tx() as conn:
@@ -329,30 +322,14 @@ class SqliteAccounts:
     def record(
         self, user: str, client: str, action: str, detail: dict[str, Any] | None = None
     ) -> AuditEntry:
-        detail = json.loads(json.dumps(detail or {}, default=str))
-        user = user[:200]
-        client = client[:200]
         with self._tx() as conn:
             last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            entry_id, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-            when = _now_iso()
-            digest = audit_hash(prev, entry_id, when, user, client, action, detail)
+            entry = next_entry(last, user, client, action, detail)
             conn.execute(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry_id, when, user, client, action, json.dumps(detail), prev, digest),
+                f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                entry_params(entry),
             )
-        return AuditEntry(entry_id, when, user, client, action, detail, prev, digest)
-
-    @staticmethod
-    def _audit_where(user: str | None, action: str | None, params: list[object]) -> str:
-        conditions = ["1=1"]
-        if user:
-            conditions.append("user = ?")
-            params.append(user)
-        if action:
-            conditions.append("(action = ? OR action LIKE ? ESCAPE '\\')")
-            params.extend([action, _like(action) + ".%"])
-        return " AND ".join(conditions)
+        return entry
 
     def audit(
         self,
@@ -367,47 +344,31 @@ class SqliteAccounts:
         before: int | None = None,
         count: bool = True,
     ) -> tuple[int, list[AuditEntry]]:
-        # past SQLite's 64 bits a bound number raises OverflowError; an offset that large is
-        # past the end of any log, and a limit that large is all of it
-        limit, offset = min(limit, MAX_INT), min(offset, MAX_INT)
-        params: list[object] = []
-        where = self._audit_where(user, action, params)
-        if since:
-            where += " AND time >= ?"
-            params.append(since)
-        if until:
-            where += " AND time < ?"
-            params.append(until)
-        if text:
-            # detail is stored as JSON with non-ASCII escaped (\u00e9): look for both forms
-            haystack = "(user || ' ' || client || ' ' || action || ' ' || detail)"
-            where += f" AND ({haystack} LIKE ? ESCAPE '\\' OR {haystack} LIKE ? ESCAPE '\\')"
-            params.extend(f"%{_like(t)}%" for t in (text, json.dumps(text)[1:-1]))
-        if before is not None:
-            where += " AND id < ?"
-            params.append(min(before, MAX_INT))
+        where, params = audit_where(
+            _SQL, user=user, action=action, since=since, until=until, text=text, before=before
+        )
         total = (
             int(self._query(f"SELECT count(*) FROM audit WHERE {where}", params)[0][0])
             if count
             else -1
         )
         rows = self._query(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, bounded(limit), bounded(offset)],
         )
-        return total, [_entry(r) for r in rows]
+        return total, [entry_row(r) for r in rows]
 
     def _entries(self) -> Iterator[AuditEntry]:
         """Every audit entry, oldest first, a thousand rows a query."""
         last = 0
         while True:
             rows = self._query(
-                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT 1000", (last,)
             )
             if not rows:
                 return
             for r in rows:
-                yield _entry(r)
+                yield entry_row(r)
             last = int(rows[-1][0])
 
     def verify_audit(self) -> AuditCheck:

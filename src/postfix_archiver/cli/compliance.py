@@ -20,9 +20,9 @@ from .common import cli_who, config_option, err, load, out, print_json, progress
 
 @contextmanager
 def _audit_log(config: Config) -> Iterator[Accounts]:
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
-    with open_accounts(home_url(config.archive.home)) as accounts:
+    with open_accounts(config.archive.accounts_url) as accounts:
         yield accounts
 
 

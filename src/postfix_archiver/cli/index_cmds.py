@@ -52,14 +52,14 @@ def reindex(config_path: str | None, query: tuple[str, ...]) -> None:
     """Rebuild the index entries of the messages matching QUERY (all without one) from the
     blobs: after a tokenizer change, or to repair what `verify --index` reports. Safe while
     serve runs: its indexer and this one share the queue."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
     config = load(config_path)
     text = " ".join(query)
     if text:
         parse_query(text)  # a mistake is one line, not an intent the audit log keeps
     who = cli_who()
-    with open_accounts(home_url(config.archive.home)) as accounts, Archive(config) as archive:
+    with open_accounts(config.archive.accounts_url) as accounts, Archive(config) as archive:
         accounts.record(who, "local", "index.rebuild.intent", {"query": text})
         # the matches first, whole: the entries change under the search as they are queued
         rows = list(archive.iter_search(text)) if text else None

@@ -103,12 +103,12 @@ def erase(
 def _remove(
     config: Config, archive: Archive, plan: Plan, why: str, reason: str, detail: dict[str, object]
 ) -> Outcome:
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
     who = cli_who()
     # the intent (the plan) is written first: if the audit log cannot be written, nothing is
     # removed; if the removal then stops midway, the log still says what was about to go
-    with open_accounts(home_url(config.archive.home)) as accounts:
+    with open_accounts(config.archive.accounts_url) as accounts:
         accounts.record(
             who,
             "local",

@@ -49,11 +49,11 @@ def user_add(
     password_stdin: bool,
 ) -> None:
     """Add a web user; the password is asked for (or read with --password-stdin)."""
-    from ..accounts import check_name, home_url, open_accounts
+    from ..accounts import check_name, open_accounts
 
     config = load(config_path)
     check_name(name)
-    with open_accounts(home_url(config.archive.home)) as accounts:
+    with open_accounts(config.archive.accounts_url) as accounts:
         if accounts.get_user(name) is not None:
             raise ArchiverError(f"user {name!r} exists already (user passwd to reset it)")
         password = _read_password(password_stdin)
@@ -76,10 +76,10 @@ def user_add(
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_passwd(config_path: str | None, name: str, password_stdin: bool) -> None:
     """Set a new password (ends the user's web sessions)."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
     config = load(config_path)
-    with open_accounts(home_url(config.archive.home), create=False) as accounts:
+    with open_accounts(config.archive.accounts_url, create=False) as accounts:
         accounts.require_user(name)
         accounts.set_password(name, _read_password(password_stdin))
         accounts.record(cli_who(), "local", "user.password", {"name": name})
@@ -92,10 +92,10 @@ def user_passwd(config_path: str | None, name: str, password_stdin: bool) -> Non
 @click.option("--label", default="", help="What the token is for (shown by user tokens).")
 def user_token(config_path: str | None, name: str, label: str) -> None:
     """Print a new API token for NAME (its last line; shown once, stored only hashed)."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
     config = load(config_path)
-    with open_accounts(home_url(config.archive.home), create=False) as accounts:
+    with open_accounts(config.archive.accounts_url, create=False) as accounts:
         info, secret = accounts.create_token(name, label)
         accounts.record(
             cli_who(),
@@ -116,9 +116,9 @@ def user_token(config_path: str | None, name: str, label: str) -> None:
 @click.argument("name")
 def user_tokens(config_path: str | None, name: str) -> None:
     """List the API tokens of NAME (ids and labels; the secrets are not kept)."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
-    with open_accounts(home_url(load(config_path).archive.home), create=False) as accounts:
+    with open_accounts(load(config_path).archive.accounts_url, create=False) as accounts:
         tokens = accounts.tokens(name)
     for t in tokens:
         click.echo(f"{t.id}\t{t.created[:19]}\t{t.label}")
@@ -133,11 +133,11 @@ def user_tokens(config_path: str | None, name: str) -> None:
 @click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of NAME.")
 def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke_all: bool) -> None:
     """Revoke API token TOKEN_ID of NAME (ids from user tokens), or --all."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
     if (token_id is None) == (not revoke_all):
         raise click.UsageError("give a TOKEN_ID or --all")
-    with open_accounts(home_url(load(config_path).archive.home), create=False) as accounts:
+    with open_accounts(load(config_path).archive.accounts_url, create=False) as accounts:
         count = accounts.revoke_token(name, None if revoke_all else token_id)
         if count == 0:
             raise ArchiverError(f"{name} has no token {token_id} (see: user tokens {name})")
@@ -152,12 +152,12 @@ def user_revoke(config_path: str | None, name: str, token_id: int | None, revoke
 @click.option("--json", "as_json", is_flag=True)
 def user_list(config_path: str | None, as_json: bool) -> None:
     """The web users, their roles and addresses."""
-    from ..accounts import accounts_exist, home_url, open_accounts
+    from ..accounts import accounts_exist, open_accounts
 
     config = load(config_path)
     users = []
-    if accounts_exist(home_url(config.archive.home)):  # listing creates nothing
-        with open_accounts(home_url(config.archive.home), create=False) as accounts:
+    if accounts_exist(config.archive.accounts_url):  # listing creates nothing
+        with open_accounts(config.archive.accounts_url, create=False) as accounts:
             users = accounts.users()
     if as_json:
         print_json({"users": [u.to_json() for u in users]})
@@ -173,9 +173,9 @@ def user_list(config_path: str | None, as_json: bool) -> None:
 @click.argument("name")
 def user_remove(config_path: str | None, name: str) -> None:
     """Remove a web user with their sessions and tokens (audit entries stay)."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
-    with open_accounts(home_url(load(config_path).archive.home), create=False) as accounts:
+    with open_accounts(load(config_path).archive.accounts_url, create=False) as accounts:
         accounts.remove_user(name)
         accounts.record(cli_who(), "local", "user.remove", {"name": name})
     err.print(f"removed {name}", markup=False)
@@ -197,9 +197,9 @@ def audit(
     verify: bool,
 ) -> None:
     """The web audit log: the last entries, oldest first (logins, searches, views, ...)."""
-    from ..accounts import home_url, open_accounts
+    from ..accounts import open_accounts
 
-    with open_accounts(home_url(load(config_path).archive.home), create=False) as accounts:
+    with open_accounts(load(config_path).archive.accounts_url, create=False) as accounts:
         if verify:
             check = accounts.verify_audit()
             if as_json:

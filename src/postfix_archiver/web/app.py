@@ -28,7 +28,7 @@ from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..accounts import Accounts, home_url, open_accounts
+from ..accounts import Accounts, open_accounts
 from ..archive import Archive
 from ..config import Config
 from ..dates import clamp, display, display_day, zone_abbreviation
@@ -198,7 +198,7 @@ def create_app(
     """The web UI and REST API over ``archive``; accounts from ``web.sqlite`` unless given
     (then the caller closes them)."""
     own_accounts = accounts is None
-    accounts = accounts if accounts is not None else open_accounts(home_url(config.archive.home))
+    accounts = accounts if accounts is not None else open_accounts(config.archive.accounts_url)
     session_cookie, login_cookie = cookie_names(config.web.secure_cookies)
     ctx = WebContext(
         config=config,

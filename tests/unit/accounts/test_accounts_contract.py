@@ -1,9 +1,10 @@
 """The ``Accounts`` contract, run against every backend, then what only SQLite can show.
 
-Add a backend by adding a factory to ``BACKENDS`` (a PostgreSQL one would take its database
-from a server fixture and skip without one); every test in ``TestContract`` then runs against
-it. What only a particular backend can show (its file, its schema, tampering with its rows)
-lives in a class of its own below.
+Add a backend by adding a factory to ``BACKENDS``; every test in ``TestContract`` then runs
+against it (PostgreSQL takes a new database on the session's private cluster, and skips
+without one: ``tests/pg_cluster.py``). What only a particular backend can show (its file,
+its schema, tampering with its rows) lives in a class of its own below, PostgreSQL's in
+``test_accounts_postgresql.py``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
+from tests.pg_cluster import postgresql_url
 from tests.unit.web.web_helpers import sql
 
 from postfix_archiver.accounts import (
@@ -37,12 +39,31 @@ CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # argon2, fas
 # database each time it is called with the same directory
 AccountsFactory = Callable[..., Accounts]
 
+_DATABASES: dict[Path, str] = {}
+
+
+def _postgresql(tmp: Path, **kw: Any) -> Accounts:
+    # one new database per test directory, the same one each time it is opened again
+    if tmp not in _DATABASES:
+        _DATABASES[tmp] = postgresql_url()
+    return open_accounts(_DATABASES[tmp], **kw)
+
+
 BACKENDS: dict[str, AccountsFactory] = {
     "sqlite": lambda tmp, **kw: open_accounts(home_url(tmp), **kw),
+    "postgresql": _postgresql,
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def backend_params() -> list[Any]:
+    """``BACKENDS`` as parameters; a backend that needs a server is ``integration``."""
+    return [
+        pytest.param(name, marks=() if name == "sqlite" else (pytest.mark.integration,))
+        for name in sorted(BACKENDS)
+    ]
+
+
+@pytest.fixture(params=backend_params())
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Accounts]:
     """Opens the backend's database under test (the same one on every call)."""
     factory = BACKENDS[request.param]
@@ -261,6 +282,53 @@ class TestContract:
         check = accounts.verify_audit()
         assert (check.ok, check.entries, check.head, check.problem) == (True, 0, GENESIS, None)
 
+    def test_hostile_text_is_stored_or_answered_never_raised(self, accounts: Accounts) -> None:
+        # a NUL (PostgreSQL's text holds none) and a lone surrogate (no database encodes
+        # one) from a login form, a client and a token label: U+FFFD on every backend
+        bob = accounts.add_user("bob", "user", "bob's password")
+        for name in ("bob\x00", "\x00", "b\ud800", "x" * 100_000, "\u0663", "b\xffb"):
+            assert accounts.get_user(name) is None
+            assert accounts.authenticate(name, "bob's password") is None
+            with pytest.raises(AccountError, match="no user"):
+                accounts.require_user(name)
+            with pytest.raises(AccountError, match="no user"):
+                accounts.update_user(name, role="user")
+        entry = accounts.record("ev\x00il\ud800", "192.0.2.1\x00", "login", {"n\x00": "\x00"})
+        assert (entry.user, entry.client) == ("ev\ufffdil?", "192.0.2.1\ufffd")
+        assert entry.detail == {"n\x00": "\x00"}  # JSON escapes a NUL: kept as it was
+        info, _ = accounts.create_token("bob", "lap\x00top\udfff")
+        assert info.label == "lap\ufffdtop?"
+        session_id, _ = accounts.create_session(bob, "\x00" * 500, 1)
+        assert accounts.session(session_id) is not None
+        assert accounts.audit(user="ev\x00il?")[0] == 1
+        assert accounts.audit(text="\x00")[0] == 1
+        assert accounts.audit(text="\ud800", until="\uffff")[0] == 1
+        assert accounts.audit(since="\x00")[0] == 0  # U+FFFD: after every time
+        assert accounts.audit(limit=-1, offset=-5)[1] == []
+        assert accounts.verify_audit().ok
+
+    def test_an_unknown_name_costs_a_password_check(self, backend: Callable[..., Accounts]) -> None:
+        # the time a login takes must not tell which names exist: an unknown name is
+        # verified against a dummy hash, as a wrong password is against the real one
+        hasher = CountingHasher(time_cost=1, memory_cost=8, parallelism=1)
+        with backend(hasher=hasher) as accounts:
+            accounts.add_user("bob", "user", "bob's password")
+            hasher.verified = 0
+            assert accounts.authenticate("bob", "wrong password") is None
+            assert accounts.authenticate("nobody", "wrong password") is None
+            assert accounts.authenticate("bob\x00", "wrong password") is None
+            assert hasher.verified == 3
+
+
+class CountingHasher(PasswordHasher):
+    """argon2's hasher, counting the verifications it is asked for."""
+
+    verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified += 1
+        return super().verify(hash, password)
+
 
 class TestSqlite:
     """What only the SQLite backend can show: its file, schema, triggers and rows."""
@@ -280,8 +348,8 @@ class TestSqlite:
         assert accounts_exist(url)
 
     def test_other_urls_are_refused(self) -> None:
-        with pytest.raises(AccountError, match="unsupported accounts URL"):
-            open_accounts("postgresql://localhost/web")
+        with pytest.raises(AccountError, match="unsupported accounts URL 'mysql://u@db/web'"):
+            open_accounts("mysql://u:secret@db/web")
         with pytest.raises(AccountError, match="unsupported accounts URL"):
             accounts_exist("mysql://localhost/web")
 
