@@ -449,8 +449,10 @@ async def run_proxy(
     *,
     on_reload: Callable[[], None] | None = None,
     ready: Callable[[], None] | None = None,
+    stopping: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; SIGHUP calls ``on_reload``."""
+    """Serve until SIGTERM/SIGINT; SIGHUP calls ``on_reload``; ``ready`` once listening,
+    ``stopping`` when a signal asks it to stop (systemd's READY=1 and STOPPING=1)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -468,6 +470,8 @@ async def run_proxy(
         ready()
     try:
         await stop.wait()
+        if stopping is not None:
+            stopping()
         log.info("stopping: finishing %d transactions in flight", server.handler.in_flight)
     finally:
         await server.stop()
