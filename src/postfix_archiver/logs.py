@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 MAX_VALUE = 256
 # a Postfix queue id: short or long form (hex, or base 52 with a separator)
 _QUEUE_ID = re.compile(r"[0-9A-Za-z]{1,64}\Z")
-_UNSAFE = re.compile(r"[^\x21-\x7e]")  # spaces too: a value is one token on the line
-_UNSAFE_SPACED = re.compile(r"[^\x20-\x7e]")
+# quotes and backslashes too (a value may stand in quotes; an escape must be ours), and
+# spaces unless asked: a value is one token on the line
+_UNSAFE = re.compile(r'[^\x21-\x7e]|["\\]')
+_UNSAFE_SPACED = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
 def safe(value: object, limit: int = MAX_VALUE, *, spaces: bool = False) -> str:
