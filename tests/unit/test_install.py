@@ -35,7 +35,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
     assert "useradd --system --user-group --home-dir /srv/mailarch" in text
     assert "install -d -o mailarch -g mailarch -m 750 /srv/mailarch" in text
     assert "/etc/postfix-archiver/archiver.toml" in text
-    assert "User=mailarch" in text and "ReadWritePaths=/srv/mailarch" in text
+    assert "User=mailarch" in text
+    assert "ReadWritePaths=/srv/mailarch" in text
     assert f"ExecStart={CLI.absolute()} serve" in text
     assert "postfix-config --config /etc/postfix-archiver/archiver.toml --apply" in text
     assert "doctor --config /etc/postfix-archiver/archiver.toml" in text
@@ -61,8 +62,10 @@ def test_hostile_values_are_one_clear_line(args: list[str], fragment: str) -> No
     done = _cli("install", *args)
     assert done.returncode == 1, done
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert len(lines) == 1, done.stderr
+    assert fragment in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
 
 
 def test_the_units_in_contrib_are_the_rendered_ones() -> None:
@@ -118,7 +121,8 @@ def test_apply_installs_for_real_and_again_changes_nothing(
     assert done.returncode == 0, done.stderr
     assert f"created user {throwaway_user}" in done.stdout
     entry = pwd.getpwnam(throwaway_user)
-    assert entry.pw_shell == "/usr/sbin/nologin" and entry.pw_dir == home
+    assert entry.pw_shell == "/usr/sbin/nologin"
+    assert entry.pw_dir == home
 
     staged_home = root / "var/lib/pa-test"
     st = staged_home.stat()

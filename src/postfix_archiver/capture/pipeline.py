@@ -165,7 +165,7 @@ class CapturePipeline:
             "reply": reply,
         }
         log.info(
-            "%s: %s%s rule=\"%s\" from=<%s> nrcpt=%d size=%d ms=%d reinjected=%s (%s)",
+            '%s: %s%s rule="%s" from=<%s> nrcpt=%d size=%d ms=%d reinjected=%s (%s)',
             logs.queue_id(decided.envelope.queue_id),
             fields["action"],
             "" if decided.archive_id is None else f" id={decided.archive_id}",

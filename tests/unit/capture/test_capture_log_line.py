@@ -61,17 +61,24 @@ def test_the_line_carries_both_queue_ids_the_decision_and_rule(
     assert code == 250, text
     cron = crlf("From: root@example.com\nTo: bob@example.com\nSubject: Cron daily\n\nok\n")
     code, text = _send(server, cron, "4QJk2x1Zvbz9abd")
-    assert code == 250 and "skipped" in text, text
+    assert code == 250, text
+    assert "skipped" in text, text
     server.wait_log("reinjected=", count=2)
 
     kept, skipped = _lines(server)
-    assert kept["qid"] == "4QJk2x1Zvbz9abc" and kept["action"] == "archived"
-    assert kept["id"] == "1" and kept["rule"] == "default"
-    assert kept["requeued"] == "4ReInJ1" and "queued as 4ReInJ1" in kept["reply"]
-    assert int(kept["size"]) == len(message) and kept["nrcpt"] == "1"
+    assert kept["qid"] == "4QJk2x1Zvbz9abc"
+    assert kept["action"] == "archived"
+    assert kept["id"] == "1"
+    assert kept["rule"] == "default"
+    assert kept["requeued"] == "4ReInJ1"
+    assert "queued as 4ReInJ1" in kept["reply"]
+    assert int(kept["size"]) == len(message)
+    assert kept["nrcpt"] == "1"
     assert 0 <= int(kept["ms"]) < 30_000
-    assert skipped["qid"] == "4QJk2x1Zvbz9abd" and skipped["action"] == "skipped"
-    assert skipped["id"] is None and skipped["rule"] == "cron mail"
+    assert skipped["qid"] == "4QJk2x1Zvbz9abd"
+    assert skipped["action"] == "skipped"
+    assert skipped["id"] is None
+    assert skipped["rule"] == "cron mail"
     assert skipped["requeued"] == "4ReInJ2"
     # `grep QUEUEID` finds exactly our line for each
     assert sum("4QJk2x1Zvbz9abc" in line for line in server.log.splitlines()) == 1
@@ -100,7 +107,8 @@ def test_a_hostile_ident_cannot_forge_a_line(
     assert line.split(" INFO ", 1)[1].startswith(ident[:2])
     assert len(line) < 400  # a long IDENT is cut, not copied whole
     assert all(" " <= c <= "~" for c in line), line
-    assert "\x1b" not in log and "\x00" not in log
+    assert "\x1b" not in log
+    assert "\x00" not in log
 
 
 def test_json_format_one_object_a_line_with_the_fields(
@@ -114,9 +122,12 @@ def test_json_format_one_object_a_line_with_the_fields(
     (line,) = [r for r in records if "reinjected_queue_id" in r]
     assert line["queue_id"] == "4Jsn\r\nX"  # JSON escapes it: no second line
     assert line["reinjected_queue_id"] == "4ReInJ1"
-    assert line["action"] == "archived" and line["archive_id"] == 1
-    assert line["rule"] == "default" and line["level"] == "info"
-    assert isinstance(line["ms"], int) and line["size"] > 0
+    assert line["action"] == "archived"
+    assert line["archive_id"] == 1
+    assert line["rule"] == "default"
+    assert line["level"] == "info"
+    assert isinstance(line["ms"], int)
+    assert line["size"] > 0
     assert any(r["message"].startswith("listening on") for r in records)
 
 
@@ -133,4 +144,5 @@ def test_log_format_is_validated_with_the_line_at_fault(text: str, fragment: str
     with pytest.raises(ConfigError) as caught:
         parse_config("# a comment\n" + text, "archiver.toml")
     message = str(caught.value)
-    assert fragment in message and ":3" in message, message
+    assert fragment in message, message
+    assert ":3" in message, message

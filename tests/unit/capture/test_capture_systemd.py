@@ -110,7 +110,8 @@ def test_serve_is_ready_only_once_it_accepts_and_reloads_and_stops_as_systemd_ex
         assert f"STATUS=listening on 127.0.0.1:{port}" in first
 
         code, text = _send(port, _cron(1))
-        assert code == 250 and "archived as" in text, text
+        assert code == 250, text
+        assert "archived as" in text, text
         assert len(archived_at(home)) == 1
 
         # SIGHUP: RELOADING=1 (with the monotonic time systemd asks for), then READY=1
@@ -121,7 +122,8 @@ def test_serve_is_ready_only_once_it_accepts_and_reloads_and_stops_as_systemd_ex
         assert reloading.splitlines()[1].startswith("MONOTONIC_USEC=")
         assert _next(sock).startswith("READY=1")
         code, text = _send(port, _cron(2))
-        assert code == 250 and "skipped" in text, text
+        assert code == 250, text
+        assert "skipped" in text, text
         assert len(archived_at(home)) == 1
 
         # a broken file on reload: READY=1 again, the rules in force stay, one clear line
@@ -129,12 +131,15 @@ def test_serve_is_ready_only_once_it_accepts_and_reloads_and_stops_as_systemd_ex
         proc.send_signal(signal.SIGHUP)
         assert _next(sock).startswith("RELOADING=1")
         again = _next(sock)
-        assert again.startswith("READY=1") and "reload refused" in again, again
+        assert again.startswith("READY=1"), again
+        assert "reload refused" in again, again
         code, text = _send(port, _cron(3))
-        assert code == 250 and "skipped" in text, text
+        assert code == 250, text
+        assert "skipped" in text, text
         log = (tmp_path / "serve.log").read_text()
         refused = [line for line in log.splitlines() if "reload refused" in line]
-        assert len(refused) == 1 and str(config) in refused[0], log
+        assert len(refused) == 1, log
+        assert str(config) in refused[0], log
         assert "Traceback" not in log
 
         proc.send_signal(signal.SIGTERM)
