@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -85,3 +86,29 @@ def setup(format: str = "text", *, verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # aiosmtpd logs every SMTP command at INFO: far too much for a mail server's log
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+SYSLOG_SOCKET = "/dev/log"
+ENV_SYSLOG = "POSTFIX_ARCHIVER_SYSLOG"  # another socket (a chroot's, a test's)
+
+
+def pipe_to_syslog(ident: str = "postfix-archiver/filter") -> None:
+    """The pipe filter's per-message line into the mail log, beside Postfix's own lines.
+
+    pipe(8) throws a command's output away when it succeeds (and puts it into the defer
+    reason when it fails): only syslog, facility mail, reaches the mail log. No syslog socket,
+    no line; stderr keeps the warnings and errors, for the defer reason."""
+    path = os.environ.get(ENV_SYSLOG) or SYSLOG_SOCKET
+    from logging.handlers import SysLogHandler
+
+    try:
+        handler = SysLogHandler(address=path, facility=SysLogHandler.LOG_MAIL)
+    except OSError:
+        return
+    handler.ident = f"{ident}[{os.getpid()}]: "
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    for existing in root.handlers:
+        existing.setLevel(max(existing.level, logging.WARNING))
+    root.addHandler(handler)
+    logging.getLogger("postfix_archiver.smtp").setLevel(logging.INFO)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,15 @@ import pytest
 from postfix_archiver.config import parse_config
 from postfix_archiver.errors import ConfigError
 
-from .capture_helpers import Listener, ServeProcess, crlf, make_message, transaction
+from .capture_helpers import (
+    CLI,
+    Listener,
+    ServeProcess,
+    cli_env,
+    crlf,
+    make_message,
+    transaction,
+)
 
 SKIP_CRON = """
 [[rules]]
@@ -146,3 +156,32 @@ def test_log_format_is_validated_with_the_line_at_fault(text: str, fragment: str
     message = str(caught.value)
     assert fragment in message, message
     assert ":3" in message, message
+
+
+def test_the_pipe_filter_writes_its_line_to_syslog_facility_mail(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """pipe(8) discards a successful command's output: the line goes to syslog (here a
+    socket of the test's, as /dev/log would be), where the mail log has Postfix's lines."""
+    path = str(tmp_path / "log.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(path)
+        syslog.settimeout(20)
+        env = cli_env(tmp_path / "home")
+        env["POSTFIX_ARCHIVER_SYSLOG"] = path
+        args = ["--reinject", listener.address, "--queue-id", "4PiPe+0A", "-f", "alice@example.com"]
+        done = subprocess.run(
+            [str(CLI), "filter", *args, "--", "bob@example.com"],
+            input=make_message("piped"),
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        record = syslog.recv(4096).decode()
+    assert done.stderr == b""
+    # <22>: facility mail (2) * 8 + info (6)
+    assert re.match(r"<22>postfix-archiver/filter\[\d+\]: 4PiPe\+0A: archived id=1 ", record)
+    assert "reinjected=4ReInJ1" in record
+    assert "\n" not in record.rstrip("\x00\n")
