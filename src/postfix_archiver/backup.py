@@ -44,14 +44,32 @@ class Copied:
 
 def backup(config: Config, dest: Path) -> Copied:
     """Copy the archive of ``config`` into the new directory ``dest``."""
+    try:
+        return _backup(config, dest)
+    except OSError as exc:
+        where = _shown(Path(exc.filename)) if exc.filename else _shown(dest)
+        raise ArchiverError(
+            f"cannot back up to {_shown(dest)}: {exc.strerror or exc} ({where}); "
+            "remove what was copied and give a writable directory with room"
+        ) from None
+
+
+def _shown(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _backup(config: Config, dest: Path) -> Copied:
     catalog = _local(config.archive.catalog_url, "sqlite://", "catalog", "pg_dump")
     store = _local(config.archive.store_url, "file://", "store", "the bucket's versioning")
     if not catalog.exists():
         raise ArchiverError(f"no archive at {catalog}: nothing to back up (give --config)")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise ArchiverError(f"{dest} exists and is not an empty directory: give a new one")
+        raise ArchiverError(f"{_shown(dest)} exists and is not an empty directory: give a new one")
     if dest.resolve().is_relative_to(config.archive.home.resolve()):
-        raise ArchiverError(f"{dest} is inside the archive home: give a directory outside it")
+        raise ArchiverError(
+            f"{_shown(dest)} is inside the archive home: give a directory outside it"
+        )
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     done = Copied()
     # the order is the consistency: see the module's docstring

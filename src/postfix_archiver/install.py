@@ -252,6 +252,18 @@ class Install:
         """Perform the plan; what was done, one line each ("kept ..." for what was there)."""
         if os.geteuid() != 0:
             raise ArchiverError("install --apply needs root (run it with sudo)")
+        try:
+            return self._apply()
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot install into {exc.filename or self.root}: {exc.strerror or exc} "
+                "(is --root writable, with room?)"
+            ) from None
+
+    def _apply(self) -> list[str]:
+        # before anything is made: a --root that cannot take the files leaves no user behind
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise ArchiverError(f"--root {self.root}: not a writable directory")
         done = [self._ensure_user()]
         entry = pwd.getpwnam(self.user)
         for path, owner, mode in self.directories():

@@ -134,6 +134,8 @@ def test_backup_refuses_what_it_cannot_do_in_one_line(tmp_path: Path) -> None:
     busy.mkdir()
     (busy / "x").write_text("x")
     for dest, fragment in [
+        (tmp_path / ("x" * 5000), "File name too long"),
+        (Path("/proc/nope/deeper"), "cannot back up to /proc/nope/deeper"),
         (busy, "not an empty directory"),
         (home / "inside", "inside the archive home"),
     ]:
