@@ -54,3 +54,30 @@ def test_the_line_names_both_queue_ids_as_postfix_logs_them(
     # and the delivered copy's Received header was written by that same queue entry
     assert f"id {requeued}".encode() in delivery.content
     assert f"X-Archive-Id: {match['id']}".encode() in delivery.content
+
+
+def test_the_sink_line_starts_with_the_messages_own_queue_id(
+    base: Path, mta: tuple[PostfixInstance, SmtpSink]
+) -> None:
+    """always_bcc puts the copy in the message's own queue file: the sink's line (from
+    XFORWARD IDENT) and Postfix's lines for the message share one queue id."""
+    postfix, sink = mta
+    arch = Archiver(base, sink=True)
+    arch.configure_postfix(postfix, "--mode", "sink")
+    arch.start()
+    line = re.compile(r"INFO (?P<qid>[0-9A-Za-z]+): archived id=1 .* reinjected=- \(sink\)$", re.M)
+    try:
+        raw = b"From: alice@example.com\r\nTo: bob@example.org\r\nSubject: bcc\r\n\r\nbody\r\n"
+        queue_id = postfix.send(raw, "alice@example.com", ["bob@example.org"])
+        sink.wait_for_deliveries(1, timeout=60)
+        until(lambda: line.search(arch.log()) is not None, 30, "the sink's line")
+    finally:
+        arch.stop()
+    match = line.search(arch.log())
+    assert match is not None
+    assert match["qid"] == queue_id
+    maillog = postfix.log_path.read_text(errors="replace")
+    assert any(
+        f" {queue_id}: to=<archive@archive.invalid>" in entry and "status=sent" in entry
+        for entry in maillog.splitlines()
+    ), maillog[-3000:]

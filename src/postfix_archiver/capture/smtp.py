@@ -336,9 +336,10 @@ class ArchiverHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        # the sink too: Postfix's IDENT is the queue id its line in the log starts with (an
+        # always_bcc copy is in the message's own queue file, so it is the message's)
         extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
-        if not self.pipeline.sink:
-            extra.append("250-XFORWARD " + " ".join(XFORWARD_ATTRS))
+        extra.append("250-XFORWARD " + " ".join(XFORWARD_ATTRS))
         return responses[:-1] + extra + responses[-1:]
 
     async def handle_DATA(
