@@ -107,6 +107,8 @@ class WebServer:
         finally:
             if told is not None:
                 told.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await told
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.sock.close()
