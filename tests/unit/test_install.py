@@ -118,6 +118,7 @@ def test_apply_installs_for_real_and_again_changes_nothing(
     tmp_path: Path, throwaway_user: str
 ) -> None:
     root = tmp_path / "root"
+    root.mkdir()
     home = "/var/lib/pa-test"
     args = ["install", "--user", throwaway_user, "--home", home, "--root", str(root), "--apply"]
     done = _cli(*args)
