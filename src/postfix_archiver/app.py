@@ -14,7 +14,7 @@ catch-all, as a temporary failure rather than a bounce.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING
 
 from .capture import pipe
@@ -101,18 +101,22 @@ class Application:
     def reload(self) -> None:
         """SIGHUP: the rules from the config file again; a broken file leaves them as they
         are (the proxy keeps archiving by the rules it had)."""
+        from . import sd_notify
         from .rules import compile_policy
 
+        sd_notify.reloading()
         try:
             fresh = load_config(self.config_path)
             policy = compile_policy(fresh)
         except ArchiverError as exc:
             log.error("reload refused, the rules in force stay: %s", exc)
+            sd_notify.ready("reload refused: the rules in force stay")
             return
         self._policy = policy
         for pipeline in self._pipelines:
             pipeline.set_policy(policy)
         log.info("reloaded rules from %s", self.config_path or "defaults")
+        sd_notify.ready()
 
     # -- the listeners ------------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class Application:
         with it, its URL given to ``on_web`` once it is bound."""
         import asyncio
 
+        from . import sd_notify
         from .capture.smtp import run_proxy
 
         pipeline = self.pipeline(sink=sink or self.config.smtp.sink, reinject=reinject)
@@ -179,16 +184,27 @@ class Application:
         # entries are made after the answer, from the queue, woken by each commit
         self.archive.start_indexer()
         checkpointer = self.checkpointer()
+
+        # READY=1 once the proxy listens (a web socket beside it is bound and listening by
+        # then too); STOPPING=1 when a signal stops it
+        def ready() -> None:
+            sd_notify.ready(f"listening on {server.host}:{server.port}")
+
+        def proxy_run() -> Coroutine[None, None, None]:
+            return run_proxy(
+                server, on_reload=self.reload, ready=ready, stopping=sd_notify.stopping
+            )
+
         try:
             if web_listen is None:
-                await run_proxy(server, on_reload=self.reload)
+                await proxy_run()
                 return
             from .web.server import serve_beside
 
             web = self.web_server(web_listen, own_signals=False)
             if on_web is not None:
                 on_web(web.url)
-            proxy = asyncio.create_task(run_proxy(server, on_reload=self.reload))
+            proxy = asyncio.create_task(proxy_run())
             await serve_beside(web, proxy)
         except OSError as exc:
             raise ArchiverError(

@@ -206,6 +206,14 @@ class ExtractSettings:
     max_depth: int = 3  # attached messages and archives opened inside one another
 
 
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    format: str = "text"  # the per-message line: "text", or "json" (one object a line)
+
+
 @dataclass(frozen=True)
 class Config:
     archive: ArchiveSettings
@@ -215,6 +223,7 @@ class Config:
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     source: Source = field(default_factory=lambda: Source(None, None))
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -268,6 +277,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_memory": int,
         "max_depth": int,
     },
+    "log": {"format": str},
 }
 
 
@@ -523,6 +533,9 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         if not isinstance(rule, dict):
             raise source.error(("rules", i), "each rule must be a [[rules]] table")
     integrity = _build_integrity(data.get("integrity", {}), source, archive)
+    log_format = data.get("log", {}).get("format", LogSettings.format)
+    if log_format not in LOG_FORMATS:
+        raise source.error(("log", "format"), 'must be "text" or "json"')
     return Config(
         archive=archive,
         smtp=smtp,
@@ -531,6 +544,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         extract=_build_extract(data.get("extract", {}), source),
         rules=tuple(rules),
         source=source,
+        log=LogSettings(format=log_format),
     )
 
 

@@ -199,6 +199,9 @@ def main(argv: Sequence[str], run: Callable[[PipeArgs, bytes], int]) -> int:
         logging.basicConfig(
             level=logging.WARNING, stream=sys.stderr, format="postfix-archiver: %(message)s"
         )
+        from ..logs import pipe_to_syslog
+
+        pipe_to_syslog()  # the line per message, into the mail log
         return run(args, content)
     except BaseException as exc:  # exit 1 would make Postfix bounce the mail
         if isinstance(exc, SystemExit) and exc.code in (0, replies.EX_TEMPFAIL):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .. import logs
 from ..archive import Archive, Outcome
 from ..envelope import Envelope
 from ..errors import ArchiverError, TemporaryFailure
@@ -140,27 +141,50 @@ class CapturePipeline:
             xforward=incoming.xforward,
         )
 
-    def _log(self, incoming: Incoming, decided: Outcome, reply: str) -> None:
-        action = (
-            f"archived id={decided.archive_id}"
-            if decided.archive_id is not None
-            else decided.status.lower()
-        )
+    def _log(self, incoming: Incoming, decided: Outcome, reply: str, started: float) -> None:
+        """The one line per message: Postfix's queue id first (``grep QUEUEID`` on the mail
+        log finds it beside Postfix's own lines), the reinjected copy's queue id, the
+        decision and its rule, the archive id, size and milliseconds (``logs`` keeps
+        hostile values from forging lines; the JSON format gets the same as fields)."""
+        verdict = decided.verdict
+        rule = None
+        if verdict is not None:
+            rule = verdict.skip_rule or next(
+                (d.rule for d in verdict.decisions if d.action == "archive" and d.rule), "default"
+            )
+        fields: dict[str, object] = {
+            "queue_id": decided.envelope.queue_id,
+            "action": "archived" if decided.archive_id is not None else "skipped",
+            "rule": rule,
+            "archive_id": decided.archive_id,
+            "from": incoming.sender,
+            "nrcpt": len(incoming.recipients),
+            "size": len(incoming.content),
+            "ms": round((time.monotonic() - started) * 1000),
+            "reinjected_queue_id": queued_id(reply),
+            "reply": reply,
+        }
         log.info(
-            "%s: %s from=<%s> nrcpt=%d size=%d, %s",
-            decided.envelope.queue_id or "-",
-            action,
-            incoming.sender,
-            len(incoming.recipients),
-            len(incoming.content),
-            reply,
+            '%s: %s%s rule="%s" from=<%s> nrcpt=%d size=%d ms=%d reinjected=%s (%s)',
+            logs.queue_id(decided.envelope.queue_id),
+            fields["action"],
+            "" if decided.archive_id is None else f" id={decided.archive_id}",
+            logs.safe(rule or "-", spaces=True),
+            logs.safe(incoming.sender),
+            fields["nrcpt"],
+            fields["size"],
+            fields["ms"],
+            logs.safe(fields["reinjected_queue_id"] or "-"),
+            logs.safe(reply, 200, spaces=True),
+            extra={"fields": fields},
         )
 
     # -- the SMTP proxy and the sink ---------------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> str:
         """The SMTP reply for the final dot. Never raises."""
-        until = time.monotonic() + self.answer_timeout
+        started = time.monotonic()
+        until = started + self.answer_timeout
         try:
             decided = await self._archive_async(incoming, until)
         except Exception as exc:
@@ -171,14 +195,14 @@ class CapturePipeline:
             )
             return replies.smtp_reply(exc)
         if self.sink:
-            self._log(incoming, decided, "sink")
+            self._log(incoming, decided, "sink", started)
             return replies.OK_SINK
         try:
             reply = await self._reinjector_for().send(self._outgoing(incoming, decided))
         except Exception as exc:
             log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
             return replies.smtp_reply(exc)
-        self._log(incoming, decided, f"reinjected: {reply}")
+        self._log(incoming, decided, reply, started)
         return (
             f"250 2.0.0 Ok: archived as {decided.archive_id}, {_queued(reply)}"
             if decided.archive_id is not None
@@ -205,7 +229,8 @@ class CapturePipeline:
 
     def run_once(self, incoming: Incoming) -> int:
         """Archive and reinject one message synchronously; the pipe(8) exit code."""
-        until = time.monotonic() + self.answer_timeout
+        started = time.monotonic()
+        until = started + self.answer_timeout
         try:
             # on this thread: one message per process, no committer thread to start
             decided = self.archive.ingester.ingest(
@@ -215,7 +240,7 @@ class CapturePipeline:
             log.error("archiving failed (message stays queued in Postfix): %s", exc)
             return replies.exit_code(exc)
         if self.sink:
-            self._log(incoming, decided, "sink")
+            self._log(incoming, decided, "sink", started)
             return replies.EX_OK
         assert self.reinject_address is not None
         try:
@@ -225,11 +250,16 @@ class CapturePipeline:
         except Exception as exc:
             log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
             return replies.exit_code(exc)
-        self._log(incoming, decided, f"reinjected: {reply}")
+        self._log(incoming, decided, reply, started)
         return replies.EX_OK
 
 
-def _queued(reply: str) -> str:
+def queued_id(reply: str) -> str | None:
     """The listener's queue id from its reply ("250 2.0.0 Ok: queued as 4Xk...")."""
-    m = re.search(r"queued as (\S+)", reply)
-    return f"queued as {m.group(1)}" if m else "queued"
+    m = re.search(r"queued as ([0-9A-Za-z]{1,64})\b", reply)
+    return m.group(1) if m else None
+
+
+def _queued(reply: str) -> str:
+    queue_id = queued_id(reply)
+    return f"queued as {queue_id}" if queue_id else "queued"

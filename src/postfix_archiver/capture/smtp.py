@@ -336,9 +336,10 @@ class ArchiverHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        # the sink too: Postfix's IDENT is the queue id its line in the log starts with (an
+        # always_bcc copy is in the message's own queue file, so it is the message's)
         extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
-        if not self.pipeline.sink:
-            extra.append("250-XFORWARD " + " ".join(XFORWARD_ATTRS))
+        extra.append("250-XFORWARD " + " ".join(XFORWARD_ATTRS))
         return responses[:-1] + extra + responses[-1:]
 
     async def handle_DATA(
@@ -449,8 +450,10 @@ async def run_proxy(
     *,
     on_reload: Callable[[], None] | None = None,
     ready: Callable[[], None] | None = None,
+    stopping: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; SIGHUP calls ``on_reload``."""
+    """Serve until SIGTERM/SIGINT; SIGHUP calls ``on_reload``; ``ready`` once listening,
+    ``stopping`` when a signal asks it to stop (systemd's READY=1 and STOPPING=1)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -468,6 +471,8 @@ async def run_proxy(
         ready()
     try:
         await stop.wait()
+        if stopping is not None:
+            stopping()
         log.info("stopping: finishing %d transactions in flight", server.handler.in_flight)
     finally:
         await server.stop()

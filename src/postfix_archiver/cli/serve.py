@@ -12,16 +12,10 @@ from ..config import HostPort as Address
 from .common import NO_USERS, HostPort, config_option, err, load
 
 
-def _setup_logging(verbose: bool = False) -> None:
-    import logging
+def _setup_logging(verbose: bool = False, format: str = "text") -> None:
+    from ..logs import setup
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
-    )
-    # aiosmtpd logs every SMTP command at INFO: far too much for a mail server's log
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    setup(format, verbose=verbose)
 
 
 @click.command()
@@ -48,8 +42,8 @@ def serve(
     """Run the after-queue SMTP proxy (default 127.0.0.1:10025 -> 127.0.0.1:10026)."""
     import asyncio
 
-    _setup_logging(verbose)
     with Application.load(config_path) as app:
+        _setup_logging(verbose, app.config.log.format)
         asyncio.run(app.serve(sink=sink, listen=listen, reinject=reinject))
 
 
@@ -80,7 +74,7 @@ def run(config_path: str | None, web_listen: str | None) -> None:
     from .. import postfix
 
     config = load(config_path)
-    _setup_logging()
+    _setup_logging(format=config.log.format)
     err.print(
         "Paste into Postfix (or run: postfix-archiver postfix-config --apply):\n", markup=False
     )
@@ -105,8 +99,8 @@ def web(config_path: str | None, listen: str | None, verbose: bool) -> None:
     """Serve the web UI and the REST API (default 127.0.0.1:8025)."""
     import asyncio
 
-    _setup_logging(verbose)
     with Application.load(config_path) as app:
+        _setup_logging(verbose, app.config.log.format)
         if not app.has_users():
             err.print(NO_USERS, markup=False)
         server = app.web_server(listen)

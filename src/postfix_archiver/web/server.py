@@ -16,6 +16,7 @@ from collections.abc import Generator
 
 import uvicorn
 
+from .. import sd_notify
 from ..accounts import Accounts
 from ..archive import Archive
 from ..config import Config, parse_hostport
@@ -94,19 +95,33 @@ class WebServer:
         self.own_signals = own_signals
 
     async def serve(self) -> None:
-        """Serve until ``stop`` (or, with ``own_signals``, SIGTERM/SIGINT): exit status 0."""
+        """Serve until ``stop`` (or, with ``own_signals``, SIGTERM/SIGINT): exit status 0.
+        Alone (``own_signals``), it tells systemd READY=1 once uvicorn has started."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT) if self.own_signals else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
+        told = asyncio.create_task(self._tell_systemd()) if self.own_signals else None
         try:
             await self.server.serve(sockets=[self.sock])
         finally:
+            if told is not None:
+                told.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await told
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.sock.close()
 
+    async def _tell_systemd(self) -> None:
+        # uvicorn has no start-up callback: its ``started`` flag is set once it accepts
+        while not self.server.started:
+            await asyncio.sleep(0.02)
+        sd_notify.ready(f"serving {self.url}")
+
     def stop(self) -> None:
+        if self.own_signals and not self.server.should_exit:
+            sd_notify.stopping()
         if self.server.should_exit:  # asked twice: stop waiting for open connections
             self.server.force_exit = True
         self.server.should_exit = True

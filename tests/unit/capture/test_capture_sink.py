@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 from postfix_archiver.archive import Archive
 
-from .capture_helpers import Listener, Proxy, ServeProcess, archived, archived_at, make_message
+from .capture_helpers import (
+    Listener,
+    Proxy,
+    ServeProcess,
+    archived,
+    archived_at,
+    make_message,
+    transaction,
+)
 
 JOURNAL_HEADERS = (
     "X-Original-To: carol@example.com\n"
@@ -39,12 +47,28 @@ def test_sink_archives_with_header_recipients_and_reinjects_nothing(
     assert listener.handler.connections == 0
 
 
-def test_sink_does_not_offer_xforward(start_proxy: Callable[..., Proxy]) -> None:
+def test_sink_offers_xforward_and_records_postfix_queue_id(
+    start_proxy: Callable[..., Proxy], archive: Archive
+) -> None:
+    """Postfix's smtp client sends XFORWARD to a sink that offers it: the copy's queue id (the
+    message's own, for always_bcc) is recorded and starts the sink's log line."""
     proxy = start_proxy(None)
     with proxy.client() as smtp:
         smtp.ehlo()
-        assert "xforward" not in smtp.esmtp_features
+        assert "xforward" in smtp.esmtp_features
         assert "pipelining" in smtp.esmtp_features
+        code, text = transaction(
+            smtp,
+            make_message("bcc copy"),
+            "alice@example.com",
+            ["archive@example.com"],
+            xforward=["NAME=mx.example.net ADDR=192.0.2.7", "IDENT=4SiNkQ1d"],
+        )
+    assert code == 250, text
+    (message,) = archived(archive)
+    envelope = message.envelopes[0].envelope
+    assert envelope.queue_id == "4SiNkQ1d"
+    assert envelope.client_address == "192.0.2.7"
 
 
 def test_serve_sink_ignores_the_reinjection_address(
