@@ -38,8 +38,15 @@ class Outcome:
 
     @property
     def checked(self) -> bool:
-        """Whether some method looked at the password (and refused it)."""
-        return bool(self.refused)
+        """Whether some method looked at the password and refused it: what the rate limiter
+        counts. While a server is down, "no local user of that name" is not counted: the
+        user of that server did nothing wrong, and a local password was not tried."""
+        if not self.unavailable:
+            return bool(self.refused)
+        return any(
+            not (method == "local" and why == "unknown user")
+            for method, why in self.refused.items()
+        )
 
 
 def _verifier(auth: AuthSettings, method: str) -> Callable[[str, str], Verified]:

@@ -18,13 +18,20 @@ system's CAs or ``ca_file``. Every network or directory failure is ``Unavailable
 
 from __future__ import annotations
 
+import contextlib
+import math
+import ssl
+import warnings
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import ldap3
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn, parse_dn
+with warnings.catch_warnings():
+    # pyasn1 0.6 deprecates names (tagMap, typeMap) that ldap3 2.9.1, the latest, imports
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import ldap3
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.conv import escape_filter_chars
+    from ldap3.utils.dn import escape_rdn, parse_dn
 
 from ...accounts.checks import check_addresses
 from ...auth_config import NO_ROLE, ROLES, LdapAuth
@@ -37,24 +44,46 @@ MAX_VALUES = 1000  # addresses or groups read from one entry: more is not a pers
 def _normal_dn(dn: str) -> str:
     """A DN compared case-insensitively and without the spaces around its separators."""
     try:
-        return ",".join(f"{a.strip().lower()}={v.strip().lower()}" for a, v, _ in parse_dn(dn))
+        return ",".join(
+            f"{a.strip().lower()}={v.strip().lower()}" for a, v, _ in parse_dn(dn, strip=True)
+        )
     except LDAPException:
         return dn.strip().lower()
 
 
-def _server(settings: LdapAuth) -> ldap3.Server:
-    import ssl
+class _Tls(ldap3.Tls):
+    """TLS by the standard library's rules: ldap3's own ``Tls`` turns the context's host name
+    check off and matches the name itself with ``ssl.match_hostname`` (deprecated, gone in
+    Python 3.12), without SNI. This one hands the socket to an ``SSLContext`` that checks
+    the certificate chain and the host name, and sends the name."""
 
-    tls = ldap3.Tls(
-        validate=ssl.CERT_REQUIRED,
-        ca_certs_file=str(settings.ca_file) if settings.ca_file else None,
-        version=ssl.PROTOCOL_TLS_CLIENT,
-    )
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED)
+        self.context = context
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        connection.socket = self.context.wrap_socket(
+            connection.socket,
+            server_side=False,
+            do_handshake_on_connect=do_handshake,
+            server_hostname=connection.server.host,
+        )
+
+
+def _server(settings: LdapAuth) -> ldap3.Server:
+    try:
+        context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise Unavailable(
+            f"[auth.ldap] ca_file {settings.ca_file}: cannot read it ({exc})"
+        ) from None
     return ldap3.Server(
         settings.server.host,
         port=settings.server.port,
         use_ssl=settings.server.tls,
-        tls=tls,
+        tls=_Tls(context),
         get_info=ldap3.NONE,
         connect_timeout=settings.timeout,
     )
@@ -70,7 +99,8 @@ def _connect(
         user=dn,
         password=password,
         authentication=ldap3.SIMPLE if dn is not None else ldap3.ANONYMOUS,
-        receive_timeout=settings.timeout,
+        # whole seconds: ldap3 packs it into SO_RCVTIMEO as an integer
+        receive_timeout=max(1, math.ceil(settings.timeout)),
         read_only=True,
         auto_referrals=False,
         raise_exceptions=False,
@@ -91,9 +121,20 @@ def _connect(
                 f"{result.get('description')} {result.get('message', '')}".rstrip()
             )
     except BaseException:
-        conn.unbind()
+        _close(conn)
         raise
     return conn
+
+
+def _close(conn: ldap3.Connection) -> None:
+    """Unbind, and close the socket in any case: ldap3 leaves one whose connect or TLS
+    handshake failed open (and the garbage collector would find it)."""
+    with contextlib.suppress(Exception):
+        conn.unbind()
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _service_password(settings: LdapAuth) -> str | None:
@@ -225,12 +266,12 @@ def _check(settings: LdapAuth, login: str, password: str) -> Verified:
             if service_dn is None:
                 return _verified(settings, user, login, dn, entry)
         finally:
-            user.unbind()
+            _close(user)
         service = _connect(settings, server, service_dn, service_secret)
         try:
             return _verified(settings, service, login, dn, entry)
         finally:
-            service.unbind()
+            _close(service)
     assert settings.base is not None  # config: user_dn or base
     search = settings.filter.replace("{login}", escape_filter_chars(login))
     service = _connect(settings, server, service_dn, service_secret)
@@ -239,10 +280,10 @@ def _check(settings: LdapAuth, login: str, password: str) -> Verified:
         if found is None:
             raise Refused("wrong password or unknown user")
         dn, entry = found
-        _connect(settings, server, dn, password).unbind()  # the password check itself
+        _close(_connect(settings, server, dn, password))  # the password check itself
         return _verified(settings, service, login, dn, entry)
     finally:
-        service.unbind()
+        _close(service)
 
 
 def _verified(
