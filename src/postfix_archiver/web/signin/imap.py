@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ...auth_config import ImapAuth
-from .common import Refused, Unavailable, Verified
+from .common import Refused, Unavailable, Verified, tls_context
 
 
 def addresses_for(settings: ImapAuth, login: str) -> tuple[str, ...]:
@@ -67,14 +67,7 @@ def _login(client: IMAPClient, server: str, login: str, password: str) -> None:
 
 def check_imap(settings: ImapAuth, login: str, password: str) -> Verified:
     server = str(settings.server)
-    try:
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise Unavailable(
-            f"[auth.imap] ca_file {settings.ca_file}: cannot read it ({exc})"
-        ) from None
+    context = tls_context(settings.ca_file, "auth.imap")
     client: IMAPClient | None = None
     try:
         client = IMAPClient(

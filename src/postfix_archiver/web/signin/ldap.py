@@ -36,7 +36,7 @@ with warnings.catch_warnings():
 from ...accounts.checks import check_addresses
 from ...auth_config import NO_ROLE, ROLES, LdapAuth
 from ...errors import AccountError
-from .common import Refused, Unavailable, Verified
+from .common import Refused, Unavailable, Verified, tls_context
 
 MAX_VALUES = 1000  # addresses or groups read from one entry: more is not a person
 
@@ -71,14 +71,7 @@ class _Tls(ldap3.Tls):
 
 
 def _server(settings: LdapAuth) -> ldap3.Server:
-    try:
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise Unavailable(
-            f"[auth.ldap] ca_file {settings.ca_file}: cannot read it ({exc})"
-        ) from None
+    context = tls_context(settings.ca_file, "auth.ldap")
     return ldap3.Server(
         settings.server.host,
         port=settings.server.port,
