@@ -17,17 +17,17 @@ import signal
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dovecot_harness import openssl
 from postfix_harness import HarnessError, free_port, is_listening, wait_until
 from requirements import require_binary
 
 # ldap3 imported without pyasn1's warnings, TLS checked by the standard library
-from postfix_archiver.web.signin.ldap import _Tls as Tls
-from postfix_archiver.web.signin.ldap import ldap3
+from postfix_archiver.web.signin.ldap import StdlibTls, escape_rdn, ldap3
 
 SLAPD = "/usr/sbin/slapd"
 SUFFIX = "dc=example,dc=com"
@@ -87,7 +87,7 @@ class Person:
 
     @property
     def dn(self) -> str:
-        return f"uid={ldap3.utils.dn.escape_rdn(self.uid)},{PEOPLE}"
+        return f"uid={escape_rdn(self.uid)},{PEOPLE}"
 
 
 PEOPLE_ENTRIES = (
@@ -163,16 +163,19 @@ class Slapd:
 
     def connection(self, dn: str = ROOT_DN, password: str = ROOT_PASSWORD) -> ldap3.Connection:
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        server = ldap3.Server("127.0.0.1", port=self.ldaps_port, use_ssl=True, tls=Tls(context))
+        server = ldap3.Server(
+            "127.0.0.1", port=self.ldaps_port, use_ssl=True, tls=StdlibTls(context)
+        )
         return ldap3.Connection(server, dn, password, auto_bind=True, raise_exceptions=True)
 
     def _populate(self) -> None:
         conn = self.connection()
+        add: Callable[..., Any] = conn.add  # untyped in types-ldap3
         try:
-            conn.add(SUFFIX, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
+            add(SUFFIX, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
             for ou in ("people", "groups", "services"):
-                conn.add(f"ou={ou},{SUFFIX}", ["organizationalUnit"], {"ou": ou})
-            conn.add(
+                add(f"ou={ou},{SUFFIX}", ["organizationalUnit"], {"ou": ou})
+            add(
                 SERVICE_DN,
                 ["person"],
                 {"cn": "archiver", "sn": "archiver", "userPassword": SERVICE_PASSWORD},
@@ -191,10 +194,10 @@ class Slapd:
                 if p.proxy:
                     attributes["proxyAddresses"] = list(p.proxy)
                 classes = ["inetOrgPerson", "archiveTestMailUser"]
-                conn.add(p.dn, classes, attributes)
+                add(p.dn, classes, attributes)
             for group in (ADMINS, AUDITORS, STAFF):
                 members = [p.dn for p in PEOPLE_ENTRIES if group in p.groups]
-                conn.add(group, ["groupOfNames"], {"member": members})
+                add(group, ["groupOfNames"], {"member": members})
         finally:
             conn.unbind()
 

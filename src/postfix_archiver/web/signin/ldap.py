@@ -38,6 +38,8 @@ from ...auth_config import NO_ROLE, ROLES, LdapAuth
 from ...errors import AccountError
 from .common import Refused, Unavailable, Verified, tls_context
 
+__all__ = ["StdlibTls", "check_ldap", "escape_rdn", "ldap3"]  # ldap3 for the tests' harness
+
 MAX_VALUES = 1000  # addresses or groups read from one entry: more is not a person
 
 
@@ -51,7 +53,7 @@ def _normal_dn(dn: str) -> str:
         return dn.strip().lower()
 
 
-class _Tls(ldap3.Tls):
+class StdlibTls(ldap3.Tls):
     """TLS by the standard library's rules: ldap3's own ``Tls`` turns the context's host name
     check off and matches the name itself with ``ssl.match_hostname`` (deprecated, gone in
     Python 3.12), without SNI. This one hands the socket to an ``SSLContext`` that checks
@@ -76,7 +78,7 @@ def _server(settings: LdapAuth) -> ldap3.Server:
         settings.server.host,
         port=settings.server.port,
         use_ssl=settings.server.tls,
-        tls=_Tls(context),
+        tls=StdlibTls(context),
         get_info=ldap3.NONE,
         connect_timeout=settings.timeout,
     )
