@@ -137,6 +137,7 @@ def _login_form(
         error=error,
         name=name,
         section="login",
+        mail_account=bool({"imap", "ldap"} & set(ctx.config.auth.methods)),
     )
     _set_cookie(ctx, response, ctx.login_cookie, token, 3600)
     return response

@@ -55,6 +55,10 @@ timeout = 2
             w.close()
 
 
+def test_the_form_says_to_use_the_mail_account(web: Web) -> None:
+    assert "password of your mail account" in web.client().get("/login").text
+
+
 def test_servers_down_local_still_works(web: Web) -> None:
     client = web.login("bob")
     assert client.get("/api/v1/me").json()["name"] == "bob"
