@@ -219,7 +219,11 @@ def _login_refused(
     error = "Wrong user name or password."
     if outcome.unavailable:
         servers = " and ".join(m.upper() for m in outcome.unavailable)
-        lead = "Wrong user name or password, or" if outcome.checked else "Could not check it:"
+        lead = (
+            "Wrong user name or password, or"
+            if outcome.checked
+            else "Your password could not be checked:"
+        )
         error = f"{lead} the {servers} sign-in server could not be reached. Try again later."
     status = 401 if outcome.checked and not outcome.unavailable else 503
     return _login_form(request, next_url, name=name, status=status, error=error)

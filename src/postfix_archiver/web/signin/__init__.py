@@ -89,6 +89,10 @@ def sign_in(accounts: Accounts, auth: AuthSettings, name: str, password: str) ->
             log.warning("%s sign-in for %r failed: %s", method, name[:200], exc)
             outcome.unavailable[method] = str(exc)
             continue
+        except Exception as exc:  # a client library's own bug is an outage too, never a 500
+            log.exception("%s sign-in for %r failed unexpectedly", method, name[:200])
+            outcome.unavailable[method] = f"{type(exc).__name__}: {exc}"
+            continue
         outcome.user, outcome.method = user, method
         return outcome
     return outcome
