@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import retention
+from .auth_config import AuthSettings, build_auth
 from .dates import time_zone
 from .errors import ConfigError
 from .hostport import HostPort as HostPort  # re-exported: the config's address type
@@ -222,6 +223,7 @@ class Config:
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
+    auth: AuthSettings = field(default_factory=AuthSettings)  # [web] auth, [auth.*]
     source: Source = field(default_factory=lambda: Source(None, None))
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -250,7 +252,13 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "timeout": (int, float),
         "answer_timeout": object,  # a number or "30s": _period checks it
     },
-    "web": {"listen": str, "secure_cookies": bool, "session_hours": int, "timezone": str},
+    "web": {
+        "listen": str,
+        "secure_cookies": bool,
+        "session_hours": int,
+        "timezone": str,
+        "auth": list,  # auth_config checks it with the [auth] table
+    },
     "integrity": {
         "signing_key": str,
         "checkpoint_interval": object,  # a period, 0 or "off": _build_integrity checks it
@@ -335,8 +343,10 @@ def _check_types(data: Mapping[str, Any], source: Source) -> None:
             if not isinstance(value, list):
                 raise source.error((section,), "must be a list of [[rules]] tables")
             continue
+        if section == "auth":  # auth_config checks it
+            continue
         if section not in _SCHEMA:
-            known = ", ".join(sorted([*_SCHEMA, "rules"]))
+            known = ", ".join(sorted([*_SCHEMA, "auth", "rules"]))
             raise source.error((section,), f"unknown section (known: {known})")
         if not isinstance(value, dict):
             raise source.error((section,), "must be a table")
@@ -543,6 +553,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         integrity=integrity,
         extract=_build_extract(data.get("extract", {}), source),
         rules=tuple(rules),
+        auth=build_auth(w.get("auth"), data.get("auth"), source.error, base),
         source=source,
         log=LogSettings(format=log_format),
     )

@@ -42,6 +42,9 @@ ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_failure_delay = 0
+# any login (Dovecot's default allows only ASCII letters, digits and .-_@): the sign-in
+# tests use a non-ASCII one
+auth_username_chars =
 auth_master_user_separator = *
 default_internal_user = dovecot
 default_login_user = dovenull
@@ -61,6 +64,11 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # no auth penalty: every test connects from 127.0.0.1, and the sign-in tests' wrong
+  # passwords would otherwise slow the next tests' logins by seconds
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   chroot =

@@ -18,7 +18,15 @@ from typing import Any, Protocol, Self
 from argon2 import PasswordHasher
 
 from ..errors import AccountError
-from .checks import MAX_PASSWORD, MIN_PASSWORD, check_addresses, check_name, check_password
+from .checks import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    check_addresses,
+    check_name,
+    check_password,
+    external_name,
+    is_external,
+)
 from .passwords import TOKEN_PREFIX, token_digest
 from .records import ROLES, AuditCheck, AuditEntry, Session, TokenInfo, User
 
@@ -86,6 +94,13 @@ class Accounts(Protocol):
     def remove_user(self, name: str) -> None: ...
 
     def authenticate(self, name: str, password: str) -> User | None: ...
+
+    def external_user(self, origin: str, login: str, role: str, addresses: Sequence[str]) -> User:
+        """The user ``origin:login`` (``checks.external_name``) that the IMAP or LDAP server
+        (``origin``) just signed in, created or updated with ``role`` and ``addresses`` and
+        its ``last_login`` set. Such a user has no password here: ``authenticate`` never
+        signs them in, ``set_password`` and ``create_token`` refuse them."""
+        ...
 
     # API tokens
 
@@ -213,7 +228,9 @@ __all__ = [
     "check_addresses",
     "check_name",
     "check_password",
+    "external_name",
     "home_url",
+    "is_external",
     "open_accounts",
     "token_digest",
 ]

@@ -23,6 +23,31 @@ def check_name(name: str) -> str:
     return name
 
 
+EXTERNAL_ORIGINS = ("imap", "ldap")
+MAX_LOGIN = 200
+
+
+def external_name(origin: str, login: str) -> str:
+    """The user name of someone signed in by IMAP or LDAP: ``imap:alice``, ``ldap:jörg``.
+
+    The prefix keeps them apart from local users, whose names cannot hold a ``:``
+    (``check_name``): a local ``alice`` and the mail server's ``alice`` are two users with
+    two roles and two address lists, and the audit log tells them apart. The login is as the
+    server took it (any script, up to 200 characters), with no control characters.
+    """
+    if origin not in EXTERNAL_ORIGINS:
+        raise AccountError(f"unknown sign-in method {origin!r}")
+    login = login.strip()
+    if not login or len(login) > MAX_LOGIN or not login.isprintable():
+        raise AccountError(f"bad login {login[:80]!r}: 1-{MAX_LOGIN} printable characters")
+    return f"{origin}:{login}"
+
+
+def is_external(name: str) -> bool:
+    """Whether ``name`` is a user signed in by IMAP or LDAP (no password of ours)."""
+    return name.partition(":")[0] in EXTERNAL_ORIGINS and ":" in name
+
+
 def check_role(role: str) -> str:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")

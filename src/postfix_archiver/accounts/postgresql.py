@@ -31,7 +31,7 @@ from argon2 import PasswordHasher
 
 from ..errors import AccountError
 from .audit import verify_entries
-from .checks import check_addresses, check_name, check_role
+from .checks import check_addresses, check_name, check_role, external_name, is_external
 from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_digest
 from .postgresql_schema import MIGRATIONS, SCHEMA
 from .records import AuditCheck, AuditEntry, Session, TokenInfo, User
@@ -316,6 +316,10 @@ class PostgresAccounts:
             raise AccountError(f"refusing to {what} the last admin: make another admin first")
 
     def set_password(self, name: str, password: str) -> User:
+        if is_external(name):
+            raise AccountError(
+                f"{name} signs in with the {name.split(':')[0].upper()} server's password"
+            )
         digest = self.passwords.hash(password)
         with self._tx() as conn:
             row = self._user_id(conn, name)
@@ -344,7 +348,8 @@ class PostgresAccounts:
             if possible_name(name) is not None
             else []
         )
-        stored = str(rows[0][6]) if rows else None
+        # an IMAP or LDAP user has no password here (an empty hash): never a local login
+        stored = str(rows[0][6]) if rows and not is_external(str(rows[0][1])) else None
         # verified for unknown names too (against a dummy hash): the time taken says
         # nothing about which names exist
         matched = self.passwords.verify(stored, password)
@@ -365,7 +370,30 @@ class PostgresAccounts:
 
     # -- tokens ------------------------------------------------------------------------
 
+    def external_user(self, origin: str, login: str, role: str, addresses: Sequence[str]) -> User:
+        name = external_name(origin, login)
+        check_role(role)
+        addrs = json.dumps(list(check_addresses(addresses)))
+        now = now_iso()
+        with self._tx() as conn:
+            # the directory's word is the latest: role and addresses replaced at each sign-in
+            # (no last-admin check: the server decides who is admin, local admins stay)
+            conn.execute(
+                f"INSERT INTO {_T}users (name, role, password_hash, addresses, created, "
+                "last_login) VALUES (%s, %s, '', %s, %s, %s) "
+                "ON CONFLICT (lower(name)) DO UPDATE SET role = excluded.role, "
+                "addresses = excluded.addresses, last_login = excluded.last_login",
+                (name, role, addrs, now, now),
+            )
+        return self.require_user(name)
+
     def create_token(self, name: str, label: str = "") -> tuple[TokenInfo, str]:
+        if is_external(name):
+            # a token would outlive the server's say: an account disabled there keeps working
+            raise AccountError(
+                f"{name} signs in with the {name.split(':')[0].upper()} server: no API tokens "
+                "for such users (its sessions end; a token would outlive a disabled account)"
+            )
         user = self.require_user(name)
         secret = new_token()
         created = now_iso()

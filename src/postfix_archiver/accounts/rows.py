@@ -17,7 +17,7 @@ from typing import Any
 from ..chain import GENESIS
 from ..errors import AccountError
 from .audit import audit_hash
-from .checks import check_name
+from .checks import check_name, external_name, is_external
 from .records import AuditEntry, User
 
 # the largest number SQLite and PostgreSQL (BIGINT) bind: past it an id, a limit or an
@@ -44,6 +44,9 @@ def possible_name(name: str) -> str | None:
     ``check_name``, so any other (a NUL, a lone surrogate, a megabyte, 8-bit letters) is no
     user, and never reaches the database (which would raise on some of them)."""
     try:
+        if is_external(name):  # ``imap:LOGIN``, ``ldap:LOGIN``: made by external_name
+            origin, _, login = name.partition(":")
+            return name if external_name(origin, login) == name else None
         return check_name(name)
     except AccountError:
         return None

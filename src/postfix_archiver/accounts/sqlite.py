@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from ..errors import AccountError
 from ..sqlite_db import SchemaTooNew, connect_durable, migrate, write_transaction
 from .audit import verify_entries
-from .checks import check_addresses, check_name, check_role
+from .checks import check_addresses, check_name, check_role, external_name, is_external
 from .passwords import TOKEN_PREFIX, Passwords, new_secret, new_token, token_digest
 from .records import AuditCheck, AuditEntry, Session, TokenInfo, User
 from .rows import (
@@ -193,6 +193,10 @@ class SqliteAccounts:
             raise AccountError(f"refusing to {what} the last admin: make another admin first")
 
     def set_password(self, name: str, password: str) -> User:
+        if is_external(name):
+            raise AccountError(
+                f"{name} signs in with the {name.split(':')[0].upper()} server's password"
+            )
         digest = self.passwords.hash(password)
         with self._tx() as conn:
             row = self._find(conn, name, "id")
@@ -219,7 +223,8 @@ class SqliteAccounts:
             if possible_name(name) is not None
             else []
         )
-        stored = str(rows[0][6]) if rows else None
+        # an IMAP or LDAP user has no password here (an empty hash): never a local login
+        stored = str(rows[0][6]) if rows and not is_external(str(rows[0][1])) else None
         # verified for unknown names too (against a dummy hash): the time taken says
         # nothing about which names exist
         matched = self.passwords.verify(stored, password)
@@ -236,9 +241,32 @@ class SqliteAccounts:
                 )
         return self.require_user(str(rows[0][1]))
 
+    def external_user(self, origin: str, login: str, role: str, addresses: Sequence[str]) -> User:
+        name = external_name(origin, login)
+        check_role(role)
+        addrs = json.dumps(list(check_addresses(addresses)))
+        now = now_iso()
+        with self._tx() as conn:
+            # the directory's word is the latest: role and addresses replaced at each sign-in
+            # (no last-admin check: the server decides who is admin, local admins stay)
+            conn.execute(
+                "INSERT INTO users (name, role, password_hash, addresses, created, last_login) "
+                "VALUES (?, ?, '', ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "role = excluded.role, addresses = excluded.addresses, "
+                "last_login = excluded.last_login",
+                (name, role, addrs, now, now),
+            )
+        return self.require_user(name)
+
     # -- tokens ------------------------------------------------------------------------
 
     def create_token(self, name: str, label: str = "") -> tuple[TokenInfo, str]:
+        if is_external(name):
+            # a token would outlive the server's say: an account disabled there keeps working
+            raise AccountError(
+                f"{name} signs in with the {name.split(':')[0].upper()} server: no API tokens "
+                "for such users (its sessions end; a token would outlive a disabled account)"
+            )
         user = self.require_user(name)
         secret = new_token()
         created = now_iso()

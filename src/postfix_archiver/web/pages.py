@@ -32,6 +32,7 @@ from .navigation import PER_PAGE, SearchContext, position
 from .quoting import split_quoted
 from .render import envelopes_for, inline_images, sanitize_html
 from .search_dates import DateRange, DateRangeError, parse_range, quick_ranges
+from .signin import Outcome, sign_in
 from .zones import ZONE_COOKIE, reader_zone
 
 router = APIRouter(include_in_schema=False)
@@ -136,6 +137,7 @@ def _login_form(
         error=error,
         name=name,
         section="login",
+        mail_account=bool({"imap", "ldap"} & set(ctx.config.auth.methods)),
     )
     _set_cookie(ctx, response, ctx.login_cookie, token, 3600)
     return response
@@ -185,24 +187,46 @@ def login(
         )
         limited.headers["Retry-After"] = str(wait)
         return limited
-    user = ctx.accounts.authenticate(name, password)
+    outcome = sign_in(ctx.accounts, ctx.config.auth, name, password)
+    user = outcome.user
     if user is None:
-        ctx.limiter.failure(name, client)
-        reason = "wrong password" if ctx.accounts.get_user(name) else "unknown user"
-        ctx.audit(request, name or "-", "login", ok=False, reason=reason)
-        return _login_form(
-            request, next_url, name=name, status=401, error="Wrong user name or password."
-        )
+        return _login_refused(request, outcome, name, client, next_url)
     ctx.limiter.success(name, client)
     old = request.cookies.get(ctx.session_cookie)
     if old:
         ctx.accounts.end_session(old)
     session_id, _ = ctx.accounts.create_session(user, client, ctx.session_hours)
-    ctx.audit(request, user.name, "login", ok=True)
+    ctx.audit(request, user.name, "login", ok=True, method=outcome.method)
     response = RedirectResponse(next_url, status_code=303)
     _set_cookie(ctx, response, ctx.session_cookie, session_id, int(ctx.session_hours * 3600))
     _delete_cookie(ctx, response, ctx.login_cookie)
     return response
+
+
+def _login_refused(
+    request: Request, outcome: Outcome, name: str, client: str, next_url: str
+) -> HTMLResponse:
+    """401 when a method checked the password and refused it (counted by the limiter); 503
+    when no server could check it (not counted: the user did nothing wrong)."""
+    ctx = context(request)
+    detail: dict[str, Any] = {"refused": outcome.refused} if outcome.refused else {}
+    if outcome.unavailable:
+        detail["unavailable"] = sorted(outcome.unavailable)
+    if outcome.checked:
+        ctx.limiter.failure(name, client)
+    reason = next(iter(outcome.refused.values()), "sign-in server unavailable")
+    ctx.audit(request, name or "-", "login", ok=False, reason=reason, **detail)
+    error = "Wrong user name or password."
+    if outcome.unavailable:
+        servers = " and ".join(m.upper() for m in outcome.unavailable)
+        lead = (
+            "Wrong user name or password, or"
+            if outcome.checked
+            else "Your password could not be checked:"
+        )
+        error = f"{lead} the {servers} sign-in server could not be reached. Try again later."
+    status = 401 if outcome.checked and not outcome.unavailable else 503
+    return _login_form(request, next_url, name=name, status=status, error=error)
 
 
 @router.post("/logout")

@@ -236,7 +236,11 @@ def create_token(
     _admin(identity)
     ctx = context(request)
     user = _found(request, name)
-    info, secret = ctx.accounts.create_token(user.name, label)
+    try:
+        info, secret = ctx.accounts.create_token(user.name, label)
+    except AccountError as exc:  # an IMAP or LDAP user: no tokens
+        target = _url(user.name, "/tokens")
+        return flash.redirect(request, identity, target, str(exc), kind="error")
     ctx.audit(request, identity, "token.create", name=user.name, token=info.id, label=info.label)
     return flash.redirect(
         request,

@@ -95,7 +95,7 @@ def test_failed_login_says_so_and_is_audited(web: Web, name: str, password: str)
 def test_successful_login_is_audited(web: Web) -> None:
     web.login("bob")
     (entry,) = web.audit("login")
-    assert (entry.user, entry.detail) == ("bob", {"ok": True})
+    assert (entry.user, entry.detail) == ("bob", {"ok": True, "method": "local"})
 
 
 def test_logout_ends_the_session(web: Web) -> None:
