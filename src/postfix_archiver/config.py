@@ -164,6 +164,16 @@ class WebSettings:
     timezone: str = "UTC"
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``listen``: a listener of its own for /metrics, /healthz and /readyz, served by the
+    proxy (or sink) process, whose counters live there; ``textfile``: where the pipe filter
+    adds its counts, for node exporter's textfile collector (a ``.prom`` file)."""
+
+    listen: HostPort | None = None
+    textfile: Path | None = None
+
+
 DEFAULT_SIGNING_KEY = Path("/etc/postfix-archiver/signing.key")
 
 
@@ -202,6 +212,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     source: Source = field(default_factory=lambda: Source(None, None))
 
@@ -249,6 +260,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "attempts": int,
         "timeout": int,
     },
+    "metrics": {"listen": str, "textfile": str},
     "extract": {
         "timeout": object,  # a period: _build_extract checks it
         "max_input": int,
@@ -506,6 +518,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         web=web,
         integrity=integrity,
         extract=_build_extract(data.get("extract", {}), source),
+        metrics=_build_metrics(data.get("metrics", {}), source),
         rules=tuple(rules),
         source=source,
     )
@@ -597,3 +610,20 @@ def _build_extract(e: Mapping[str, Any], source: Source) -> ExtractSettings:
         source, "extract", "timeout", e.get("timeout", ExtractSettings.timeout), 0.1, 3600
     )
     return ExtractSettings(timeout=timeout, **values)
+
+
+def _build_metrics(m: Mapping[str, Any], source: Source) -> MetricsSettings:
+    listen = _listen(source, "metrics", "listen", m["listen"]) if "listen" in m else None
+    textfile = None
+    if "textfile" in m:
+        value = m["textfile"]
+        # node exporter's textfile collector reads *.prom files only
+        if not value.endswith(".prom") or "\x00" in value or len(value) > 4096:
+            raise source.error(
+                ("metrics", "textfile"),
+                "must be the path of a .prom file in node exporter's textfile directory, "
+                'e.g. "/var/lib/prometheus/node-exporter/postfix-archiver.prom"',
+            )
+        base = Path(source.path).parent if source.path else Path.cwd()
+        textfile = _resolve(base, value)
+    return MetricsSettings(listen=listen, textfile=textfile)
