@@ -163,12 +163,11 @@ def _merge(previous: list[Metric], registry: CollectorRegistry) -> list[Metric]:
 
 def _read(path: Path) -> list[Metric]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+        return [f for f in text_string_to_metric_families(text) if f.name.startswith(PREFIX)]
     except FileNotFoundError:
         return []
-    try:
-        return [f for f in text_string_to_metric_families(text) if f.name.startswith(PREFIX)]
-    except (ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:
         # an edited or truncated file: the counts start again (Prometheus sees a counter
         # reset, which rate() handles) rather than the pipe failing
         log.warning("metrics textfile %s is not readable (%s); counting from zero", path, exc)
