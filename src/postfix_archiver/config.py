@@ -364,7 +364,8 @@ def _listen(source: Source, section: str, key: str, value: str) -> HostPort:
     try:
         return parse_hostport(value)
     except ValueError:
-        raise source.error((section, key), f"must be HOST:PORT, not {value!r}") from None
+        # the value cut short: a 10,000-character mistake is not echoed whole
+        raise source.error((section, key), f"must be HOST:PORT, not {value[:80]!r}") from None
 
 
 _PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h|d)?\s*", re.I | re.ASCII)
