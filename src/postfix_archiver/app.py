@@ -194,14 +194,19 @@ class Application:
 
             health = Health(self.archive, reinject=pipeline.reinject_address)
             # each bound before anything is served: a busy port stops the start
-            web = (
-                None
-                if web_listen is None
-                else self.web_server(web_listen, own_signals=False, health=health)
-            )
             beside = None
             if metrics_listen is not None:
                 beside = WebServer.for_metrics(health, metrics_listen)
+            try:
+                web = (
+                    None
+                    if web_listen is None
+                    else self.web_server(web_listen, own_signals=False, health=health)
+                )
+            except BaseException:
+                if beside is not None:
+                    beside.sock.close()
+                raise
             if web is not None and on_web is not None:
                 on_web(web.url)
             main = asyncio.create_task(run_proxy(server, on_reload=self.reload))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from postfix_archiver.config import parse_config
+from postfix_archiver.config import Config, parse_config
 from postfix_archiver.errors import ConfigError
 
 
-def metrics(text: str):  # type: ignore[no-untyped-def]
+def metrics(text: str) -> Config:
     return parse_config(f'[archive]\nhome = "/srv/archive"\n[metrics]\n{text}', "/etc/pa.toml")
 
 
@@ -21,6 +21,7 @@ def test_defaults_are_off() -> None:
 
 def test_listen_and_a_relative_textfile() -> None:
     m = metrics('listen = "127.0.0.1:9125"\ntextfile = "node/postfix-archiver.prom"\n').metrics
+    assert m.listen is not None
     assert (m.listen.host, m.listen.port) == ("127.0.0.1", 9125)
     assert m.textfile == Path("/etc/node/postfix-archiver.prom")
 

@@ -146,3 +146,23 @@ def test_hostile_requests_to_the_metrics_listener_never_500(
     assert not answer.startswith(b"HTTP/1.1 5"), answer
     # still serving after all that
     assert get(port, "/healthz")[0] == 200
+
+
+def test_the_sink_counts_as_the_sink_and_is_ready_without_a_listener(
+    tmp_path: Path, start_serve: Callable[..., ServeProcess]
+) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    config = tmp_path / "archiver.toml"
+    config.write_text(f'[archive]\nhome = "{home}"\n\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    server = start_serve("--config", str(config), "--sink", home=home)
+    message = make_message("Journal copy")
+    assert server.send(message)[0] == 250
+    m = scrape(port)
+    assert value(m, "postfix_archiver_messages_received_total", source="sink") == 1
+    assert value(m, "postfix_archiver_messages_archived_total", source="sink") == 1
+    assert value(m, "postfix_archiver_archived_bytes_total", source="sink") == len(message)
+    assert value(m, "postfix_archiver_messages_received_total", source="smtp") is None
+    assert value(m, "postfix_archiver_reinject_seconds_count") == 0
+    # a sink reinjects nothing: no listener to wait for
+    assert get(port, "/readyz") == (200, "ready\n")
