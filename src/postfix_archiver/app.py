@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .capture.pipeline import CapturePipeline, Incoming
     from .capture.smtp import ProxyServer
     from .rules import Policy
+    from .web.health import Health
     from .web.server import WebServer
 
 log = logging.getLogger("postfix_archiver.smtp")
@@ -148,8 +149,11 @@ class Application:
             timeout=self.config.smtp.timeout,
         )
 
-    def web_server(self, listen: str | None = None, *, own_signals: bool = True) -> WebServer:
-        """The web UI and API, its socket bound now, on ``listen`` else [web] listen."""
+    def web_server(
+        self, listen: str | None = None, *, own_signals: bool = True, health: Health | None = None
+    ) -> WebServer:
+        """The web UI and API, its socket bound now, on ``listen`` else [web] listen;
+        ``health``: what its /metrics and /readyz report (the proxy's, beside it)."""
         from .web.server import WebServer
 
         # the index is made in the background wherever the catalog is written
@@ -160,6 +164,7 @@ class Application:
             listen or self.config.web.listen,
             own_signals=own_signals,
             accounts=self.accounts,
+            health=health,
         )
 
     async def serve(
@@ -196,16 +201,37 @@ class Application:
             )
 
         try:
-            if web_listen is None:
+            metrics_listen = self.config.metrics.listen
+            if web_listen is None and metrics_listen is None:
                 await proxy_run()
                 return
-            from .web.server import serve_beside
+            from .web.health import Health
+            from .web.server import WebServer, serve_beside
 
-            web = self.web_server(web_listen, own_signals=False)
-            if on_web is not None:
+            health = Health(self.archive, reinject=pipeline.reinject_address)
+            # each bound before anything is served: a busy port stops the start
+            beside = None
+            if metrics_listen is not None:
+                beside = WebServer.for_metrics(health, metrics_listen)
+            try:
+                web = (
+                    None
+                    if web_listen is None
+                    else self.web_server(web_listen, own_signals=False, health=health)
+                )
+            except BaseException:
+                if beside is not None:
+                    beside.sock.close()
+                raise
+            if web is not None and on_web is not None:
                 on_web(web.url)
-            proxy = asyncio.create_task(proxy_run())
-            await serve_beside(web, proxy)
+            main = asyncio.create_task(proxy_run())
+            if beside is not None:
+                main = asyncio.create_task(serve_beside(beside, main))
+            if web is not None:
+                await serve_beside(web, main)
+            else:
+                await main
         except OSError as exc:
             raise ArchiverError(
                 f"cannot listen on {server.host}:{server.port}: {exc.strerror} (is another "
@@ -238,7 +264,16 @@ class Application:
 def run_filter(args: pipe.PipeArgs, content: bytes) -> int:
     """The pipe filter's work for one message (one process per message: one worker)."""
     with Application.load(args.config, workers=1) as app:
-        return app.filter(pipe.incoming(args, content), sink=args.sink, reinject=args.reinject)
+        code = app.filter(pipe.incoming(args, content), sink=args.sink, reinject=args.reinject)
+        textfile = app.config.metrics.textfile
+    if textfile is not None:
+        from .metrics import write_textfile
+
+        try:
+            write_textfile(textfile)
+        except Exception as exc:  # the message's fate is decided: counting must not change it
+            log.warning("cannot write the metrics textfile %s: %s", textfile, exc)
+    return code
 
 
 def filter_main(argv: Sequence[str]) -> int:

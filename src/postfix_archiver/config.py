@@ -176,6 +176,16 @@ class WebSettings:
     timezone: str = "UTC"
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``listen``: a listener of its own for /metrics, /healthz and /readyz, served by the
+    proxy (or sink) process, whose counters live there; ``textfile``: where the pipe filter
+    adds its counts, for node exporter's textfile collector (a ``.prom`` file)."""
+
+    listen: HostPort | None = None
+    textfile: Path | None = None
+
+
 DEFAULT_SIGNING_KEY = Path("/etc/postfix-archiver/signing.key")
 
 
@@ -222,6 +232,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)  # [web] auth, [auth.*]
     source: Source = field(default_factory=lambda: Source(None, None))
@@ -278,6 +289,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "attempts": int,
         "timeout": int,
     },
+    "metrics": {"listen": str, "textfile": str},
     "extract": {
         "timeout": object,  # a period: _build_extract checks it
         "max_input": int,
@@ -384,7 +396,8 @@ def _listen(source: Source, section: str, key: str, value: str) -> HostPort:
     try:
         return parse_hostport(value)
     except ValueError:
-        raise source.error((section, key), f"must be HOST:PORT, not {value!r}") from None
+        # the value cut short: a 10,000-character mistake is not echoed whole
+        raise source.error((section, key), f"must be HOST:PORT, not {value[:80]!r}") from None
 
 
 _PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h|d)?\s*", re.I | re.ASCII)
@@ -552,6 +565,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         web=web,
         integrity=integrity,
         extract=_build_extract(data.get("extract", {}), source),
+        metrics=_build_metrics(data.get("metrics", {}), source),
         rules=tuple(rules),
         auth=build_auth(w.get("auth"), data.get("auth"), source.error, base),
         source=source,
@@ -645,3 +659,20 @@ def _build_extract(e: Mapping[str, Any], source: Source) -> ExtractSettings:
         source, "extract", "timeout", e.get("timeout", ExtractSettings.timeout), 0.1, 3600
     )
     return ExtractSettings(timeout=timeout, **values)
+
+
+def _build_metrics(m: Mapping[str, Any], source: Source) -> MetricsSettings:
+    listen = _listen(source, "metrics", "listen", m["listen"]) if "listen" in m else None
+    textfile = None
+    if "textfile" in m:
+        value = m["textfile"]
+        # node exporter's textfile collector reads *.prom files only
+        if not value.endswith(".prom") or "\x00" in value or len(value) > 4096:
+            raise source.error(
+                ("metrics", "textfile"),
+                "must be the path of a .prom file in node exporter's textfile directory, "
+                'e.g. "/var/lib/prometheus/node-exporter/postfix-archiver.prom"',
+            )
+        base = Path(source.path).parent if source.path else Path.cwd()
+        textfile = _resolve(base, value)
+    return MetricsSettings(listen=listen, textfile=textfile)

@@ -35,6 +35,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import metrics
 from ..catalog import AddResult, Catalog, NewArrival
 from ..envelope import Envelope
 from ..errors import TemporaryFailure
@@ -219,7 +220,8 @@ class IngestService:
     def _process(self, batch: list[_Job]) -> None:
         try:
             ready = self._stage(batch)
-            with deadline(earliest(r.job.until for r in ready)):
+            metrics.BATCH_SIZE.observe(len(batch))
+            with deadline(earliest(r.job.until for r in ready)), metrics.COMMIT_SECONDS.time():
                 self._commit(self._store(ready))
         except BaseException as exc:  # the thread must outlive any failure
             for job in batch:

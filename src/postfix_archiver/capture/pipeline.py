@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .. import logs
+from .. import logs, metrics
 from ..archive import Archive, Outcome
 from ..envelope import Envelope
 from ..errors import ArchiverError, TemporaryFailure
 from ..rules import Policy
 from . import replies
+from .counting import Count
 from .outgoing import Outgoing, send_sync
 from .stamp import stamp
 
@@ -185,6 +186,7 @@ class CapturePipeline:
         """The SMTP reply for the final dot. Never raises."""
         started = time.monotonic()
         until = started + self.answer_timeout
+        count = Count(incoming.source, len(incoming.content))
         try:
             decided = await self._archive_async(incoming, until)
         except Exception as exc:
@@ -193,16 +195,21 @@ class CapturePipeline:
                 exc,
                 exc_info=not isinstance(exc, OSError | ArchiverError),
             )
+            count.failed(exc)
             return replies.smtp_reply(exc)
         if self.sink:
             self._log(incoming, decided, "sink", started)
+            count.passed(decided)
             return replies.OK_SINK
         try:
-            reply = await self._reinjector_for().send(self._outgoing(incoming, decided))
+            with metrics.REINJECT_SECONDS.time():
+                reply = await self._reinjector_for().send(self._outgoing(incoming, decided))
         except Exception as exc:
             log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
+            count.failed(exc, reinjecting=True)
             return replies.smtp_reply(exc)
         self._log(incoming, decided, reply, started)
+        count.passed(decided)
         return (
             f"250 2.0.0 Ok: archived as {decided.archive_id}, {_queued(reply)}"
             if decided.archive_id is not None
@@ -231,6 +238,7 @@ class CapturePipeline:
         """Archive and reinject one message synchronously; the pipe(8) exit code."""
         started = time.monotonic()
         until = started + self.answer_timeout
+        count = Count(incoming.source, len(incoming.content))
         try:
             # on this thread: one message per process, no committer thread to start
             decided = self.archive.ingester.ingest(
@@ -238,19 +246,24 @@ class CapturePipeline:
             )
         except Exception as exc:
             log.error("archiving failed (message stays queued in Postfix): %s", exc)
+            count.failed(exc)
             return replies.exit_code(exc)
         if self.sink:
             self._log(incoming, decided, "sink", started)
+            count.passed(decided)
             return replies.EX_OK
         assert self.reinject_address is not None
         try:
-            reply = send_sync(
-                self.reinject_address, self._outgoing(incoming, decided), timeout=self.timeout
-            )
+            with metrics.REINJECT_SECONDS.time():
+                reply = send_sync(
+                    self.reinject_address, self._outgoing(incoming, decided), timeout=self.timeout
+                )
         except Exception as exc:
             log.warning("%s: reinjection failed: %s", decided.envelope.queue_id or "-", exc)
+            count.failed(exc, reinjecting=True)
             return replies.exit_code(exc)
         self._log(incoming, decided, reply, started)
+        count.passed(decided)
         return replies.EX_OK
 
 

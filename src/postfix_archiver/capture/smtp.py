@@ -28,8 +28,9 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
-from .. import memory
+from .. import memory, metrics
 from . import replies
+from .counting import Count
 from .pipeline import CapturePipeline, Incoming
 from .smtp_client import XFORWARD_ATTRS, xtext_safe
 
@@ -239,6 +240,8 @@ class ArchiverSMTP(SMTP):
                     self.transport.close()
                 return
             if too_much:
+                sink = getattr(getattr(self.event_handler, "pipeline", None), "sink", False)
+                Count("sink" if sink else "smtp", 0).rejected()
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
                 await self.push("552 5.3.4 Error: Too much mail data")
                 return
@@ -349,6 +352,8 @@ class ArchiverHandler:
         envelope: Envelope,
     ) -> str:
         if self.stopping:
+            source = "sink" if self.pipeline.sink else "smtp"
+            Count(source, len(envelope.original_content or b"")).deferred(metrics.DEFER_SHUTDOWN)
             return replies.SHUTTING_DOWN
         self.in_flight += 1
         self.idle.clear()

@@ -24,6 +24,7 @@ from ..archive import (
     verify,
 )
 from ..archive.checkpoint import CheckpointReport, check_checkpoint
+from ..archive.health import record_verify
 from ..dates import display, header_note
 from ..envelope import clean_text
 from ..export import FORMATS, export
@@ -393,6 +394,8 @@ def verify_(
             report = verify(archive, advance, index=check_index)
     if checked is not None:
         report.problems[:0] = checked.problems
+    # for /metrics: how long ago, and with what result, the archive was last verified
+    record_verify(config.archive.home, report.ok, len(report.problems))
     if as_json:
         doc = report.to_json()
         if checked is not None:

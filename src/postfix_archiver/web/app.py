@@ -36,6 +36,7 @@ from ..errors import ArchiverError, NotFoundError
 from . import api, audit_pages, holds, pages, users
 from .auth import RateLimiter, cookie_names
 from .context import HttpProblem, LoginRequired, WebContext, not_found
+from .health import Health, metrics_response, readyz_response
 from .render import clean_text, human_size
 
 log = logging.getLogger("postfix_archiver.web")
@@ -194,9 +195,11 @@ def create_app(
     *,
     accounts: Accounts | None = None,
     limiter: RateLimiter | None = None,
+    health: Health | None = None,
 ) -> FastAPI:
     """The web UI and REST API over ``archive``; accounts from ``web.sqlite`` unless given
-    (then the caller closes them)."""
+    (then the caller closes them). ``health``: what ``/metrics`` and ``/readyz`` report
+    (the proxy's, when it runs beside); else the archive's alone."""
     own_accounts = accounts is None
     accounts = accounts if accounts is not None else open_accounts(config.archive.accounts_url)
     session_cookie, login_cookie = cookie_names(config.web.secure_cookies)
@@ -247,6 +250,17 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:
         return {"ok": True}
+
+    # no session for these (Prometheus, load balancers): README says how to restrict them
+    checked = health or Health(archive)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return metrics_response(checked)
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        return await readyz_response(checked)
 
     _handlers(app)
     return app

@@ -22,6 +22,7 @@ from ..archive import Archive
 from ..config import Config, parse_hostport
 from ..errors import ArchiverError
 from .app import create_app
+from .health import Health, metrics_app
 
 log = logging.getLogger("postfix_archiver.web")
 
@@ -73,13 +74,15 @@ class WebServer:
         *,
         own_signals: bool = True,
         accounts: Accounts | None = None,
+        health: Health | None = None,
     ) -> None:
-        """``accounts``: the application's (it closes them); else the app opens its own."""
+        """``accounts``: the application's (it closes them); else the app opens its own.
+        ``health``: what /metrics and /readyz report (``web.health``)."""
         self.sock = bind(listen)
         host, port = self.sock.getsockname()[:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         try:
-            app = create_app(config, archive, accounts=accounts)
+            app = create_app(config, archive, accounts=accounts, health=health)
         except BaseException:
             self.sock.close()
             raise
@@ -93,6 +96,33 @@ class WebServer:
         )
         self.server = _QuietSignals(uv_config)
         self.own_signals = own_signals
+
+    @classmethod
+    def for_metrics(cls, health: Health, listen: str) -> WebServer:
+        """The ``[metrics] listen`` listener: /metrics, /healthz and /readyz only."""
+        self = cls.__new__(cls)
+        try:
+            self.sock = bind(listen)
+        except ArchiverError as exc:
+            cause = exc.__cause__
+            why = cause.strerror if isinstance(cause, OSError) else None
+            raise ArchiverError(
+                f"cannot listen on {listen} for metrics: {why or 'bad address'} (another "
+                "process on that port? choose another [metrics] listen)"
+            ) from None
+        host, port = self.sock.getsockname()[:2]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        uv_config = uvicorn.Config(
+            metrics_app(health),
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+            lifespan="off",
+            access_log=False,
+        )
+        self.server = _QuietSignals(uv_config)
+        self.own_signals = False
+        return self
 
     async def serve(self) -> None:
         """Serve until ``stop`` (or, with ``own_signals``, SIGTERM/SIGINT): exit status 0.
