@@ -197,13 +197,17 @@ class _Normal:
         self._moved: list[tuple[int, int, int]] = []
         # what text gained (+) or lost over matched up to the end of each piece
         self._shift: list[int] = []
-        parts = _SPLIT.split(self.text)  # text, run, text, run, ..., text
-        at = 0
-        for i, part in enumerate(parts):
-            if i % 2 and not unicodedata.is_normalized("NFKC", part):
-                parts[i] = self._run(part, at)
-            at += len(part)
-        self.matched = fold("".join(parts))
+        self._no_cjk = _without_cjk(self.text)
+        if self._no_cjk:  # most mail: no run to put in NFKC (splitting costs a scan)
+            self.matched = fold(self.text)
+        else:
+            parts = _SPLIT.split(self.text)  # text, run, text, run, ..., text
+            at = 0
+            for i, part in enumerate(parts):
+                if i % 2 and not unicodedata.is_normalized("NFKC", part):
+                    parts[i] = self._run(part, at)
+                at += len(part)
+            self.matched = fold("".join(parts))
         self._latin: str | None = None
 
     @property
@@ -213,7 +217,7 @@ class _Normal:
         if self._latin is None:
             self._latin = (
                 self.matched
-                if self.matched.isascii()
+                if self._no_cjk
                 else CJK_RUN.sub(lambda run: _ONE_CJK * len(run.group()), self.matched)
             )
         return self._latin
@@ -247,6 +251,16 @@ class _Normal:
         if at < m_at + m_len:  # inside a piece that changed: out to its edge
             return t_at + (t_len if is_end else 0)
         return at + self._shift[i]
+
+
+# below the first character of a CJK run (the Hangul jamo, U+1100): a text whose largest
+# character is below it has no run, which max() tells far sooner than a scan with the class
+_BELOW_CJK = "\u1100"
+
+
+def _without_cjk(text: str) -> bool:
+    """Whether ``text`` certainly holds no CJK character (False: it may)."""
+    return text.isascii() or max(text) < _BELOW_CJK
 
 
 def _pieces(run: str) -> list[tuple[str, int]]:
