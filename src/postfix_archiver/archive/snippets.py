@@ -34,6 +34,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 
 from ..bigrams import CJK_CHARS, CJK_RUN, normal_run
 from ..search import And, Field, Node, Not, Or, Text
@@ -237,6 +238,11 @@ class _Normal:
             at += length
             run = run[length:]
         return normal
+
+    @property
+    def moved(self) -> bool:
+        """Whether an offset into ``matched`` may differ from one into ``text``."""
+        return bool(self._at)
 
     def shown(self, start: int, end: int) -> tuple[int, int]:
         if not self._at:
@@ -450,14 +456,15 @@ def _compile(terms: list[_Term]) -> _Pattern | None:
 
 def _matches(pattern: _Pattern, normal: _Normal) -> list[tuple[int, int, int]]:
     """``(start, end, term)`` of each match in ``normal.text``, at most ``MAX_MATCHES``."""
-    found: list[tuple[int, int, int]] = []
     text = normal.latin if pattern.latin else normal.matched
-    for m in pattern.expression.finditer(text):
-        if m.end() > m.start():
-            start, end = normal.shown(m.start(), m.end())
-            found.append((start, end, m.lastindex or 0))
-            if len(found) >= MAX_MATCHES:
-                break
+    spans = (
+        (m.start(), m.end(), m.lastindex or 0)
+        for m in pattern.expression.finditer(text)
+        if m.end() > m.start()
+    )
+    found = list(islice(spans, MAX_MATCHES))
+    if normal.moved:  # a CJK run changed length in NFKC: offsets into what is shown
+        found = [(*normal.shown(start, end), term) for start, end, term in found]
     return found
 
 
@@ -560,12 +567,18 @@ def _tidy(
     """``piece`` (at ``offset`` in its source) with each run of spaces or control characters
     made one space, trimmed, "…" added where cut; ``marks`` moved to the new offsets."""
     n = len(piece)
-    # each gap becomes one space, or none at either end; (start, end, characters dropped)
-    gaps = [
-        (g.start(), g.end(), g.end() - g.start() - (0 if g.start() == 0 or g.end() == n else 1))
-        for g in _SPACE_OR_CONTROL.finditer(piece)
-    ]
-    body = _SPACE_OR_CONTROL.sub(" ", piece)
+    if piece.isprintable() and "  " not in piece and piece[:1] != " " and piece[-1:] != " ":
+        # no gap (a printable piece's only blank is the plain space): most windows, told
+        # without trying the expression at each character
+        gaps: list[tuple[int, int, int]] = []
+        body = piece
+    else:
+        # each gap becomes one space, or none at either end; (start, end, characters dropped)
+        gaps = [
+            (g.start(), g.end(), g.end() - g.start() - (0 if g.start() == 0 or g.end() == n else 1))
+            for g in _SPACE_OR_CONTROL.finditer(piece)
+        ]
+        body = _SPACE_OR_CONTROL.sub(" ", piece)
     if gaps and gaps[-1][1] == n:
         body = body[:-1]
     if gaps and gaps[0][0] == 0:
