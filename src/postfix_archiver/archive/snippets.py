@@ -29,6 +29,7 @@ The work is bounded whatever the query and the text: ``MAX_TOKENS`` tokens of ma
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 import unicodedata
 from collections import Counter
@@ -306,6 +307,7 @@ class _Term:
     first: str  # the character it starts with
     word: bool  # starts at a word's start (a Latin term), not anywhere (a CJK one)
     tokens: int
+    head: int = 0  # the length of the first token of ``latin`` (0 without it)
     # a field's term (subject:, attachment:) is marked in that source only; None: anywhere
     only: str | None = None
 
@@ -355,7 +357,8 @@ def _term(value: str, phrase: bool) -> _Term | None:
     first, last = tokens[0][0], tokens[-1][-1]
     # a Latin term is whole tokens; a CJK edge is inside a run, like its bigrams
     after = "" if prefix or _is_cjk(last) else f"(?!{_WORD_EDGE})"
-    return _Term("".join(parts) + after, latin, first, not _is_cjk(first), len(tokens))
+    head = len(tokens[0]) if latin else 0
+    return _Term("".join(parts) + after, latin, first, not _is_cjk(first), len(tokens), head)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -431,6 +434,8 @@ class Highlighter:
 class _Pattern:
     expression: re.Pattern[str]
     latin: bool  # matched in ``_Normal.latin``, not ``_Normal.matched``
+    # for Latin terms: each term alone, in the expression's order, as ``_merged`` takes them
+    each: tuple[re.Pattern[str], ...] = ()
 
 
 def _compile(terms: list[_Term]) -> _Pattern | None:
@@ -443,7 +448,19 @@ def _compile(terms: list[_Term]) -> _Pattern | None:
         words = "|".join(f"(?P<t{i}>{terms[i].latin})" for i in ordered)
         firsts = re.escape("".join(sorted({t.first for t in terms})))
         expression = f"(?=[{firsts}])(?<!{_LATIN_WORD_EDGE})(?:{words})"
-        return _Pattern(re.compile(expression), latin=True)
+        # each term alone starts with its first word as written, which the engine looks for
+        # as a string (the expression starts with a lookahead: tried at every character);
+        # the check that a word starts there comes after it, looking back past it
+        each = tuple(
+            re.compile(
+                terms[i].latin[: terms[i].head]
+                + f"(?<!{_LATIN_WORD_EDGE}.{{{terms[i].head}}})"
+                + terms[i].latin[terms[i].head :],
+                re.DOTALL,
+            )
+            for i in ordered
+        )
+        return _Pattern(re.compile(expression), latin=True, each=each)
     words = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if terms[i].word)
     inside = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if not terms[i].word)
     choices = [f"(?<!{_WORD_EDGE})(?:{words})"] if words else []
@@ -457,14 +474,39 @@ def _compile(terms: list[_Term]) -> _Pattern | None:
 def _matches(pattern: _Pattern, normal: _Normal) -> list[tuple[int, int, int]]:
     """``(start, end, term)`` of each match in ``normal.text``, at most ``MAX_MATCHES``."""
     text = normal.latin if pattern.latin else normal.matched
-    spans = (
-        (m.start(), m.end(), m.lastindex or 0)
-        for m in pattern.expression.finditer(text)
-        if m.end() > m.start()
-    )
-    found = list(islice(spans, MAX_MATCHES))
+    if pattern.each:
+        found = _merged(pattern.each, text)
+    else:
+        spans = (
+            (m.start(), m.end(), m.lastindex or 0)
+            for m in pattern.expression.finditer(text)
+            if m.end() > m.start()
+        )
+        found = list(islice(spans, MAX_MATCHES))
     if normal.moved:  # a CJK run changed length in NFKC: offsets into what is shown
         found = [(*normal.shown(start, end), term) for start, end, term in found]
+    return found
+
+
+def _merged(each: tuple[re.Pattern[str], ...], text: str) -> list[tuple[int, int, int]]:
+    """What ``finditer`` of the terms ``each`` as one alternation finds (``(start, end,
+    term)``, the term as the alternation's group number), from searches for each alone: the
+    earliest match next, the earlier term of two at one place; a term's next match that
+    starts inside the one taken is searched for again after it."""
+    found: list[tuple[int, int, int]] = []
+    heap = [(m.start(), i, m) for i, term in enumerate(each) if (m := term.search(text))]
+    heapq.heapify(heap)
+    pos = 0
+    while heap and len(found) < MAX_MATCHES:
+        start, i, m = heap[0]
+        if start >= pos:
+            found.append((start, m.end(), i + 1))
+            pos = m.end()
+        again = each[i].search(text, pos)
+        if again is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (again.start(), i, again))
     return found
 
 

@@ -672,3 +672,32 @@ def test_any_blank_is_one_plain_space_in_a_snippet(pieces: list[str]) -> None:
     assert shown == shown.strip()
     assert all(c == " " or not (c.isspace() or unicodedata.category(c) == "Cc") for c in shown)
     assert all(m.lower() == "kiwi" for m in marked(snippet))
+
+
+_WORDS = st.sampled_from(["a", "ab", "abc", "b", "ba", "x1", "1"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.lists(_WORDS, min_size=1, max_size=3), st.sampled_from(["", "*", '"'])),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.sampled_from(["a", "ab", "b", "ba", "abc", "x1", "1", " ", "-", "_", "é", "会"])),
+)
+@settings(max_examples=400, deadline=None)
+def test_latin_terms_searched_one_by_one_match_as_one_expression(
+    terms: list[tuple[list[str], str]], pieces: list[str]
+) -> None:
+    from postfix_archiver.archive.snippets import _merged, _Normal
+
+    query = " ".join(
+        f'"{" ".join(words)}"' if how == '"' else " ".join(words) + how for words, how in terms
+    )
+    marker = Highlighter(parse_query(query))
+    pattern = marker._anywhere
+    assert pattern is not None
+    assert pattern.each  # all Latin: searched term by term
+    text = _Normal("".join(pieces)).latin
+    expected = [(m.start(), m.end(), m.lastindex) for m in pattern.expression.finditer(text)]
+    assert _merged(pattern.each, text) == expected
