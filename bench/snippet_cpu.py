@@ -8,6 +8,9 @@ forgotten first) and with no time budget (so every result gets its snippet whate
 Prints CPU ms per page by kind; ``--dump FILE`` writes every snippet as JSON lines, so two
 versions can be checked to give the same snippets; ``--profile`` prints a cProfile of it.
 
+``--added N`` then prints ``web_search.py``'s in-process table (wall time) without its HTTP
+part, on the archive opened read-only (the bench itself rewrites the users in it).
+
 Run it once per version, the other version's ``src`` first on ``PYTHONPATH``:
 
     .venv/bin/python bench/snippet_cpu.py --dump /tmp/new.jsonl
@@ -33,7 +36,14 @@ from postfix_archiver.archive.reading import TextCache
 from postfix_archiver.archive.snippets import SCAN_LIMIT
 
 sys.path.insert(0, str(Path(__file__).parent))
-from web_search import OUT, config_for, query_kinds, vocabulary
+from web_search import (
+    OUT,
+    config_for,
+    measure_snippets,
+    query_kinds,
+    report_snippets,
+    vocabulary,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, help="write every snippet here (JSON lines)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile order (--profile)")
+    parser.add_argument(
+        "--added",
+        type=int,
+        metavar="ROUNDS",
+        help="then web_search.py's in-process table (wall time: a page of 50 without and "
+        "with its snippets), ROUNDS queries per kind, on the archive opened read-only",
+    )
     args = parser.parse_args(argv)
     home = OUT / f"web-search-{args.messages}"
     if not (home / "catalog.sqlite").exists():
@@ -83,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     every = [v for values in cpu.values() for v in values]
     print(f"  {'all':30} {statistics.median(every):>8.1f} {statistics.mean(every):>8.1f}")
     print(f"  total CPU: {sum(every) / 1000:.2f} s")
+    if args.added:
+        with Archive(config_for(home), readonly=True) as archive:
+            measure_snippets(archive, kinds, 2)  # warm-up
+            report_snippets(
+                f"snippets: a page of 50 without and with them, in-process, {args.added} "
+                "queries per kind, times in ms",
+                measure_snippets(archive, kinds, args.added),
+            )
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(45)
