@@ -530,27 +530,80 @@ def index_text_of(raw: bytes) -> str:
     attachments decoded and hashed, images): the text of many messages at once, for the
     snippets of a page of search results. Never raises."""
     try:
-        msg = _parse_single_part(raw) or _parse_bytes(raw)
-        plain: list[str] = []
-        htmls: list[str] = []
-        for part in leaf_parts(msg):
-            ctype = part.get_content_type()
-            if not ctype.startswith("text/") or _is_attachment(
-                part, attachment_filename(part), ctype
-            ):
-                continue
-            text = _ascii_text(part)
-            if text is None:
-                text = decode_text(_payload(part, []), part.get_content_charset())
-            (htmls if ctype == "text/html" else plain).append(text)
+        return text_of_tree(text_tree(raw))
     except Exception:  # what parse_message makes of it, the long way  # pragma: no cover
         return parse_message(raw).index_text()
+
+
+def text_tree(raw: bytes) -> Message:
+    """The tree ``index_text_of`` reads: ``raw``'s parse, where a plain single part's header
+    block (plain ASCII lines the parser reads without a defect, most mail) is only searched
+    for the fields its text depends on (``_TEXT_FIELDS``), not parsed whole: the parse of a
+    header block cost as much as everything else in a snippet together."""
+    m = _BLANK_LINE.search(raw)
+    head = _plain_head(raw, m)
+    if m is not None and head is not None:
+        msg = Message()  # compat32, as the parser makes it
+        for found in _TEXT_FIELDS.finditer(head):
+            # what the parser stores (policy.compat32.header_source_parse): the value from
+            # after the colon, its leading blanks and final line end dropped
+            msg.set_raw(found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n"))
+        if msg.get_content_maintype() in ("multipart", "message"):
+            return _parse_bytes(raw)  # _parse_single_part would say None too
+        msg.set_payload(str(memoryview(raw)[m.end() :], "ascii", "surrogateescape"))
+        return msg
+    return _parse_single_part(raw) or _parse_bytes(raw)
+
+
+def text_parts(msg: Message) -> Iterator[tuple[Message, str]]:
+    """The leaf parts of ``msg`` that are its text (``text/*``, not attachments), with their
+    content types, in order."""
+    for part in leaf_parts(msg):
+        ctype = part.get_content_type()
+        if ctype.startswith("text/") and not _is_attachment(part, attachment_filename(part), ctype):
+            yield part, ctype
+
+
+def text_of_tree(msg: Message) -> str:
+    """The index text (``ParsedMessage.index_text``) of a parsed message."""
+    plain: list[str] = []
+    htmls: list[str] = []
+    for part, ctype in text_parts(msg):
+        text = _ascii_text(part)
+        if text is None:
+            text = decode_text(_payload(part, []), part.get_content_charset())
+        (htmls if ctype == "text/html" else plain).append(text)
     return ParsedMessage(
-        size=len(raw),
+        size=0,
         headers=[],
         text_plain="\n".join(plain).replace("\x00", ""),
         text_html="\n".join(htmls).replace("\x00", ""),
     ).index_text()
+
+
+# A header block the parser reads without a defect, as its lines: each a field name
+# (printable ASCII but the colon) and a colon, or a blank-led continuation of the field
+# before it. Possessive: a hostile block costs one pass.
+_PLAIN_HEAD = re.compile(r"(?:[\x21-\x39\x3b-\x7e]++:[^\n]*+\n(?:[ \t][^\n]*+\n)*+)++")
+# the fields a part's text depends on: its type and charset, whether it is an attachment
+# (disposition, file name), its transfer encoding; each with its continuation lines
+_TEXT_FIELDS = re.compile(
+    r"^(content-(?:type|disposition|transfer-encoding)):([^\n]*+\n(?:[ \t][^\n]*+\n)*+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _plain_head(raw: bytes, blank: re.Match[bytes] | None) -> str | None:
+    """The header block of ``raw`` (up to the empty line ``blank``) as text, if the parser
+    would read it as ``_parse_single_part`` does and without a defect: plain ASCII, line ends
+    LF or CR LF, every line a field or a continuation (``_PLAIN_HEAD``); else None."""
+    if blank is None or raw[:1] in (b"\r", b"\n"):
+        return None
+    head = raw[: blank.start() + 1]
+    if not head.isascii() or b"\r" in head.replace(b"\r\n", b""):
+        return None
+    text = head.decode("ascii")
+    return text if _PLAIN_HEAD.fullmatch(text) is not None else None
 
 
 def _fill(parsed: ParsedMessage, msg: Message, defects: list[str], inline: bool) -> None:

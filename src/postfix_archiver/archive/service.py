@@ -47,7 +47,6 @@ from ..message import (
     Attachment,
     ParsedMessage,
     attachment_payload,
-    index_text_of,
     parse_message,
 )
 from ..retention import until as retention_until
@@ -59,6 +58,7 @@ from .compression import Codec
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, TextCache, stored_attachment
 from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
+from .stored_text import index_text_stored
 
 if TYPE_CHECKING:
     from .indexer import Indexer
@@ -547,16 +547,14 @@ class Archive:
         body = ""
         if row.size <= SNIPPET_MAX_SIZE and marker.marks_body:
             try:
-                # a message just read has its parse kept; any other is read (checked against
-                # its SHA-256) for its text alone, a third of a whole parse, kept as text
-                # only: a page of 50 whole parses would push out those message pages use
+                # a message just read has its parse kept; any other is read for its text
+                # alone (without the attachments it does not need: stored_text), kept as
+                # text only: a page of 50 whole parses would push out those message pages use
                 kept = self._parses.peek(row.sha256)
                 body = (
                     kept.index_text()
                     if kept
-                    else self._texts.get(
-                        row.sha256, lambda: index_text_of(self.read_blob(row.sha256))
-                    )
+                    else self._texts.get(row.sha256, functools.partial(self._text, row.sha256))
                 )
             except Exception as exc:  # a snippet is an extra: never the reason a page fails
                 log.warning("no snippet for message %d: %s", row.id, exc)
@@ -570,6 +568,15 @@ class Archive:
             if found is not None and found.marks:
                 return found
         return snippet
+
+    def _text(self, sha: str) -> str:
+        """The index text of message ``sha`` from its blob: checked against its SHA-256 when
+        it is stored whole; else from its skeleton and the parts its text is in, each
+        checked against its own (see ``stored_text``)."""
+        segments = self._segments(sha)
+        return index_text_stored(
+            segments, functools.partial(self._rebuild, sha, segments), self._read_part
+        )
 
     def _attachment_texts(self, row: MessageRow) -> list[str]:
         """The text extracted from (the first ``SNIPPET_ATTACHMENTS`` of) ``row``'s

@@ -29,11 +29,13 @@ The work is bounded whatever the query and the text: ``MAX_TOKENS`` tokens of ma
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 
 from ..bigrams import CJK_CHARS, CJK_RUN, normal_run
 from ..search import And, Field, Node, Not, Or, Text
@@ -197,13 +199,17 @@ class _Normal:
         self._moved: list[tuple[int, int, int]] = []
         # what text gained (+) or lost over matched up to the end of each piece
         self._shift: list[int] = []
-        parts = _SPLIT.split(self.text)  # text, run, text, run, ..., text
-        at = 0
-        for i, part in enumerate(parts):
-            if i % 2 and not unicodedata.is_normalized("NFKC", part):
-                parts[i] = self._run(part, at)
-            at += len(part)
-        self.matched = fold("".join(parts))
+        self._no_cjk = _without_cjk(self.text)
+        if self._no_cjk:  # most mail: no run to put in NFKC (splitting costs a scan)
+            self.matched = fold(self.text)
+        else:
+            parts = _SPLIT.split(self.text)  # text, run, text, run, ..., text
+            at = 0
+            for i, part in enumerate(parts):
+                if i % 2 and not unicodedata.is_normalized("NFKC", part):
+                    parts[i] = self._run(part, at)
+                at += len(part)
+            self.matched = fold("".join(parts))
         self._latin: str | None = None
 
     @property
@@ -213,7 +219,7 @@ class _Normal:
         if self._latin is None:
             self._latin = (
                 self.matched
-                if self.matched.isascii()
+                if self._no_cjk
                 else CJK_RUN.sub(lambda run: _ONE_CJK * len(run.group()), self.matched)
             )
         return self._latin
@@ -234,6 +240,11 @@ class _Normal:
             run = run[length:]
         return normal
 
+    @property
+    def moved(self) -> bool:
+        """Whether an offset into ``matched`` may differ from one into ``text``."""
+        return bool(self._at)
+
     def shown(self, start: int, end: int) -> tuple[int, int]:
         if not self._at:
             return start, end
@@ -247,6 +258,16 @@ class _Normal:
         if at < m_at + m_len:  # inside a piece that changed: out to its edge
             return t_at + (t_len if is_end else 0)
         return at + self._shift[i]
+
+
+# below the first character of a CJK run (the Hangul jamo, U+1100): a text whose largest
+# character is below it has no run, which max() tells far sooner than a scan with the class
+_BELOW_CJK = "\u1100"
+
+
+def _without_cjk(text: str) -> bool:
+    """Whether ``text`` certainly holds no CJK character (False: it may)."""
+    return text.isascii() or max(text) < _BELOW_CJK
 
 
 def _pieces(run: str) -> list[tuple[str, int]]:
@@ -286,6 +307,7 @@ class _Term:
     first: str  # the character it starts with
     word: bool  # starts at a word's start (a Latin term), not anywhere (a CJK one)
     tokens: int
+    head: int = 0  # the length of the first token of ``latin`` (0 without it)
     # a field's term (subject:, attachment:) is marked in that source only; None: anywhere
     only: str | None = None
 
@@ -335,7 +357,8 @@ def _term(value: str, phrase: bool) -> _Term | None:
     first, last = tokens[0][0], tokens[-1][-1]
     # a Latin term is whole tokens; a CJK edge is inside a run, like its bigrams
     after = "" if prefix or _is_cjk(last) else f"(?!{_WORD_EDGE})"
-    return _Term("".join(parts) + after, latin, first, not _is_cjk(first), len(tokens))
+    head = len(tokens[0]) if latin else 0
+    return _Term("".join(parts) + after, latin, first, not _is_cjk(first), len(tokens), head)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -411,6 +434,8 @@ class Highlighter:
 class _Pattern:
     expression: re.Pattern[str]
     latin: bool  # matched in ``_Normal.latin``, not ``_Normal.matched``
+    # for Latin terms: each term alone, in the expression's order, as ``_merged`` takes them
+    each: tuple[re.Pattern[str], ...] = ()
 
 
 def _compile(terms: list[_Term]) -> _Pattern | None:
@@ -423,7 +448,19 @@ def _compile(terms: list[_Term]) -> _Pattern | None:
         words = "|".join(f"(?P<t{i}>{terms[i].latin})" for i in ordered)
         firsts = re.escape("".join(sorted({t.first for t in terms})))
         expression = f"(?=[{firsts}])(?<!{_LATIN_WORD_EDGE})(?:{words})"
-        return _Pattern(re.compile(expression), latin=True)
+        # each term alone starts with its first word as written, which the engine looks for
+        # as a string (the expression starts with a lookahead: tried at every character);
+        # the check that a word starts there comes after it, looking back past it
+        each = tuple(
+            re.compile(
+                terms[i].latin[: terms[i].head]
+                + f"(?<!{_LATIN_WORD_EDGE}.{{{terms[i].head}}})"
+                + terms[i].latin[terms[i].head :],
+                re.DOTALL,
+            )
+            for i in ordered
+        )
+        return _Pattern(re.compile(expression), latin=True, each=each)
     words = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if terms[i].word)
     inside = "|".join(f"(?P<t{i}>{terms[i].pattern})" for i in ordered if not terms[i].word)
     choices = [f"(?<!{_WORD_EDGE})(?:{words})"] if words else []
@@ -436,14 +473,40 @@ def _compile(terms: list[_Term]) -> _Pattern | None:
 
 def _matches(pattern: _Pattern, normal: _Normal) -> list[tuple[int, int, int]]:
     """``(start, end, term)`` of each match in ``normal.text``, at most ``MAX_MATCHES``."""
-    found: list[tuple[int, int, int]] = []
     text = normal.latin if pattern.latin else normal.matched
-    for m in pattern.expression.finditer(text):
-        if m.end() > m.start():
-            start, end = normal.shown(m.start(), m.end())
-            found.append((start, end, m.lastindex or 0))
-            if len(found) >= MAX_MATCHES:
-                break
+    if pattern.each:
+        found = _merged(pattern.each, text)
+    else:
+        spans = (
+            (m.start(), m.end(), m.lastindex or 0)
+            for m in pattern.expression.finditer(text)
+            if m.end() > m.start()
+        )
+        found = list(islice(spans, MAX_MATCHES))
+    if normal.moved:  # a CJK run changed length in NFKC: offsets into what is shown
+        found = [(*normal.shown(start, end), term) for start, end, term in found]
+    return found
+
+
+def _merged(each: tuple[re.Pattern[str], ...], text: str) -> list[tuple[int, int, int]]:
+    """What ``finditer`` of the terms ``each`` as one alternation finds (``(start, end,
+    term)``, the term as the alternation's group number), from searches for each alone: the
+    earliest match next, the earlier term of two at one place; a term's next match that
+    starts inside the one taken is searched for again after it."""
+    found: list[tuple[int, int, int]] = []
+    heap = [(m.start(), i, m) for i, term in enumerate(each) if (m := term.search(text))]
+    heapq.heapify(heap)
+    pos = 0
+    while heap and len(found) < MAX_MATCHES:
+        start, i, m = heap[0]
+        if start >= pos:
+            found.append((start, m.end(), i + 1))
+            pos = m.end()
+        again = each[i].search(text, pos)
+        if again is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (again.start(), i, again))
     return found
 
 
@@ -546,12 +609,18 @@ def _tidy(
     """``piece`` (at ``offset`` in its source) with each run of spaces or control characters
     made one space, trimmed, "…" added where cut; ``marks`` moved to the new offsets."""
     n = len(piece)
-    # each gap becomes one space, or none at either end; (start, end, characters dropped)
-    gaps = [
-        (g.start(), g.end(), g.end() - g.start() - (0 if g.start() == 0 or g.end() == n else 1))
-        for g in _SPACE_OR_CONTROL.finditer(piece)
-    ]
-    body = _SPACE_OR_CONTROL.sub(" ", piece)
+    if piece.isprintable() and "  " not in piece and piece[:1] != " " and piece[-1:] != " ":
+        # no gap (a printable piece's only blank is the plain space): most windows, told
+        # without trying the expression at each character
+        gaps: list[tuple[int, int, int]] = []
+        body = piece
+    else:
+        # each gap becomes one space, or none at either end; (start, end, characters dropped)
+        gaps = [
+            (g.start(), g.end(), g.end() - g.start() - (0 if g.start() == 0 or g.end() == n else 1))
+            for g in _SPACE_OR_CONTROL.finditer(piece)
+        ]
+        body = _SPACE_OR_CONTROL.sub(" ", piece)
     if gaps and gaps[-1][1] == n:
         body = body[:-1]
     if gaps and gaps[0][0] == 0:

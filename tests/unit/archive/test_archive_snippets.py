@@ -3,9 +3,13 @@ snippet of an archived message read through the read model, whatever the message
 
 from __future__ import annotations
 
+import base64
 import time
+import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.reading import TextCache
@@ -22,8 +26,10 @@ from postfix_archiver.archive.snippets import (
     WIDTH,
     Highlighter,
     Snippet,
+    message_sources,
 )
 from postfix_archiver.envelope import Envelope
+from postfix_archiver.message import index_text_of
 from postfix_archiver.search import parse_query
 
 ENVELOPE = Envelope("alice@example.com", ("bob@example.com",))
@@ -558,3 +564,140 @@ def test_an_attachment_not_extracted_or_lost_leaves_the_body_start(
     (snippet,) = archive.snippets([row], "zucchini")
     assert snippet is not None
     assert (snippet.source, snippet.marks) == ("body", ())
+
+
+# -- read from the stored skeleton: the attachments a snippet does not need are not read -----
+
+
+def _attached_pdf(body: bytes, charset: str = "utf-8") -> bytes:
+    pdf = base64.encodebytes(b"%PDF-1.4 " + bytes(range(256)) * 40)
+    return (
+        b"From: a@example.com\nSubject: report\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        b"Content-Type: text/plain; charset=" + charset.encode() + b"\n\n" + body + b"\n--B\n"
+        b'Content-Type: application/pdf; name="r.pdf"\n'
+        b'Content-Disposition: attachment; filename="r.pdf"\n'
+        b"Content-Transfer-Encoding: base64\n\n" + pdf + b"--B--\n"
+    )
+
+
+def test_a_body_snippet_does_not_read_the_attachments(
+    archive: Archive, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = ingest(archive, _attached_pdf(b"the durian budget is late"))
+    (attachment,) = archive.attachments(message)
+    archive.store.delete(f"p/{attachment.sha256}")  # had it been read, the snippet would fail
+    (snippet,) = archive.snippets([archive.get(message)], "durian")
+    assert snippet is not None
+    assert (snippet.source, marked(snippet)) == ("body", ["durian"])
+    assert "no snippet" not in caplog.text
+
+
+def _full_path_snippet(archive: Archive, query: str, message: int) -> Snippet | None:
+    """The snippet as it was made before: from the whole message, rebuilt and parsed."""
+    row = archive.get(message)
+    body = index_text_of(archive.read_blob(row.sha256))
+    return Highlighter(parse_query(query)).snippet(message_sources(body, row.subject))
+
+
+_NOTE = "Content-Type: text/plain; charset={cs}\nX-Note: filename=none\n"
+_NOTE += "Content-Transfer-Encoding: base64\n\n{b64}\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "query"),
+    [
+        # the match only in a later text part
+        (
+            b"From: a@example.com\nSubject: s\nMIME-Version: 1.0\n"
+            b'Content-Type: multipart/mixed; boundary="B"\n\n--B\n'
+            b"Content-Type: text/plain\n\n" + FILLER.encode() + b"\n--B\n"
+            b"Content-Type: text/html; charset=utf-8\n\n<p>the <b>lychee</b> order</p>\n--B--\n",
+            "lychee order",
+        ),
+        # Korean, Japanese, Chinese and 8-bit charsets beside an attachment
+        (_attached_pdf("정기회의는 세 시입니다".encode("euc-kr"), "euc-kr"), "회의"),
+        (_attached_pdf("東京での会議は三時です".encode("iso-2022-jp"), "iso-2022-jp"), "会議"),
+        (_attached_pdf("北京会议纪要".encode("gb2312"), "gb2312"), "会议"),
+        (_attached_pdf("Crème brûlée für Müller".encode("iso-8859-1"), "iso-8859-1"), "creme"),
+        (_attached_pdf(b"caf\xe9 \xff\xfe plum", "x-no-such-charset"), "plum"),
+        # a text part the skeleton took for an attachment (a "filename=" it reads): read
+        (
+            _attached_pdf(b"nothing here").replace(
+                b"--B--\n",
+                b"--B\n"
+                + _NOTE.format(
+                    cs="euc-kr",
+                    b64=base64.encodebytes("회의록 ".encode("euc-kr") * 1000).decode(),
+                ).encode()
+                + b"--B--\n",
+            ),
+            "회의",
+        ),
+        # malformed MIME: no close delimiter, a stray delimiter, a part without headers
+        (_attached_pdf(b"the fig crate").rsplit(b"--B--", 1)[0], "fig"),
+        (_attached_pdf(b"the fig crate").replace(b"\n\n--B\n", b"\n\n--B\n--B\n", 1), "fig"),
+        (_attached_pdf(b"the fig crate").replace(b"Content-Type: text/plain", b"X: y"), "fig"),
+    ],
+)
+def test_the_snippet_is_the_one_of_the_whole_message(
+    archive: Archive, raw: bytes, query: str
+) -> None:
+    message = ingest(archive, raw)
+    archive._texts = TextCache(SCAN_LIMIT)
+    (snippet,) = archive.snippets([archive.get(message)], query)
+    assert snippet is not None
+    assert snippet.marks
+    assert snippet == _full_path_snippet(archive, query, message)
+
+
+_PIECES = st.sampled_from(
+    [
+        *("kiwi", "Kiwi", "word", "café", "会議", "회의는", " ", "  ", "\n", "\t", "\xa0"),
+        *("\u3000", "\x00", "\x85", "\u2028", "\xad", "—", ".", "ｶｲｷﾞ", "e\u0301"),
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=120))
+@settings(max_examples=300, deadline=None)
+def test_any_blank_is_one_plain_space_in_a_snippet(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    snippet = snip("kiwi", text)
+    if snippet is None:  # nothing visible to show
+        assert all(c.isspace() or unicodedata.category(c) == "Cc" for c in text)
+        return
+    check_shape(snippet)
+    shown = snippet.text.strip(ELLIPSIS)
+    assert shown == shown.strip()
+    assert all(c == " " or not (c.isspace() or unicodedata.category(c) == "Cc") for c in shown)
+    assert all(m.lower() == "kiwi" for m in marked(snippet))
+
+
+_WORDS = st.sampled_from(["a", "ab", "abc", "b", "ba", "x1", "1"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.lists(_WORDS, min_size=1, max_size=3), st.sampled_from(["", "*", '"'])),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.sampled_from(["a", "ab", "b", "ba", "abc", "x1", "1", " ", "-", "_", "é", "会"])),
+)
+@settings(max_examples=400, deadline=None)
+def test_latin_terms_searched_one_by_one_match_as_one_expression(
+    terms: list[tuple[list[str], str]], pieces: list[str]
+) -> None:
+    from postfix_archiver.archive.snippets import _merged, _Normal
+
+    query = " ".join(
+        f'"{" ".join(words)}"' if how == '"' else " ".join(words) + how for words, how in terms
+    )
+    marker = Highlighter(parse_query(query))
+    pattern = marker._anywhere
+    assert pattern is not None
+    assert pattern.each  # all Latin: searched term by term
+    text = _Normal("".join(pieces)).latin
+    expected = [(m.start(), m.end(), m.lastindex) for m in pattern.expression.finditer(text)]
+    assert _merged(pattern.each, text) == expected
