@@ -35,8 +35,8 @@ from postfix_archiver.archive import Archive
 from postfix_archiver.archive.reading import TextCache
 from postfix_archiver.archive.snippets import SCAN_LIMIT
 
-sys.path.insert(0, str(Path(__file__).parent))
-from web_search import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.web_search import (
     OUT,
     config_for,
     measure_snippets,
