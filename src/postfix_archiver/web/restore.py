@@ -15,8 +15,9 @@ IMAP sign-in makes it) or their first address; an SMTP restore always goes to th
 address. At most ``max_messages`` per request (more is refused, not cut short: a partial
 restore nobody asked for is worse than a narrower search) and ``requests_per_hour`` per user
 (then 429). Every restore is audited with who, what and where (``restore.intent`` before,
-``restore`` after). A mail server that cannot be reached or refuses is a 502; restoring not
-configured or its password file unreadable is a 503 (the log says why).
+``restore`` after). A mail server that cannot be reached or refuses is a 502; an unreadable
+master password file a 503 (the log says why); restoring not configured at all a 404 (and
+no button shows).
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ def quota(settings_per_hour: int) -> RateLimiter:
     return RateLimiter(limit=settings_per_hour, user_limit=settings_per_hour, window=3600)
 
 
+def _enabled(ctx: WebContext) -> None:
+    if not ctx.config.restore.enabled:
+        # a feature switched off, not a server in trouble: nothing here to restore with
+        raise HttpProblem(
+            404, "restoring to mailboxes is not configured on this server ([restore] imap or smtp)"
+        )
+
+
 def _mailbox(ctx: WebContext, identity: Identity, requested: str | None) -> str:
     """The mailbox a restore goes to: the caller's own, or for an admin the one asked for."""
     settings = ctx.config.restore
@@ -111,10 +120,6 @@ def _run(
     target's description."""
     ctx = context(request)
     settings = ctx.config.restore
-    if not settings.enabled:
-        raise HttpProblem(
-            503, "restoring to mailboxes is not configured on this server ([restore] imap or smtp)"
-        )
     mailbox = _mailbox(ctx, identity, requested)
     if count > settings.max_messages:
         raise HttpProblem(
@@ -192,6 +197,7 @@ def _one(
     request: Request, identity: Identity, ident: str, mailbox: str | None, dry_run: bool = False
 ) -> tuple[Outcome, str, str, int]:
     ctx = context(request)
+    _enabled(ctx)
     message = visible_message(ctx, identity, ident)
     outcome, box, where = _run(
         request, identity, [ctx.archive.get(message)], 1, {"message": message}, mailbox, dry_run
@@ -203,6 +209,7 @@ def _query(
     request: Request, identity: Identity, q: str, mailbox: str | None, dry_run: bool = False
 ) -> tuple[Outcome, str, str]:
     ctx = context(request)
+    _enabled(ctx)
     try:
         node = parse_query(q)
     except QueryError as exc:
