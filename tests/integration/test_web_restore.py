@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from dovecot_harness import Dovecot, dovecot_server
 from imap_cli import PASSWORD as IMAP_PASSWORD
 from imap_cli import client
@@ -313,3 +314,37 @@ def test_hostile_restore_bodies_are_a_400(web: Web, body: dict[str, Any]) -> Non
     answer = web.token_client("admin").post("/api/v1/restore", json=body)
     assert answer.status_code == 400, answer.text
     assert "error" in answer.json()
+
+
+class Collect:
+    """An SMTP server's handler that keeps what it is given (the MTA of an SMTP restore)."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.got.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+def test_smtp_redelivers_to_the_users_first_address(tmp_path: Path, dovecot: Dovecot) -> None:
+    collect = Collect()
+    port = free_port()
+    controller = Controller(collect, hostname="127.0.0.1", port=port)
+    controller.start()
+    imap_off = dict.fromkeys(("imap", "ca_file", "master_user", "master_password_file", "folder"))
+    try:
+        with restoring(tmp_path, dovecot, smtp=f'"127.0.0.1:{port}"', **imap_off) as web:
+            carol = web.token_client("carol")  # the report's Bcc recipient
+            done = carol.post(f"/api/v1/messages/{web.cast.report}/restore")
+            assert done.status_code == 200, done.text
+            assert done.json()["to"] == "smtp:carol@example.com"
+            session = web.login("carol")
+            page = session.get(f"/messages/{web.cast.report}")
+            assert "Restore to my mailbox" in page.text
+            nobody = web.token_client("nobody").post("/api/v1/restore", json={"q": ""})
+            assert nobody.status_code == 400
+            assert "no mail address" in nobody.json()["error"]
+    finally:
+        controller.stop()
+    assert collect.got == [("<>", ["carol@example.com"], crlf(web.cast.raws[web.cast.report]))]
