@@ -195,7 +195,8 @@ def test_unknown_section() -> None:
     err = error_of('[archive]\nhome = "/x"\n\n[smpt]\nlisten = "a:1"\n')
     assert (err.line, err.key) == (4, "smpt")
     assert (
-        "unknown section (known: archive, extract, integrity, rules, s3, smtp, web)" in err.reason
+        "unknown section (known: archive, extract, integrity, restore, rules, s3, smtp, web)"
+        in err.reason
     )
 
 
