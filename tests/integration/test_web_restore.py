@@ -43,9 +43,10 @@ _folders = iter(range(1, 1_000_000))
 
 
 @contextlib.contextmanager
-def restoring(tmp_path: Path, dovecot: Dovecot, settings: str = "", **keys: Any) -> Iterator[Web]:
+def restoring(tmp_path: Path, dovecot: Dovecot, **keys: str | None) -> Iterator[Web]:
     """The web app over the test cast with ``[restore]`` pointing at ``dovecot``; each gets
-    a folder of its own (the server is shared by the module) unless ``settings`` names one."""
+    a folder of its own (the server is shared by the module); ``keys`` set or (None) drop
+    ``[restore]`` keys."""
     master, secret = dovecot.master
     secret_file = tmp_path / "master.secret"
     secret_file.write_text(secret + "\n")
@@ -60,7 +61,7 @@ def restoring(tmp_path: Path, dovecot: Dovecot, settings: str = "", **keys: Any)
     text = "\n".join(f"{k} = {v}" for k, v in lines.items() if v is not None)
     home = tmp_path / "data"
     config = parse_config(
-        f'[archive]\nhome = "{home}"\n[restore]\n{text}\n{settings}', str(tmp_path / "c.toml")
+        f'[archive]\nhome = "{home}"\n[restore]\n{text}\n', str(tmp_path / "c.toml")
     )
     with (
         Archive(config) as archive,
