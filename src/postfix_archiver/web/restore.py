@@ -161,10 +161,11 @@ def _run(
         log.warning("restore for %s to %s failed: %s", identity.user.name, target.where, exc)
         # the reason names servers and accounts: for those who run them
         reason = str(exc) if identity.user.sees_all else "the server log says why"
+        again = "" if settings.smtp else ", a retry skips them"
         raise HttpProblem(
             502,
             f"the mail server did not take the messages ({reason}); "
-            "those restored before the failure stay, a retry skips them",
+            f"those restored before the failure stay{again}",
         ) from None
     return outcome, mailbox, target.where
 
