@@ -226,6 +226,29 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class RestoreSettings:
+    """Restoring from the web UI and API into users' own mailboxes (``[restore]``): through
+    an IMAP server signed in as a master user, or by SMTP re-delivery. Neither set: off."""
+
+    imap: str | None = None  # imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS)
+    ca_file: Path | None = None
+    master_user: str | None = None
+    # read when a restore runs (a secret is never in the config text, nor kept by it)
+    master_password_file: Path | None = None
+    folder: str = "Restored"
+    smtp: HostPort | None = None  # re-deliver through this MTA instead of IMAP
+    # whose mailbox a web user's is: their login name (as the mail server knows it, e.g.
+    # with IMAP sign-in) or their first address; SMTP always delivers to the address
+    mailbox: str = "login"
+    max_messages: int = 100  # per request
+    requests_per_hour: int = 20  # per user
+
+    @property
+    def enabled(self) -> bool:
+        return self.imap is not None or self.smtp is not None
+
+
+@dataclass(frozen=True)
 class Config:
     archive: ArchiveSettings
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -233,6 +256,7 @@ class Config:
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    restore: RestoreSettings = field(default_factory=RestoreSettings)
     rules: tuple[Mapping[str, Any], ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)  # [web] auth, [auth.*]
     source: Source = field(default_factory=lambda: Source(None, None))
@@ -298,6 +322,17 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_depth": int,
     },
     "log": {"format": str},
+    "restore": {
+        "imap": str,
+        "ca_file": str,
+        "master_user": str,
+        "master_password_file": str,
+        "folder": str,
+        "smtp": str,
+        "mailbox": str,
+        "max_messages": int,
+        "requests_per_hour": int,
+    },
 }
 
 
@@ -566,6 +601,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
         integrity=integrity,
         extract=_build_extract(data.get("extract", {}), source),
         metrics=_build_metrics(data.get("metrics", {}), source),
+        restore=_build_restore(data.get("restore", {}), source),
         rules=tuple(rules),
         auth=build_auth(w.get("auth"), data.get("auth"), source.error, base),
         source=source,
@@ -676,3 +712,78 @@ def _build_metrics(m: Mapping[str, Any], source: Source) -> MetricsSettings:
         base = Path(source.path).parent if source.path else Path.cwd()
         textfile = _resolve(base, value)
     return MetricsSettings(listen=listen, textfile=textfile)
+
+
+_IMAP_SERVER = re.compile(r"(imaps?)://([^/?#@\s]+)/?", re.I | re.ASCII)
+_MASTER_USER = re.compile(r"[^\s*\x00-\x1f\x7f]{1,255}")
+
+
+def _build_restore(r: Mapping[str, Any], source: Source) -> RestoreSettings:
+    base = Path(source.path).parent if source.path else Path.cwd()
+
+    def path(key: str) -> Path | None:
+        value = r.get(key)
+        if value is None:
+            return None
+        if not value or "\x00" in value:
+            raise source.error(("restore", key), "must be the path of a file")
+        return _resolve(base, value)
+
+    imap = r.get("imap")
+    if imap is not None:
+        m = _IMAP_SERVER.fullmatch(imap)
+        try:
+            parts = urlsplit(imap)
+            valid = m is not None and parts.hostname is not None and parts.port != 0
+        except ValueError:  # a port that is no port (urlsplit checks it lazily)
+            valid = False
+        if not valid:
+            raise source.error(
+                ("restore", "imap"),
+                f"must be imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS), without a "
+                f"user or folder, not {imap[:80]!r}",
+            )
+    smtp = _listen(source, "restore", "smtp", r["smtp"]) if "smtp" in r else None
+    if imap is not None and smtp is not None:
+        raise source.error(("restore", "smtp"), "give imap or smtp, not both")
+    master = r.get("master_user")
+    if master is not None and not _MASTER_USER.fullmatch(master):
+        raise source.error(
+            ("restore", "master_user"),
+            "must be a login name of 1 to 255 characters without spaces, controls or *",
+        )
+    secret = path("master_password_file")
+    if imap is not None and (master is None or secret is None):
+        raise source.error(
+            ("restore", "imap"),
+            "needs master_user and master_password_file too: the archive signs in to each "
+            "user's mailbox as a master user (Dovecot's master users)",
+        )
+    ca = path("ca_file")
+    for key in ("master_user", "master_password_file", "ca_file"):
+        if key in r and imap is None:
+            raise source.error(("restore", key), "is for an IMAP restore: set imap too")
+    folder = r.get("folder", RestoreSettings.folder)
+    if not 0 < len(folder) <= 200 or any(ord(c) < 32 or ord(c) == 127 for c in folder):
+        raise source.error(
+            ("restore", "folder"), "must be a folder name of 1 to 200 characters, no controls"
+        )
+    mailbox = r.get("mailbox", RestoreSettings.mailbox)
+    if mailbox not in ("login", "address"):
+        raise source.error(("restore", "mailbox"), 'must be "login" or "address"')
+    limits = {}
+    for key, high in (("max_messages", 100_000), ("requests_per_hour", 100_000)):
+        value = r.get(key, getattr(RestoreSettings, key))
+        if not 1 <= value <= high:
+            raise source.error(("restore", key), f"must be between 1 and {high}")
+        limits[key] = value
+    return RestoreSettings(
+        imap=imap,
+        ca_file=ca,
+        master_user=master,
+        master_password_file=secret,
+        folder=folder,
+        smtp=smtp,
+        mailbox=mailbox,
+        **limits,
+    )

@@ -203,7 +203,7 @@ def test_unknown_key_line(text: str, line: int, key: str) -> None:
 def test_unknown_section() -> None:
     err = error_of('[archive]\nhome = "/x"\n\n[smpt]\nlisten = "a:1"\n')
     assert (err.line, err.key) == (4, "smpt")
-    known = "archive, auth, extract, integrity, log, metrics, rules, s3, smtp, web"
+    known = "archive, auth, extract, integrity, log, metrics, restore, rules, s3, smtp, web"
     assert f"unknown section (known: {known})" in err.reason
 
 

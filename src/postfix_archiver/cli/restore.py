@@ -1,4 +1,5 @@
-"""``restore``: archived mail back into a mailbox, byte for byte.
+"""``restore``: archived mail back into a mailbox, byte for byte (the work is the library's:
+``postfix_archiver.restore``; this reads the command line).
 
 ``--to imaps://USER@HOST/FOLDER`` appends each message with its original arrival time as
 INTERNALDATE, skipping those already in the folder (a re-run after an interruption adds
@@ -11,12 +12,12 @@ from __future__ import annotations
 import click
 
 from ..archive import Archive
-from ..capture.outgoing import send_sync
-from ..capture.smtp_client import Outgoing
 from ..config import parse_hostport
 from ..envelope import clean_text
 from ..errors import ConfigError
 from ..importers.imap_url import is_imap_url, parse_imap_url
+from ..restore import ImapTarget, SmtpTarget, Target, selected
+from ..restore import restore as restore_messages
 from ..search import parse_query
 from .common import QUERY_ARGS, config_option, err, load, progress
 from .compliance import record_audit
@@ -72,14 +73,12 @@ def restore(
     imap = is_imap_url(target)
     if imap:
         url = parse_imap_url(target)
-        where = f"{url.account}/{url.folder or 'INBOX'}"
     elif target.startswith("smtp:"):
         address = _smtp_target(target)
         try:
             parse_hostport(smtp_server)
         except (ConfigError, ValueError) as exc:
             raise click.UsageError(f"--smtp: {exc}") from None
-        where = f"smtp:{address}"
     else:
         raise click.UsageError(
             f"--to {target!r}: give imaps://USER@HOST/FOLDER, imap://… or smtp:ADDRESS"
@@ -89,49 +88,28 @@ def restore(
             "--password-stdin, --password-file, --master-user and --ca-file are for IMAP"
         )
     with Archive(config, readonly=True) as archive:
-        total = archive.search(text, limit=1).total
+        total, rows = selected(archive, text)
+        chosen: Target
         if dry_run:
+            where = f"{url.account}/{url.folder or 'INBOX'}" if imap else f"smtp:{address}"
             err.print(f"would restore {total} messages to {where} (dry run)", markup=False)
             return
-        password = imap_password(password_stdin, password_file) if imap else ""
-        detail: dict[str, object] = {"query": text, "to": where, "count": total}
-        record_audit(config, "restore.intent", detail)
-        restored = skipped = 0
-        try:
-            if imap:
-                from ..importers.imap_append import ImapFolder  # the IMAP library when needed
-
-                folder = ImapFolder(url, password, ca_file=ca_file, master=master_user)
-                try:
-                    with progress(total, "messages", "restoring") as advance:
-                        for row in archive.iter_search(text):
-                            raw = archive.raw(row.id)
-                            if folder.holds(raw):
-                                skipped += 1
-                            else:
-                                folder.append(raw, row.received)
-                                restored += 1
-                            advance(1)
-                finally:
-                    folder.close()
-            else:
-                with progress(total, "messages", "restoring") as advance:
-                    for row in archive.iter_search(text):
-                        # the null sender: a restored copy that cannot be delivered bounces
-                        # to nobody, not to the original sender years later
-                        send_sync(
-                            smtp_server,
-                            Outgoing(sender="", recipients=[address], content=archive.raw(row.id)),
-                        )
-                        restored += 1
-                        advance(1)
-        finally:
-            record_audit(config, "restore", {**detail, "restored": restored, "skipped": skipped})
-    err.print(
-        f"restored {restored} messages to {where}"
-        + (f", {skipped} already there" if skipped else ""),
-        markup=False,
-    )
+        if imap:
+            password = imap_password(password_stdin, password_file)
+            chosen = ImapTarget(url, password, ca_file=ca_file, master=master_user)
+        else:
+            chosen = SmtpTarget(address, smtp_server)
+        with progress(total, "messages", "restoring") as advance:
+            outcome = restore_messages(
+                archive,
+                rows,
+                chosen,
+                count=total,
+                audit=lambda action, detail: record_audit(config, action, detail),
+                detail={"query": text},
+                advance=advance,
+            )
+    err.print(outcome.summary(chosen.where), markup=False)
 
 
 COMMANDS = (restore,)

@@ -33,7 +33,7 @@ from ..archive import Archive
 from ..config import Config
 from ..dates import clamp, display, display_day, zone_abbreviation
 from ..errors import ArchiverError, NotFoundError
-from . import api, audit_pages, holds, pages, users
+from . import api, audit_pages, holds, pages, restore, users
 from .auth import RateLimiter, cookie_names
 from .context import HttpProblem, LoginRequired, WebContext, not_found
 from .health import Health, metrics_response, readyz_response
@@ -66,6 +66,8 @@ STATUS_TITLES = {
     405: "Method not allowed",
     429: "Too many attempts",
     500: "Server error",
+    502: "The mail server failed",
+    503: "Not available",
 }
 
 
@@ -239,10 +241,13 @@ def create_app(
     )
     app.hsts = config.web.secure_cookies
     app.state.web = ctx
+    app.state.restore_quota = restore.quota(config.restore.requests_per_hour)
     app.include_router(api.router)
     app.include_router(holds.api_router)
+    app.include_router(restore.api_router)
     app.include_router(pages.router)
     app.include_router(holds.pages_router)
+    app.include_router(restore.pages_router)
     app.include_router(users.router)
     app.include_router(audit_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

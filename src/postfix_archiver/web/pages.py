@@ -24,7 +24,7 @@ from ..catalog import MessageRow, SearchPage
 from ..dates import header_note, time_zone, zone_names
 from ..errors import QueryError
 from ..search import ORDERS, Order, parse_query
-from . import chart
+from . import chart, flash
 from .access import visible_message
 from .auth import CsrfUser, Identity, PageUser, identify, require
 from .context import HttpProblem, WebContext, client_address, context
@@ -311,7 +311,8 @@ def search_page(
         flipped = key if order == f"-{key}" else f"-{key}"
         sort_links[key] = link(order=flipped if order.lstrip("-") == key else first_order, page=1)
     today = datetime.now(zone).date()
-    return page(
+    here = SearchContext(q, order, per, page_no, grouped, kept.get("from", ""), kept.get("to", ""))
+    response = page(
         request,
         "search.html",
         identity,
@@ -350,12 +351,16 @@ def search_page(
         leaders=leaders,
         hidden=hidden,
         # each result link names this page of this search (web.navigation)
-        here=SearchContext(
-            q, order, per, page_no, grouped, kept.get("from", ""), kept.get("to", "")
-        ).params(),
+        here=here.params(),
         export_mbox=urlencode({"q": full, "format": "mbox"}),
         export_zip=urlencode({"q": full, "format": "eml-zip"}),
+        # "Restore these N" restores the query with its dates, then comes back here
+        full_query=full,
+        restore=ctx.config.restore,
+        flash=flash.take(request, identity),
     )
+    flash.forget(request, response)
+    return response
 
 
 def conversations(
@@ -415,7 +420,7 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
     # images the HTML body shows by Content-ID: listed apart from the files
     inline_shas = {hashlib.sha256(p.data).hexdigest() for p in parsed.inline.values()}
     inline_shas &= {a.sha256 for a in view.attachments if a.content_type.startswith("image/")}
-    return page(
+    response = page(
         request,
         "message.html",
         identity,
@@ -447,7 +452,11 @@ def message_page(request: Request, ident: str, identity: PageUser) -> HTMLRespon
         ),
         conversation_limit=CONVERSATION_LIMIT,
         body_blocks=split_quoted(parsed.body_text) if parsed.body_text else [],
+        restore=ctx.config.restore,
+        flash=flash.take(request, identity),
     )
+    flash.forget(request, response)
+    return response
 
 
 @router.get("/messages/{ident}/body")

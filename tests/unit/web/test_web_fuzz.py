@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from postfix_archiver.envelope import Envelope
-from postfix_archiver.web import api, holds
+from postfix_archiver.web import api, holds, restore
 
 from .web_helpers import Web
 
@@ -50,7 +50,8 @@ MORE_HOSTILE = [
 def _api_schema() -> dict[str, Any]:
     app = FastAPI()
     app.include_router(api.router)
-    app.include_router(holds.api_router)  # the app serves both under /api/v1
+    app.include_router(holds.api_router)  # the app serves these under /api/v1
+    app.include_router(restore.api_router)  # restore not configured here: its input checks
     return app.openapi()
 
 
@@ -135,7 +136,7 @@ def test_every_message_through_every_route_that_takes_an_id(hostile_web: Web, na
     target = Target(hostile_web, name)
     client = hostile_web.client(raise_server_exceptions=False)
     paths = [p for p in _api_schema()["paths"] if "{ident}" in p]
-    assert len(paths) == 4
+    assert len(paths) == 5
     urls = {
         path.replace("{ident}", ident).replace("{index}", str(index))
         for ident in ARCHIVED_IDS
