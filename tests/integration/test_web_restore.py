@@ -43,7 +43,9 @@ _folders = iter(range(1, 1_000_000))
 
 
 @contextlib.contextmanager
-def restoring(tmp_path: Path, dovecot: Dovecot, **keys: str | None) -> Iterator[Web]:
+def restoring(
+    tmp_path: Path, dovecot: Dovecot, extra: str = "", /, **keys: str | None
+) -> Iterator[Web]:
     """The web app over the test cast with ``[restore]`` pointing at ``dovecot``; each gets
     a folder of its own (the server is shared by the module); ``keys`` set or (None) drop
     ``[restore]`` keys."""
@@ -61,7 +63,7 @@ def restoring(tmp_path: Path, dovecot: Dovecot, **keys: str | None) -> Iterator[
     text = "\n".join(f"{k} = {v}" for k, v in lines.items() if v is not None)
     home = tmp_path / "data"
     config = parse_config(
-        f'[archive]\nhome = "{home}"\n[restore]\n{text}\n', str(tmp_path / "c.toml")
+        f'[archive]\nhome = "{home}"\n[restore]\n{text}\n{extra}', str(tmp_path / "c.toml")
     )
     with (
         Archive(config) as archive,
@@ -156,6 +158,27 @@ def test_a_user_restores_their_message_byte_exact_once(web: Web, dovecot: Doveco
     assert (first["restored"], first["skipped"]) == (1, 0)
     assert entries[-1][2]["query"] == ""
     assert dovecot.master[1] not in json.dumps([d for _, _, d in entries])
+
+
+def test_a_user_signed_in_by_imap_restores_into_the_mailbox_of_their_login(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    """IMAP sign-in names the user ``imap:bob``; the mailbox is the login ``bob`` gave."""
+    extra = (
+        '[web]\nauth = ["imap"]\n[auth.imap]\n'
+        f'server = "imaps://127.0.0.1:{dovecot.imaps_port}"\nca_file = "{dovecot.ca_file}"\n'
+        'addresses = ["{local}@example.com"]\n'
+    )
+    with restoring(tmp_path, dovecot, extra) as web:
+        bob = web.login("bob", IMAP_PASSWORD)
+        report = web.cast.report
+        done = form_post(bob, f"/messages/{report}", f"/messages/{report}/restore")
+        assert flash_text(bob, done) == "Restored 1 message to your mailbox."
+        assert list(folder(dovecot, "bob", web.config.restore.folder)) == [
+            crlf(web.cast.raws[report])
+        ]
+        [entry] = [e for e in web.audit() if e.action == "restore"]
+        assert (entry.user, entry.detail["mailbox"]) == ("imap:bob", "bob")
 
 
 def test_someone_elses_message_is_not_found(web: Web, dovecot: Dovecot) -> None:

@@ -26,6 +26,7 @@ from .checks import (
     check_password,
     external_name,
     is_external,
+    login_of,
 )
 from .passwords import TOKEN_PREFIX, token_digest
 from .records import ROLES, AuditCheck, AuditEntry, Session, TokenInfo, User
@@ -231,6 +232,7 @@ __all__ = [
     "external_name",
     "home_url",
     "is_external",
+    "login_of",
     "open_accounts",
     "token_digest",
 ]

@@ -48,6 +48,12 @@ def is_external(name: str) -> bool:
     return name.partition(":")[0] in EXTERNAL_ORIGINS and ":" in name
 
 
+def login_of(name: str) -> str:
+    """The login a user gave the mail server or directory: ``alice`` for ``imap:alice``; a
+    local user's name as it is."""
+    return name.partition(":")[2] if is_external(name) else name
+
+
 def check_role(role: str) -> str:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")

@@ -32,6 +32,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from ..accounts import login_of
 from ..catalog import MessageRow
 from ..errors import QueryError
 from ..restore import (
@@ -104,7 +105,8 @@ def _mailbox(ctx: WebContext, identity: Identity, requested: str | None) -> str:
                 400, "your account has no mail address to restore to: ask an admin to add one"
             )
         return user.addresses[0]
-    return user.name
+    # someone signed in by IMAP (``imap:alice``) has the mailbox of the login they gave it
+    return login_of(user.name)
 
 
 def _run(
@@ -171,7 +173,8 @@ def _run(
 
 
 def _notice(outcome: Outcome, identity: Identity, mailbox: str, smtp: bool) -> str:
-    whose = "your mailbox" if mailbox in (identity.user.name, *identity.user.addresses) else mailbox
+    own = (identity.user.name, login_of(identity.user.name), *identity.user.addresses)
+    whose = "your mailbox" if mailbox in own else mailbox
     if not outcome.count:
         return "Nothing to restore: no message matches."
     n = outcome.restored
