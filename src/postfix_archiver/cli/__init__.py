@@ -4,8 +4,8 @@ A module per area holds its commands (``archive_cmds``: import, search, show, ex
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
 ``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init|rotate|rewrap;
 ``checkpoint``: checkpoint; ``compliance``: retention set, hold ...; ``lifecycle``: purge,
-erase; ``index_cmds``: index, reindex; ``restore``: restore); ``common`` what they share,
-``imap_login`` what the IMAP commands share. The long-running commands build
+erase; ``index_cmds``: index, reindex; ``restore``: restore; ``migrate``: migrate); ``common``
+what they share, ``imap_login`` what the IMAP commands share. The long-running commands build
 ``app.Application`` and start it.
 """
 
@@ -20,6 +20,7 @@ from . import (
     index_cmds,
     keys,
     lifecycle,
+    migrate,
     postfix_cmds,
     restore,
     rules,
@@ -49,6 +50,7 @@ for _module in (
     lifecycle,
     index_cmds,
     restore,
+    migrate,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)
