@@ -84,8 +84,10 @@ def migrate(
     *,
     phase: Phase = no_progress,
     say: Callable[[str], None] = lambda line: None,
+    batch: int = ROWS_PER_BATCH,
 ) -> MigrationReport:
-    """Copies the archive of ``source`` to the backends of ``target`` (see the module)."""
+    """Copies the archive of ``source`` to the backends of ``target`` (see the module);
+    ``batch``: catalog rows per transaction at the target."""
     check_backends(source, target)
     report = MigrationReport()
     report.notes += _check_keys(source, target)
@@ -94,7 +96,7 @@ def migrate(
         # the target's schema is made (or found too new: its error says so) here
         dst_catalog = open_catalog(target.archive.catalog_url)
         try:
-            locks = _copy_catalog(src_catalog, dst_catalog, target, report, phase, say)
+            locks = _copy_catalog(src_catalog, dst_catalog, target, report, phase, say, batch)
         finally:
             dst_catalog.close()
     finally:
@@ -183,6 +185,7 @@ def _copy_catalog(
     report: MigrationReport,
     phase: Phase,
     say: Callable[[str], None],
+    batch: int,
 ) -> dict[str, datetime]:
     started = time.monotonic()
     with src.snapshot() as snap:
@@ -196,7 +199,8 @@ def _copy_catalog(
             say(f"resuming an earlier copy: the target holds the chain up to event {was}")
         with phase(sum(counts.values()), "rows", "catalog") as advance:
             for t in TABLES:
-                report.rows += _copy_table(snap, dst, t, _start(dst, t, touched), advance)
+                start = _start(dst, t, touched)
+                report.rows += _copy_table(snap, dst, t, start, advance, batch)
         dst.finish_load()
         report.repaired = _compare(snap, dst, phase)
         locks = _locks(snap) if target.archive.store_url.startswith("s3://") else {}
@@ -252,12 +256,13 @@ def _copy_table(
     t: Table,
     start: object | None,
     advance: Callable[[int], None],
+    size: int = ROWS_PER_BATCH,
 ) -> int:
     done = 0
     batch: list[tuple[Any, ...]] = []
     for row in snap.rows(t, start):
         batch.append(row)
-        if len(batch) >= ROWS_PER_BATCH:
+        if len(batch) >= size:
             done += dst.load_rows(t, batch)
             advance(len(batch))
             batch = []

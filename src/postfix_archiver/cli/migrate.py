@@ -6,10 +6,10 @@ import time
 
 import click
 
+from ..archive.migration import ROWS_PER_BATCH
 from ..archive.migration import migrate as copy_archive
 from ..config import load_config
-from ..errors import ConfigError
-from .common import config_option, err, load, out, print_json, progress
+from .common import Whole, config_option, err, load, out, print_json, progress
 
 
 @click.command("migrate")
@@ -21,19 +21,25 @@ from .common import config_option, err, load, out, print_json, progress
     type=click.Path(dir_okay=False),
     help="The config file naming the new catalog and store (and key file, if encrypted).",
 )
+@click.option(
+    "--batch",
+    type=Whole(1, 100_000),
+    default=ROWS_PER_BATCH,
+    show_default=True,
+    help="Catalog rows per transaction at the target (what a resumed run may read again).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The outcome as one JSON document.")
-def migrate(config_path: str | None, target_path: str, as_json: bool) -> None:
+def migrate(config_path: str | None, target_path: str, batch: int, as_json: bool) -> None:
     """Copy the archive to the catalog and store of --to's config (SQLite + files <->
     PostgreSQL + S3, any mix): rows and blobs as they are, the index built there, then the
     target verified. Resumable: run it again after an interruption, or to catch up with mail
     that arrived meanwhile (serve may run on the source; stop it for the last run)."""
     source = load(config_path)
-    try:
-        target = load_config(target_path)
-    except ConfigError as exc:
-        raise ConfigError(f"--to: {exc}") from None
+    target = load_config(target_path)  # its errors name its file: no mix-up with --config
     started = time.monotonic()
-    report = copy_archive(source, target, phase=progress, say=lambda line: err.print(line))
+    report = copy_archive(
+        source, target, phase=progress, say=lambda line: err.print(line), batch=batch
+    )
     took = time.monotonic() - started
     head = report.head.hash if report.head else None
     if as_json:
