@@ -95,7 +95,8 @@ def raw_blobs(config: Config) -> dict[str, bytes]:
     """Every blob as stored (sealed ones sealed), by the name it is stored under."""
     store = open_store(config.archive.store_url, readonly=True)
     try:
-        return {k: store.get(k) for k in store.keys()}
+        names = store.keys()
+        return {k: store.get(k) for k in names}
     finally:
         store.close()
 

@@ -91,17 +91,23 @@ def migrate(
     check_backends(source, target)
     report = MigrationReport()
     report.notes += _check_keys(source, target)
-    src_catalog = open_catalog(source.archive.catalog_url, readonly=True)
+    # both stores opened (a bad URL, bucket or endpoint refused) before anything is written
+    src_store, dst_store = _raw_stores(source, target)
     try:
-        # the target's schema is made (or found too new: its error says so) here
-        dst_catalog = open_catalog(target.archive.catalog_url)
+        src_catalog = open_catalog(source.archive.catalog_url, readonly=True)
         try:
-            locks = _copy_catalog(src_catalog, dst_catalog, target, report, phase, say, batch)
+            # the target's schema is made (or found too new: its error says so) here
+            dst_catalog = open_catalog(target.archive.catalog_url)
+            try:
+                locks = _copy_catalog(src_catalog, dst_catalog, target, report, phase, say, batch)
+            finally:
+                dst_catalog.close()
         finally:
-            dst_catalog.close()
+            src_catalog.close()
+        _copy_blobs(src_store, dst_store, source, locks, report, phase, say)
     finally:
-        src_catalog.close()
-    _copy_blobs(source, target, locks, report, phase, say)
+        src_store.close()
+        dst_store.close()
     _index(target, report, phase, say)
     _verify(target, report, phase)
     return report
@@ -344,31 +350,27 @@ def _raw_stores(source: Config, target: Config) -> tuple[BlobStore, BlobStore]:
 
 
 def _copy_blobs(
+    src: BlobStore,
+    dst: BlobStore,
     source: Config,
-    target: Config,
     locks: dict[str, datetime],
     report: MigrationReport,
     phase: Phase,
     say: Callable[[str], None],
 ) -> None:
     started = time.monotonic()
-    src, dst = _raw_stores(source, target)
-    try:
-        if locks and source.archive.encrypted:  # the lock follows the name stored under
-            locks = _sealed_names(locks, dst, load_key_file(source.archive.key_file))
-        have = set(dst.keys())
-        listed = src.keys()  # the source's names as stored (sealed ones keyed)
-        wanted = [k for k in listed if k not in have]
-        with phase(len(wanted), "blobs", "blobs") as advance, ThreadPoolExecutor(READERS) as pool:
-            for keys in _batches(wanted):
-                items = list(zip(keys, pool.map(src.get, keys), strict=True))
-                dst.put_many(items, {k: locks[k] for k in keys if k in locks} or None)
-                report.blobs += len(items)
-                report.blob_bytes += sum(len(b) for _k, b in items)
-                advance(len(items))
-    finally:
-        src.close()
-        dst.close()
+    if locks and source.archive.encrypted:  # the lock follows the name stored under
+        locks = _sealed_names(locks, dst, load_key_file(source.archive.key_file))
+    have = set(dst.keys())
+    listed = src.keys()  # the source's names as stored (sealed ones keyed)
+    wanted = [k for k in listed if k not in have]
+    with phase(len(wanted), "blobs", "blobs") as advance, ThreadPoolExecutor(READERS) as pool:
+        for keys in _batches(wanted):
+            items = list(zip(keys, pool.map(src.get, keys), strict=True))
+            dst.put_many(items, {k: locks[k] for k in keys if k in locks} or None)
+            report.blobs += len(items)
+            report.blob_bytes += sum(len(b) for _k, b in items)
+            advance(len(items))
     report.seconds["blobs"] = time.monotonic() - started
     say(
         f"blobs: {report.blobs} copied ({report.blob_bytes} bytes) in "

@@ -5,6 +5,8 @@ as subprocesses (the PostgreSQL + S3 round trip and the kill -9 are in
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,11 @@ from postfix_archiver.archive.compression import PREFIX as DICTIONARIES
 from postfix_archiver.config import load_config_file
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.search import parse_query
+from postfix_archiver.store.keyring import create_key_file
 
 
-def one_line(done: object) -> str:
-    stderr = done.stderr  # type: ignore[attr-defined]
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    stderr = done.stderr
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
@@ -88,15 +91,9 @@ def test_a_target_that_is_not_empty_is_refused(tmp_path: Path) -> None:
     source = build_source(tmp_path)
     target = write_config(tmp_path / "target.toml", tmp_path / "target")
     with Archive(load_config_file(target)) as archive:
-        archive.catalog.add_hold("h", "x", parse_query("x"), "r", "root", _now())
+        archive.catalog.add_hold("h", "x", parse_query("x"), "r", "root", datetime.now(UTC))
     line = one_line(cli(source, "migrate", "--to", str(target)))
     assert "is not empty" in line
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def test_sealed_blobs_need_the_same_keys_at_the_target(tmp_path: Path) -> None:
@@ -105,8 +102,6 @@ def test_sealed_blobs_need_the_same_keys_at_the_target(tmp_path: Path) -> None:
     assert "the source's blobs are encrypted" in one_line(
         cli(source, "migrate", "--to", str(plain))
     )
-    from postfix_archiver.store.keyring import create_key_file
-
     create_key_file(tmp_path / "keys2" / "other.key")
     wrong = write_config(
         tmp_path / "wrong.toml",
