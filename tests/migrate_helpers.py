@@ -82,9 +82,9 @@ def build_source(base: Path, *, encrypted: bool = False, extra: int = 0) -> Path
         (imports / f"{n}.eml").write_bytes(raw(n, "imported"))
     for args in (
         ("import", str(imports)),
-        ("hold", "add", "case-1", "subject:report AND 1", "--reason", "litigation"),
+        ("hold", "add", "case-1", 'subject:"report 1"', "--reason", "litigation"),
         ("retention", "set", "subject:imported", "10y", "--reason", "records schedule"),
-        ("erase", "subject:report AND 2", "--reason", "data subject request"),
+        ("erase", 'subject:"report 2"', "--reason", "data subject request"),
     ):
         done = cli(path, *args)
         assert done.returncode == 0, (args, done.stderr)

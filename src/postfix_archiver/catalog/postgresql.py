@@ -1099,7 +1099,7 @@ class PostgresCatalog:
 
     def copied_upto(self, t: Table) -> object | None:
         """See ``Catalog.copied_upto``."""
-        found: object | None = self._query(resume_sql(t, _BYTEWISE))[0][0]
+        found: object | None = self._query(resume_sql(t))[0][0]
         return found
 
     def finish_load(self) -> None:
@@ -1524,10 +1524,6 @@ def _make_envelope(r: Sequence[Any], recipients: Sequence[Sequence[Any]]) -> Env
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
-# text keys ordered bytewise, as SQLite's BINARY does: a copy resumes at the same place
-_BYTEWISE = ' COLLATE "C"'
-
-
 def _loaded(t: Table, row: Sequence[Any]) -> tuple[Any, ...]:
     """A copied row as it goes in: a message's index entry is not copied (``load_rows``)."""
     if len(row) != len(t.columns):
@@ -1543,7 +1539,7 @@ class _PostgresRows:
         self._shown = shown
 
     def rows(self, t: Table, start: object | None = None) -> Generator[tuple[Any, ...]]:
-        sql = select_sql(t, param="%s", collate=_BYTEWISE, start=start is not None)
+        sql = select_sql(t, param="%s", start=start is not None)
         with self._conn.cursor(name=f"copy_{t.name}") as cur:
             cur.itersize = 1000
             cur.execute(sql, () if start is None else (start,))

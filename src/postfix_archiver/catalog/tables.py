@@ -27,8 +27,9 @@ class Table:
     # resumes reading its source: "key", from the highest first key column the target
     # holds (ids that only grow); "message", from there or from the lowest message that
     # got a new envelope since, whichever is lower (an older message's rows can grow);
-    # "all", the whole table again (small ones, or keyed by a hash). A row read again
-    # replaces the target's, so what changed is carried.
+    # "all", the whole table again (small ones, or keyed by a hash or text, whose order
+    # the backends do not share). A row read again replaces the target's, so what changed
+    # is carried. "key" and "message" only for an integer first key column.
     resume: Literal["key", "message", "all"] = "key"
 
 
@@ -138,19 +139,18 @@ def quoted(column: str) -> str:
     return f'"{column}"'
 
 
-def select_sql(t: Table, *, param: str, collate: str = "", start: bool) -> str:
+def select_sql(t: Table, *, param: str, start: bool) -> str:
     """Every row of ``t`` in key order; with ``start``, from the first key column's value
-    ``param`` on. ``collate``: what makes text order bytewise (PostgreSQL: ``COLLATE "C"``,
-    as SQLite's BINARY)."""
+    ``param`` on (an integer: ``Table.resume``)."""
     columns = ", ".join(quoted(c) for c in t.columns)
-    order = ", ".join(f"{quoted(c)}{collate}" for c in t.key)
-    where = f" WHERE {quoted(t.key[0])}{collate} >= {param}" if start else ""
+    order = ", ".join(quoted(c) for c in t.key)
+    where = f" WHERE {quoted(t.key[0])} >= {param}" if start else ""
     return f"SELECT {columns} FROM {quoted(t.name)}{where} ORDER BY {order}"
 
 
-def resume_sql(t: Table, collate: str = "") -> str:
+def resume_sql(t: Table) -> str:
     """The highest first key column the target holds (where a resumed copy starts)."""
-    return f"SELECT max({quoted(t.key[0])}{collate}) FROM {quoted(t.name)}"
+    return f"SELECT max({quoted(t.key[0])}) FROM {quoted(t.name)}"
 
 
 def upsert_sql(t: Table, param: str) -> str:

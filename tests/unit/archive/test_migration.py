@@ -58,7 +58,7 @@ def test_a_second_run_catches_up_with_mail_and_changes_since(tmp_path: Path) -> 
         archive.ingest(raw(50), Envelope("late@example.com", ("bob@example.com",), "L1"))
         archive.ingest(raw(3), Envelope("again@example.com", ("new@example.org",), "L2"))
         archive.index_pending()
-    changed = cli(source, "retention", "set", "subject:report AND 4", "5y", "--reason", "r")
+    changed = cli(source, "retention", "set", 'subject:"report 4"', "5y", "--reason", "r")
     assert changed.returncode == 0, changed.stderr
     done = cli(source, "migrate", "--to", str(target))
     assert done.returncode == 0, done.stderr
@@ -129,6 +129,8 @@ def test_a_broken_or_hostile_target_config_is_one_line(
     with Archive(load_config_file(source)) as archive:
         archive.ingest(raw(1), Envelope("a@example.com", ("b@example.com",), "Q1"))
     bad = tmp_path / "bad.toml"
+    if toml.startswith("[archive]\n") and "home" not in toml:  # its defaults, not the cwd's
+        toml += f'home = "{tmp_path / "target"}"\n'
     bad.write_bytes(toml.encode("utf-8", "surrogateescape") if "\xff" not in toml else b"\xff\xfe")
     line = one_line(cli(source, "migrate", "--to", str(bad)))
     assert expected in line
