@@ -121,12 +121,12 @@ def check_backends(source: Config, target: Config) -> None:
     s, t = source.archive, target.archive
     if _place(s.catalog_url) == _place(t.catalog_url):
         raise MigrationError(
-            f"the target's catalog is the source's ({_shown(t.catalog_url)}): give --to a "
+            f"the target's catalog is the source's ({shown(t.catalog_url)}): give --to a "
             "config naming another catalog"
         )
     if _place(s.store_url) == _place(t.store_url):
         raise MigrationError(
-            f"the target's store is the source's ({_shown(t.store_url)}): give --to a "
+            f"the target's store is the source's ({shown(t.store_url)}): give --to a "
             "config naming another store"
         )
 
@@ -148,10 +148,13 @@ def _place(url: str) -> tuple[str, ...]:
     return (parts.scheme, url)
 
 
-def _shown(url: str) -> str:
-    from ..catalog.postgresql import redact
+def shown(url: str) -> str:
+    """A backend URL to show: no password, no options."""
+    if not url.startswith(("postgresql:", "postgres:")):
+        return url.split("?")[0]
+    from ..catalog.postgresql import redact  # psycopg only where PostgreSQL is named
 
-    return redact(url) if url.startswith(("postgresql:", "postgres:")) else url.split("?")[0]
+    return redact(url)
 
 
 def _check_keys(source: Config, target: Config) -> list[str]:
@@ -223,7 +226,7 @@ def _check_target(snap: TableRows, dst: Catalog, head: ChainEvent | None) -> int
         full = [t.name for t in TABLES if dst.copied_upto(t) is not None]
         if full:
             raise MigrationError(
-                f"the target's catalog {_shown(dst.url)} is not empty (it has {full[0]} but "
+                f"the target's catalog {shown(dst.url)} is not empty (it has {full[0]} but "
                 "no chain): migrate copies into an empty catalog only"
             )
         return None
@@ -231,7 +234,7 @@ def _check_target(snap: TableRows, dst: Catalog, head: ChainEvent | None) -> int
         ours = next(rows, None) if head is not None else None
     if ours is None or int(ours[0]) != theirs.seq or ours[4] != theirs.hash:
         raise MigrationError(
-            f"the target's catalog {_shown(dst.url)} holds another archive (its chain is not "
+            f"the target's catalog {shown(dst.url)} holds another archive (its chain is not "
             "a part of the source's): migrate copies into an empty catalog only, or resumes "
             "its own earlier copy"
         )
@@ -494,4 +497,4 @@ def _verify(target: Config, report: MigrationReport, phase: Phase) -> None:
     report.seconds["verify"] = time.monotonic() - started
 
 
-__all__ = ["MigrationReport", "Phase", "check_backends", "migrate", "table_digest"]
+__all__ = ["MigrationReport", "Phase", "check_backends", "migrate", "shown", "table_digest"]

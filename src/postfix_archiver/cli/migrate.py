@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..archive.migration import ROWS_PER_BATCH
+from ..archive.migration import ROWS_PER_BATCH, shown
 from ..archive.migration import migrate as copy_archive
 from ..config import load_config
 from .common import Whole, config_option, err, load, out, print_json, progress
@@ -63,8 +63,8 @@ def migrate(config_path: str | None, target_path: str, batch: int, as_json: bool
         err.print(f"note: {note}", markup=False)
     rate = report.messages / took if took > 0 else 0.0
     out.print(
-        f"OK: {report.messages} messages migrated to {target.archive.catalog_url.split('@')[-1]} "
-        f"+ {target.archive.store_url.split('?')[0]} in {took:.1f}s ({rate:.0f} msg/s); "
+        f"OK: {report.messages} messages migrated to {shown(target.archive.catalog_url)} "
+        f"+ {shown(target.archive.store_url)} in {took:.1f}s ({rate:.0f} msg/s); "
         f"chain head {head or 'none'}; the target passes verify",
         markup=False,
     )
