@@ -14,6 +14,7 @@ SMTP replies and exit codes in one place (``capture.replies``)::
     ├── CatalogError           the catalog failed (locked, migration, connection)
     ├── AccountError           a web user, password or token operation refused (web accounts)
     ├── CheckpointError        a signing key, checkpoint or timestamp that cannot be made or read
+    ├── MigrationError         a target `migrate` refuses, or a copy that differs
     ├── ComplianceError        a retention or legal-hold operation refused (bad name, duplicate)
     │   └── HoldExists         a hold of that name exists (names are never reused)
     ├── TemporaryFailure       anything Postfix should retry later (451 / exit 75)
@@ -82,6 +83,10 @@ class EncryptionKeyError(StoreError):
 
 class CatalogError(ArchiverError):
     """The catalog could not be read or written."""
+
+
+class MigrationError(ArchiverError):
+    """``migrate`` refused the target, or the copy does not match its source."""
 
 
 class ComplianceError(ArchiverError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import CatalogError
 from ..search import Node
@@ -40,6 +40,7 @@ from .records import (
     TombstoneSealer,
     index_entry,
 )
+from .tables import TABLES, Table, TableRows
 
 
 class Catalog(Protocol):
@@ -333,6 +334,30 @@ class Catalog(Protocol):
         by each message's Date header (clamped as stored) or by its first arrival."""
         ...
 
+    # -- copying to another backend (``archive.migration``; ``catalog.tables``) -----------
+
+    def snapshot(self) -> contextlib.AbstractContextManager[TableRows]:
+        """One consistent read of every table (a read transaction of its own, which arrivals
+        do not wait for), for copying this catalog elsewhere row by row, as stored."""
+        ...
+
+    def load_rows(self, t: Table, rows: Sequence[Sequence[Any]]) -> int:
+        """Inserts rows read from another catalog's ``snapshot`` as they are (ids, hashes,
+        dates), in ONE transaction under the write lock; a row whose key is here already
+        takes the copy's values (a resumed copy reads some again, changed or not). A copied
+        message has no index entry: it is queued for one, as an arrival is. Returns how
+        many rows were given."""
+        ...
+
+    def copied_upto(self, t: Table) -> object | None:
+        """The highest value of ``t``'s first key column here (None: no rows): where a
+        resumed copy starts reading its source again."""
+        ...
+
+    def finish_load(self) -> None:
+        """After a copy: whatever hands out ids here starts past the copied ones."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -356,6 +381,7 @@ def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
 
 
 __all__ = [
+    "TABLES",
     "AddResult",
     "AttachmentRow",
     "Catalog",
@@ -378,6 +404,8 @@ __all__ = [
     "SearchPage",
     "Stats",
     "StoredPart",
+    "Table",
+    "TableRows",
     "TombstoneSealer",
     "index_entry",
     "open_catalog",

@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -67,6 +67,7 @@ from .records import (
     Stats,
     TombstoneSealer,
 )
+from .tables import SERIALS, Table, TableRows, resume_sql, select_sql, upsert_sql
 
 log = logging.getLogger("postfix_archiver.catalog")
 
@@ -1064,6 +1065,52 @@ class PostgresCatalog:
         )
         return [int(r[0]) for r in messages], [int(r[0]) for r in envelopes]
 
+    # -- copying to another backend (``migrate``; the tables: ``catalog.tables``) ----------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[TableRows]:
+        """See ``Catalog.snapshot``: one REPEATABLE READ transaction on a connection of its
+        own; rows streamed through a server-side cursor."""
+        conn = self._connect_reader()
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                yield _PostgresRows(conn, self._shown)
+        except psycopg.Error as exc:
+            raise CatalogError(f"cannot read catalog {self._shown}: {_first_line(exc)}") from None
+        finally:
+            conn.close()
+
+    def load_rows(self, t: Table, rows: Sequence[Sequence[Any]]) -> int:
+        """See ``Catalog.load_rows``."""
+        values = [_loaded(t, r) for r in rows]
+        with self._write(f"copy {t.name}") as conn, conn.cursor() as cur:
+            # pipelined: one round trip for the batch, not one a row
+            cur.executemany(upsert_sql(t, "%s"), values)
+            if t.name == "messages" and values:
+                # queued for the index as an arrival is: the entry is built, not copied
+                cur.execute(
+                    "INSERT INTO index_queue (message, queued_at) SELECT id, %s "
+                    "FROM messages WHERE id = ANY(%s) AND indexed_with IS NULL "
+                    "ON CONFLICT DO NOTHING",
+                    (int(time.time()), [v[0] for v in values]),
+                )
+        return len(values)
+
+    def copied_upto(self, t: Table) -> object | None:
+        """See ``Catalog.copied_upto``."""
+        found: object | None = self._query(resume_sql(t))[0][0]
+        return found
+
+    def finish_load(self) -> None:
+        """See ``Catalog.finish_load``: the sequences past the copied ids."""
+        with self._write("finish the copy") as conn:
+            for name, column in SERIALS:
+                conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', '{column}'), "
+                    f"coalesce((SELECT max({column}) FROM {name}), 0) + 1, false)"
+                )
+
     def stats(self) -> Stats:
         m = self._query(
             "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0),"
@@ -1475,6 +1522,37 @@ def _make_envelope(r: Sequence[Any], recipients: Sequence[Sequence[Any]]) -> Env
 
 # PostgreSQL's bigint: an id outside it is one the catalog cannot hold, so it is not there
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _loaded(t: Table, row: Sequence[Any]) -> tuple[Any, ...]:
+    """A copied row as it goes in: a message's index entry is not copied (``load_rows``)."""
+    if len(row) != len(t.columns):
+        raise CatalogError(f"a row of {len(row)} values for {t.name}'s {len(t.columns)} columns")
+    if t.name == "messages":
+        return (*row[:14], None, row[15])
+    return tuple(row)
+
+
+class _PostgresRows:
+    def __init__(self, conn: psycopg.Connection[Any], shown: str) -> None:
+        self._conn = conn
+        self._shown = shown
+
+    def rows(self, t: Table, start: object | None = None) -> Generator[tuple[Any, ...]]:
+        sql = select_sql(t, param="%s", start=start is not None)
+        with self._conn.cursor(name=f"copy_{t.name}") as cur:
+            cur.itersize = 1000
+            cur.execute(sql, () if start is None else (start,))
+            yield from cur
+
+    def count(self, t: Table) -> int:
+        return _one(self._conn, f'SELECT count(*) FROM "{t.name}"')
+
+    def head(self) -> ChainEvent | None:
+        r = self._conn.execute(
+            "SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if r is None else ChainEvent(int(r[0]), r[1], r[2])
 
 
 def _storable(value: int) -> bool:

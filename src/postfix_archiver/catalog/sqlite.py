@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ from .records import (
     Stats,
     TombstoneSealer,
 )
+from .tables import Table, TableRows, resume_sql, select_sql, upsert_sql
 
 # what a removal leaves to delete from the store: ("message" | "part" | "text", SHA-256)
 BlobRef = tuple[str, str]
@@ -1523,6 +1524,42 @@ class SqliteCatalog:
         )
         return [int(r[0]) for r in messages], [int(r[0]) for r in envelopes]
 
+    # -- copying to another backend (``migrate``; the tables: ``catalog.tables``) ----------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[TableRows]:
+        """See ``Catalog.snapshot``: one read transaction on a connection of its own (WAL:
+        arrivals go on committing meanwhile, unseen by it)."""
+        conn = self._connect_reader()
+        try:
+            conn.execute("BEGIN")
+            yield _SqliteRows(conn, self.path)
+        finally:
+            conn.close()
+
+    def load_rows(self, t: Table, rows: Sequence[Sequence[Any]]) -> int:
+        """See ``Catalog.load_rows``."""
+        values = [_loaded(t, r) for r in rows]
+        with self._write(f"copy {t.name}") as conn:
+            conn.executemany(upsert_sql(t, "?"), values)
+            if t.name == "messages" and values:
+                # queued for the index as an arrival is: the entry is built here, not copied
+                now = int(time.time())
+                conn.executemany(
+                    "INSERT OR IGNORE INTO index_queue (message, queued_at) "
+                    "SELECT id, ? FROM messages WHERE id = ? AND indexed_with IS NULL",
+                    [(now, v[0]) for v in values],
+                )
+        return len(values)
+
+    def copied_upto(self, t: Table) -> object | None:
+        """See ``Catalog.copied_upto``."""
+        rows = self._query(resume_sql(t))
+        return rows[0][0] if rows else None
+
+    def finish_load(self) -> None:
+        """See ``Catalog.finish_load``: SQLite's ids need nothing (the next after the highest)."""
+
     def stats(self) -> Stats:
         m = self._query(
             "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0),"
@@ -1739,6 +1776,39 @@ def _index(conn: sqlite3.Connection, command: str, message: int, entry: IndexEnt
 # SQLite's integers are 64-bit: an id outside them is one the catalog cannot hold, so it is
 # simply not there (binding it raised OverflowError, a traceback wherever an id is read)
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _loaded(t: Table, row: Sequence[Any]) -> tuple[Any, ...]:
+    """A copied row as it goes in: a message's index entry is not copied (``load_rows``)."""
+    if len(row) != len(t.columns):
+        raise CatalogError(f"a row of {len(row)} values for {t.name}'s {len(t.columns)} columns")
+    if t.name == "messages":
+        return (*row[:14], None, row[15])
+    return tuple(row)
+
+
+class _SqliteRows:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+
+    def rows(self, t: Table, start: object | None = None) -> Generator[tuple[Any, ...]]:
+        sql = select_sql(t, param="?", start=start is not None)
+        try:
+            cur = self._conn.execute(sql, () if start is None else (start,))
+            while batch := cur.fetchmany(1000):
+                yield from batch
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self._path}: {exc}") from exc
+
+    def count(self, t: Table) -> int:
+        return int(self._conn.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0])
+
+    def head(self) -> ChainEvent | None:
+        r = self._conn.execute(
+            "SELECT seq, prev_hash, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if r is None else ChainEvent(int(r[0]), r[1], r[2])
 
 
 def _storable(value: int) -> bool:

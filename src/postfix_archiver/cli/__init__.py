@@ -4,9 +4,9 @@ A module per area holds its commands (``archive_cmds``: import, search, show, ex
 verify; ``serve``: serve, run, web, filter; ``postfix_cmds``: postfix-config, doctor;
 ``users``: user ..., audit; ``rules``: rules test|check; ``keys``: keys init|rotate|rewrap;
 ``checkpoint``: checkpoint; ``compliance``: retention set, hold ...; ``lifecycle``: purge,
-erase; ``index_cmds``: index, reindex; ``restore``: restore; ``ops``: install, backup);
-``common`` what they share, ``imap_login`` what the IMAP commands share. The long-running
-commands build ``app.Application`` and start it.
+erase; ``index_cmds``: index, reindex; ``restore``: restore; ``ops``: install, backup;
+``migrate``: migrate); ``common`` what they share, ``imap_login`` what the IMAP commands
+share. The long-running commands build ``app.Application`` and start it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from . import (
     index_cmds,
     keys,
     lifecycle,
+    migrate,
     ops,
     postfix_cmds,
     restore,
@@ -51,6 +52,7 @@ for _module in (
     index_cmds,
     restore,
     ops,
+    migrate,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)
