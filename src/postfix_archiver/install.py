@@ -232,14 +232,21 @@ class Install:
         lines += ["", *self.next_steps()]
         return "\n".join(lines)
 
-    def next_steps(self) -> list[str]:
+    def next_steps(self, postfix: bool = True) -> list[str]:
+        """What is left to run; ``postfix``: Postfix's side too (not done by ``--apply``)."""
         cfg = self.config_path
         return [
             "Then:",
             "  systemctl daemon-reload",
             "  systemctl enable --now postfix-archiver postfix-archiver-web",
-            f"  postfix-archiver postfix-config --config {cfg} --apply",
-            f"  postfix-archiver doctor --config {cfg}",
+            *(
+                [
+                    f"  postfix-archiver postfix-config --config {cfg} --apply",
+                    f"  postfix-archiver doctor --config {cfg}",
+                ]
+                if postfix
+                else [f"  postfix-archiver doctor --config {cfg}   (once the archiver runs)"]
+            ),
             f"  sudo -u {self.user} postfix-archiver user add --config {cfg} ... (the first admin)",
         ]
 

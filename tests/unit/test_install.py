@@ -120,9 +120,13 @@ def test_apply_installs_for_real_and_again_changes_nothing(
     root = tmp_path / "root"
     root.mkdir()
     home = "/var/lib/pa-test"
-    args = ["install", "--user", throwaway_user, "--home", home, "--root", str(root), "--apply"]
+    no_postfix = tmp_path / "etc-postfix"  # no main.cf: Postfix's side is skipped, said so
+    args = ["install", "--user", throwaway_user, "--home", home, "--root", str(root), "--apply",
+            "--config-dir", str(no_postfix)]  # fmt: skip
     done = _cli(*args)
     assert done.returncode == 0, done.stderr
+    assert f"no Postfix configuration in {no_postfix}" in done.stdout
+    assert "postfix-config --config /etc/postfix-archiver/archiver.toml --apply" in done.stdout
     assert f"created user {throwaway_user}" in done.stdout
     entry = pwd.getpwnam(throwaway_user)
     assert entry.pw_shell == "/usr/sbin/nologin"
@@ -165,7 +169,9 @@ def test_apply_into_a_root_that_cannot_take_the_files_leaves_no_user(
     a_file = tmp_path / "file"
     a_file.write_text("x")
     for root in (tmp_path / "missing", Path("/proc/1")):
-        done = _cli("install", "--user", throwaway_user, "--root", str(root), "--apply")
+        done = _cli(
+            "install", "--user", throwaway_user, "--root", str(root), "--apply", "--no-postfix"
+        )
         assert done.returncode == 1, done
         assert "not a writable directory" in done.stderr
         assert "Traceback" not in done.stderr
