@@ -208,3 +208,31 @@ def test_closing_leaves_no_connection_open_even_with_a_read_in_flight() -> None:
     with pytest.raises(CatalogError, match="is closed"):
         c.add_batch([make_arrival(2)], seal)
     assert c._writer is None  # type: ignore[attr-defined]
+
+
+def test_two_hosts_indexers_claim_different_messages_and_a_lapsed_claim_is_free() -> None:
+    """Two catalogs on one database (two ``serve`` hosts): each indexer's claim takes
+    messages the other has not; its own claim it may take again; a claim that ran out (its
+    host died) is anyone's; a look without a claim sees every queued message."""
+    url = postgresql_url()
+    a, b = open_catalog(url), open_catalog(url)
+    try:
+        a.add_batch([make_arrival(n) for n in range(10)], seal)
+        now = datetime.now(UTC)
+        everything = [m for m, _ in a.queued(100)]
+        assert len(everything) == 10
+        first = [m for m, _ in a.queued(4, due=now, claim=True)]
+        second = [m for m, _ in b.queued(4, due=now, claim=True)]
+        assert (first, second) == (everything[:4], everything[4:8])  # the oldest first
+        # a's own claim it takes again (a batch the catalog refused is retried), b's not
+        assert [m for m, _ in a.queued(10, due=now, claim=True)] == first + everything[8:]
+        assert [m for m, _ in a.queued(100)] == everything  # no claim: all of them
+        # b's host dies: once its claim lapses, a takes its messages too
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE index_queue SET claimed_until = 0 WHERE message = ANY(%s)", (second,)
+            )
+        assert [m for m, _ in a.queued(10, due=now, claim=True)] == everything
+    finally:
+        a.close()
+        b.close()

@@ -216,7 +216,7 @@ def _extract(
 def index_batch(archive: Archive, batch: int = BATCH) -> int:
     """Indexes the oldest queued messages that are due, up to ``batch``; returns how many
     were taken off the queue (0: nothing was due)."""
-    queued = archive.catalog.queued(batch, due=datetime.now(UTC))
+    queued = archive.catalog.queued(batch, due=datetime.now(UTC), claim=True)
     if not queued:
         return 0
     signature = signature_of(archive)

@@ -164,9 +164,13 @@ class Catalog(Protocol):
 
     # -- the full-text index, made after answering (``archive.indexer``) ------------------
 
-    def queued(self, limit: int, due: datetime | None = None) -> list[tuple[int, str]]:
+    def queued(
+        self, limit: int, due: datetime | None = None, *, claim: bool = False
+    ) -> list[tuple[int, str]]:
         """The oldest ``limit`` messages queued for indexing (by ``due`` at the latest, if
-        given: ``defer`` puts some off): (id, SHA-256)."""
+        given: ``defer`` puts some off): (id, SHA-256). ``claim``: taken for this catalog's
+        indexer for a while, so another host's indexer sharing the catalog takes others (a
+        catalog one host writes may ignore it)."""
         ...
 
     def index(

@@ -27,6 +27,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -80,6 +81,10 @@ WRITE_LOCK = 0x7066617263686976
 # answers Postfix: better a 451 and a retry than a listener past its timeout)
 LOCK_TIMEOUT = "30s"
 CONNECT_TIMEOUT = 10  # seconds
+# how long a claim on queued messages holds (``queued(claim=True)``): longer than a batch
+# takes to index (32 messages, an extraction timeout each at worst); a host that died leaves
+# its claims to the others after this
+CLAIM_SECONDS = 600
 
 _NEXT_MESSAGE = (
     "SELECT greatest(coalesce((SELECT max(id) FROM messages), 0), "
@@ -251,6 +256,8 @@ class PostgresCatalog:
         self._write_lock = threading.Lock()
         self._closed = False
         self._writer: psycopg.Connection[Any] | None = None
+        # who this catalog's indexer is when it claims queued messages (queued(claim=True))
+        self._claimant = uuid.uuid4().hex
         self._dialect = PostgresDialect()
         self._compiler = Compiler(self._dialect)
         self._readers = _Readers(self._connect_reader)
@@ -552,13 +559,32 @@ class PostgresCatalog:
 
     # -- the full-text index -----------------------------------------------------------
 
-    def queued(self, limit: int, due: datetime | None = None) -> list[tuple[int, str]]:
-        rows = self._query(
-            "SELECT q.message, m.sha256 FROM index_queue q JOIN messages m ON m.id = q.message "
-            "WHERE q.queued_at <= %s ORDER BY q.queued_at, q.message LIMIT %s",
-            (_INT_MAX if due is None else _ts(due), max(0, min(limit, 1 << 20))),
-        )
-        return [(int(r[0]), str(r[1])) for r in rows]
+    def queued(
+        self, limit: int, due: datetime | None = None, *, claim: bool = False
+    ) -> list[tuple[int, str]]:
+        bound = (_INT_MAX if due is None else _ts(due), max(0, min(limit, 1 << 20)))
+        if not claim:
+            rows = self._query(
+                "SELECT q.message, m.sha256 FROM index_queue q JOIN messages m "
+                "ON m.id = q.message WHERE q.queued_at <= %s "
+                "ORDER BY q.queued_at, q.message LIMIT %s",
+                bound,
+            )
+            return [(int(r[0]), str(r[1])) for r in rows]
+        now = int(time.time())
+        # the oldest not claimed by another indexer (or whose claim ran out), taken under the
+        # write lock: two hosts never take the same message while both run
+        with self._write("claim messages to index") as conn:
+            rows = conn.execute(
+                "WITH picked AS (SELECT message FROM index_queue WHERE queued_at <= %s AND "
+                "(claimed_until IS NULL OR claimed_until < %s OR claimed_by = %s) "
+                "ORDER BY queued_at, message LIMIT %s) "
+                "UPDATE index_queue q SET claimed_by = %s, claimed_until = %s "
+                "FROM picked, messages m WHERE q.message = picked.message AND m.id = q.message "
+                "RETURNING q.queued_at, q.message, m.sha256",
+                (bound[0], now, self._claimant, bound[1], self._claimant, now + CLAIM_SECONDS),
+            ).fetchall()
+        return [(int(r[1]), str(r[2])) for r in sorted(rows)]
 
     def index(
         self,

@@ -158,4 +158,10 @@ MIGRATIONS: list[str] = [
         cursor TEXT NOT NULL
     )
     """,
+    # 3: which host's indexer took a queued message, until when (``queued(claim=True)``):
+    # several ``serve`` processes on one catalog index different messages, not the same
+    # ones twice; a claim that runs out (its host died) is anyone's again
+    """
+    ALTER TABLE index_queue ADD COLUMN claimed_by TEXT, ADD COLUMN claimed_until BIGINT
+    """,
 ]

@@ -846,7 +846,11 @@ class SqliteCatalog:
 
     # -- the full-text index, made after answering (``archive.indexer``) ------------------
 
-    def queued(self, limit: int, due: datetime | None = None) -> list[tuple[int, str]]:
+    def queued(
+        self, limit: int, due: datetime | None = None, *, claim: bool = False
+    ) -> list[tuple[int, str]]:
+        # no claim: a SQLite catalog is one host's, whose indexer runs in ``serve`` (a pipe
+        # filter's process leaves its mail queued for it)
         rows = self._query(
             "SELECT q.message, m.sha256 FROM index_queue q JOIN messages m ON m.id = q.message "
             "WHERE q.queued_at <= ? ORDER BY q.queued_at, q.message LIMIT ?",
