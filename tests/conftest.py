@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+import uuid
 from collections.abc import Iterator
 from email.feedparser import FeedParser
 from pathlib import Path
@@ -30,6 +34,20 @@ def config(tmp_path: Path) -> Config:
 def archive(config: Config) -> Iterator[Archive]:
     with Archive(config) as a:
         yield a
+
+
+@pytest.fixture
+def throwaway_user() -> Iterator[str]:
+    """A system user name nobody has, for ``install --apply``; the user and group it made
+    are removed after (needs root and useradd, as CI has)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd")
+    name = f"pa{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, timeout=60)
+        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ install still succeeds); a second run changes nothing in Postfix."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +14,6 @@ from archiver_process import archiver_cmd
 from postfix_harness import PostfixInstance, SmtpSink
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture
-def throwaway_user() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.fail("needs root and useradd")
-    name = f"pa{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60)
-        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
 
 
 def test_install_applies_postfixs_side_and_runs_doctor(

@@ -10,8 +10,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,18 +98,6 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "postfix-archiver" not in done.stderr, done.stderr  # no warning about our units
-
-
-@pytest.fixture
-def throwaway_user() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd")
-    name = f"pa{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60)
-        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
 
 
 def test_apply_installs_for_real_and_again_changes_nothing(
