@@ -4,10 +4,10 @@ The archive is generated once (``Archive.ingest_many``, the import path) and cac
 ``bench/out/web-search-<N>/`` (git-ignored), so reruns start in seconds. The web app then
 runs for real (uvicorn on a loopback port, in a thread) and ``httpx`` sends typical queries
 with an API token, as a script would; each response is read in full. Per query kind it
-prints the median, 95th and 99th percentile and the maximum, in ms, against the target:
-a median under 100 ms for a typical field + word query. The API's results carry snippets
-(``archive.snippets``); a last section times a page of 50 without and with its snippets side
-by side, in-process, to show what they add.
+prints the median, 95th and 99th percentile and the maximum, in ms, against issue #12's
+target for every query kind: a median under 50 ms and a 99th percentile under 200 ms. The
+API's results carry snippets (``archive.snippets``); a last section times a page of 50 without
+and with its snippets side by side, in-process, to show what they add.
 
 Messages: 2,000 correspondents ``user0@example.com`` .. ``user1999@example.com`` (plus a few
 outside domains), 1-3 To and 0-2 Cc recipients, envelope recipients as delivered, subjects
@@ -52,7 +52,8 @@ from postfix_archiver.config import Config, parse_config
 from postfix_archiver.envelope import Envelope
 from postfix_archiver.web.server import WebServer
 
-TARGET_MS = 100.0
+TARGET_MEDIAN_MS = 50.0  # issue #12, every query kind
+TARGET_P99_MS = 200.0
 OUT = Path(__file__).parent / "out"
 GENERATOR_VERSION = "2"  # bump when the corpus changes, to regenerate cached archives
 
@@ -260,7 +261,7 @@ def report(title: str, results: dict[str, tuple[list[float], list[int]]]) -> boo
     print(f"\n== {title}")
     print(
         f"  {'query kind':30} {'n':>4} {'median':>8} {'p95':>8} {'p99':>8} {'max':>8}"
-        f"  {'matches (median)':>16}"
+        f"  {'matches (median)':>16}   median < {TARGET_MEDIAN_MS:.0f}, p99 < {TARGET_P99_MS:.0f}"
     )
     ok = True
     for kind, (times, totals) in results.items():
@@ -269,10 +270,9 @@ def report(title: str, results: dict[str, tuple[list[float], list[int]]]) -> boo
             f"  {kind:30} {len(times):>4} {median:>8.1f} {percentile(times, 95):>8.1f} "
             f"{percentile(times, 99):>8.1f} {max(times):>8.1f}  {statistics.median(totals):>16,.0f}"
         )
-        if kind == "from:ADDR word":
-            hit = median < TARGET_MS
-            ok &= hit
-            line += f"   [{'OK' if hit else 'MISS'}: target median < {TARGET_MS:.0f} ms]"
+        hit = median < TARGET_MEDIAN_MS and percentile(times, 99) < TARGET_P99_MS
+        ok &= hit
+        line += f"   {'OK' if hit else 'MISS'}"
         print(line)
     every = [t for times, _ in results.values() for t in times]
     print(
