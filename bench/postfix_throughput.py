@@ -26,10 +26,14 @@ Needs root and Debian's postfix package. Run::
     .venv/bin/python bench/postfix_throughput.py [--messages N] [--size BYTES] [--sessions S]
     .venv/bin/python bench/postfix_throughput.py --pairs 5          # do-nothing, proxy, x5
     .venv/bin/python bench/postfix_throughput.py --sink-rounds 5    # smtp-sink, --sink, x5
+    .venv/bin/python bench/postfix_throughput.py --backend-pairs 3 --messages 1000
 
 ``--pairs N`` runs only the do-nothing filter and the proxy, interleaved N times, and prints
-each pair's ratio and the median; ``--sink-rounds N`` runs only ``smtp-sink`` and
-``serve --sink``, interleaved N times, likewise. Both print the load average before and after.
+each pair's ratio and the median; ``--backend-pairs N`` runs only the proxy, with SQLite +
+files and with PostgreSQL + S3 (a private cluster, ``tests/pg_cluster.py``, a new database
+each run; moto in memory, ``tests/s3_helpers.py``), interleaved N times, likewise;
+``--sink-rounds N`` runs only ``smtp-sink`` and ``serve --sink``, interleaved N times,
+likewise. Both print the load average before and after.
     .venv/bin/python bench/postfix_throughput.py --pipe-only --pipe-rounds 3 --pipe-messages 300 \
         --pipe-paths proxy,classic
 """
@@ -171,6 +175,69 @@ def proxy(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
         arch.stop()
 
     return stop
+
+
+def proxy_on(
+    catalog: str | None, store: str | None, endpoint: str | None
+) -> Callable[[PostfixInstance, Path], Callable[[], None]]:
+    """``proxy`` with the archive's catalog and store at these URLs (None: the defaults,
+    catalog.sqlite and files under the archive's home)."""
+
+    def setup(postfix: PostfixInstance, base: Path) -> Callable[[], None]:
+        arch = Archiver(base)
+        text = f'[archive]\nhome = "{arch.home}"\n'
+        text += f'catalog = "{catalog}"\n' if catalog else ""
+        text += f'store = "{store}"\n' if store else ""
+        text += (
+            f'\n[smtp]\nlisten = "127.0.0.1:{arch.listen_port}"\n'
+            f'reinject = "127.0.0.1:{arch.reinject_port}"\n'
+        )
+        text += f'\n[s3]\nendpoint = "{endpoint}"\n' if endpoint else ""
+        arch.config_path.write_text(text)
+        arch.configure_postfix(postfix, "--mode", "proxy")
+        arch.start(timeout=120)
+
+        def stop() -> None:
+            arch.stop()
+
+        return stop
+
+    return setup
+
+
+def backend_pairs(count: int, messages: int, size: int, sessions: int) -> list[float]:
+    """The proxy with SQLite + files and with PostgreSQL + S3, interleaved ``count`` times."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.pg_cluster import postgresql_url
+    from tests.s3_helpers import MotoServer, s3_environment
+
+    print(
+        f"Backend pairs: {count} x (proxy with SQLite + files, proxy with PostgreSQL + S3), "
+        f"{messages} messages of {size} bytes, {sessions} sessions; PostgreSQL a private "
+        f"cluster (fsync=off), S3 moto in memory; load average before: {_load()}"
+    )
+    os.environ.update(s3_environment())
+    moto = MotoServer().start()
+    ratios = []
+    try:
+        bucket = moto.bucket()
+        for n in range(count):
+            files = through_postfix(
+                f"[{n + 1}] proxy, SQLite + files", messages, size, sessions,
+                proxy_on(None, None, None),
+            )  # fmt: skip
+            remote = through_postfix(
+                f"[{n + 1}] proxy, PostgreSQL + S3", messages, size, sessions,
+                proxy_on(postgresql_url(), f"s3://{bucket}/run{n}", moto.endpoint),
+            )  # fmt: skip
+            ratios.append(remote / files)
+            print(f"      ratio {remote / files:.2f}  (load {_load()})", flush=True)
+    finally:
+        moto.stop()
+    median = statistics.median(ratios)
+    print("  PostgreSQL + S3 / SQLite + files per pair: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"  median {median:.2f}, min {min(ratios):.2f}; load average after: {_load()}")
+    return ratios
 
 
 def _traversable(path: Path) -> None:
@@ -379,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         "--pairs", type=int, default=0, metavar="N", help="only N do-nothing/proxy pairs"
     )
     parser.add_argument(
+        "--backend-pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only N pairs of the proxy on SQLite + files and on PostgreSQL + S3",
+    )
+    parser.add_argument(
         "--sink-rounds", type=int, default=0, metavar="N", help="only N smtp-sink/--sink rounds"
     )
     parser.add_argument(
@@ -400,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0 or not Path(SMTP_SOURCE).exists():
         print("needs root and Debian's postfix package (smtp-source, smtp-sink)")
         return 2
+    if args.backend_pairs:
+        backend_pairs(args.backend_pairs, args.messages, args.size, args.sessions)
+        return 0
     if args.pairs or args.sink_rounds:
         if args.pairs:
             pairs(args.pairs, args.messages, args.size, args.sessions)

@@ -11,7 +11,9 @@ tokens with their positions, a query the ``tsquery`` of a term's tokens as a phr
 
 Columns: the index's five columns become weights (``subject`` A; attachment ``names`` and
 ``attachments`` B, which ``attachment:`` searches; ``body`` and ``addrs`` D), and each column
-starts after a gap in positions so that a phrase never spans two of them.
+starts after a gap in positions so that a phrase never spans two of them. The weights make
+the field columns ``subject_doc`` and ``attachment_doc`` (``ts_filter``, schema step 4), which
+``subject:`` and ``attachment:`` match.
 
 Where PostgreSQL's limits bound a document, it differs from SQLite's index (README, "Scaling
 out"): positions end at 16,383 (later tokens all count as there: a word is found, a phrase
@@ -40,8 +42,9 @@ MAX_DOCUMENT_BYTES = (1 << 20) - 1 - 4096  # MAXSTRPOS, less a margin for the he
 # body's phrases stay under MAX_POSITION as far as it goes
 _COLUMNS = ("subject", "addrs", "names", "body", "attachments")
 _WEIGHT = {"subject": "A", "names": "B", "attachments": "B", "body": "D", "addrs": "D"}
-# compile.FULLTEXT_FIELDS as weights
-FIELD_WEIGHTS = {"subject": "A", "attachment": "B"}
+# compile.FULLTEXT_FIELDS: the columns of ``fts`` holding a field's tokens alone (schema step 4:
+# the document's lexemes of that weight, made by PostgreSQL from ``doc``)
+FIELD_COLUMNS = {"subject": "subject_doc", "attachment": "attachment_doc"}
 
 
 class _Tokenizer:
@@ -135,29 +138,53 @@ def document(entry: IndexEntry) -> str:
 
 
 def _phrase(node: Text | Field) -> str | None:
-    """The ``tsquery`` of one term: its tokens as a phrase, the last a prefix if asked; None
-    if it has no token (as SQLite's empty phrase, it matches nothing)."""
+    """The ``tsquery`` of one term: its tokens as a phrase, the last a prefix if asked; None if
+    it has no token (as SQLite's empty phrase, it matches nothing)."""
     value = node.value
     prefix = not node.phrase and value.endswith("*") and len(value.rstrip("*")) > 0
     form = query_form(value.rstrip("*") if prefix else value)
     tokens = [_cut(t) for t in _TOKENIZER.tokens(form.text)]
     if not tokens:
         return None
-    weight = FIELD_WEIGHTS[node.name] if isinstance(node, Field) else ""
-    marks = [f"{_quote(t)}:{weight}" if weight else _quote(t) for t in tokens]
+    marks = [_quote(t) for t in tokens]
     if prefix or form.prefix:
-        marks[-1] = f"{_quote(tokens[-1])}:*{weight}"
+        marks[-1] = f"{_quote(tokens[-1])}:*"
     return "(" + " <-> ".join(marks) + ")"
 
 
-def query(terms: Sequence[Text | Field], excluded: Sequence[Text | Field] = ()) -> str | None:
-    """The ``tsquery`` input text matching all ``terms`` and none of ``excluded``; None when
-    it can match nothing (a term without a token)."""
-    wanted = [_phrase(t) for t in terms]
-    if not wanted or any(w is None for w in wanted):
+def _column(node: Text | Field) -> str:
+    return FIELD_COLUMNS[node.name] if isinstance(node, Field) else "doc"
+
+
+def conditions(
+    terms: Sequence[Text | Field], excluded: Sequence[Text | Field] = ()
+) -> list[tuple[str, str, bool]] | None:
+    """What matches all ``terms`` and none of ``excluded``: (column, ``tsquery`` input text,
+    negated) conditions on one ``fts`` row, all of which must hold; None when it can match
+    nothing (a term without a token).
+
+    Each column's terms are one ``tsquery`` (its excluded terms in it too, as ``& !``: the
+    GIN index answers that exactly); a field's terms go to that field's own column, not to
+    the whole document with a weight: GIN keeps no weights, so a weighted match would be
+    checked again in every document that has the word anywhere (``subject:word`` read the
+    whole archive's documents, 900 ms at 20,000 messages)."""
+    wanted = [(_column(t), _phrase(t)) for t in terms]
+    if not wanted or any(p is None for _, p in wanted):
         return None
-    text = " & ".join(w for w in wanted if w is not None)
-    unwanted = [p for p in (_phrase(t) for t in excluded) if p is not None]
-    if unwanted:
-        text = f"({text}) & !({' | '.join(unwanted)})"
-    return text
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for column, phrase in wanted:
+        groups.setdefault(column, ([], []))[0].append(str(phrase))
+    for t in excluded:
+        phrase = _phrase(t)
+        if phrase is not None:
+            groups.setdefault(_column(t), ([], []))[1].append(phrase)
+    found: list[tuple[str, str, bool]] = []
+    for column, (want, unwanted) in groups.items():
+        if want:
+            text = " & ".join(want)
+            if unwanted:
+                text = f"({text}) & !({' | '.join(unwanted)})"
+            found.append((column, text, False))
+    # a column with excluded terms only: a test of each row the others found
+    found += [(c, " | ".join(u), True) for c, (w, u) in groups.items() if not w]
+    return found
