@@ -414,14 +414,18 @@ class Archive:
         """Stage a chunk, then store all its blobs in one go (one fsync, not one a message),
         with the index entries of its new messages made from the same parse and the text
         extracted from their attachments durable too (``ingest_index``)."""
+        from .indexer import Made
         from .ingest_index import made_at_ingest
 
         staged = [self._stage(raw, envelope) for raw, envelope in chunk]
         made = made_at_ingest(self, [p for _, p in staged])
         self.store_staged([s for s, _ in staged])
         self.store_texts([t for m in made if m is not None for t in m.texts])
-        # the blobs are durable: only the rows and entries go on
-        return [Staged(s.arrival, (), m) for (s, _), m in zip(staged, made, strict=True)]
+        # the blobs and texts are durable: only the rows and entries go on
+        return [
+            Staged(s.arrival, (), None if m is None else Made(m.entry, m.extracts, []))
+            for (s, _), m in zip(staged, made, strict=True)
+        ]
 
     def _pipeline(
         self,

@@ -110,15 +110,17 @@ def test_entries_made_at_ingest_are_the_indexers(
     messages = corpus(cpython_messages)
     with Archive(make_config(tmp_path / "ingest")) as archive:
         staged = archive._prepare_many([(raw, env(i)) for i, raw in enumerate(messages)])
-    seen: set[str] = set()  # extracted for an earlier message of the chunk: not again
-    for i, (raw, s) in enumerate(zip(messages, staged, strict=True)):
-        assert s.made is not None, i
-        # a fresh archive each: each extracts its attachments itself
-        theirs = indexer_made(make_config(tmp_path / f"indexer{i}"), raw)
-        assert s.made.entry == theirs.entry, i
-        assert s.made.extracts == [x for x in theirs.extracts if x.sha256 not in seen], i
-        assert s.made.texts == [t for t in theirs.texts if t[0] not in seen], i
-        seen.update(x.sha256 for x in theirs.extracts)
+        seen: set[str] = set()  # extracted for an earlier message of the chunk: not again
+        for i, (raw, s) in enumerate(zip(messages, staged, strict=True)):
+            assert s.made is not None, i
+            # a fresh archive each: each extracts its attachments itself
+            theirs = indexer_made(make_config(tmp_path / f"indexer{i}"), raw)
+            assert s.made.entry == theirs.entry, i
+            assert s.made.extracts == [x for x in theirs.extracts if x.sha256 not in seen], i
+            # the texts extracted are stored (cached) before the entry goes to be committed
+            for sha, text, names in theirs.texts:
+                assert archive.stored_text(sha) == (text, tuple(names)), i
+            seen.update(x.sha256 for x in theirs.extracts)
     # the cases meant are in there: attachment text, names inside a zip, CJK as bigrams
     assert "zqxplanning" in staged[1].made.entry.attachments  # type: ignore[union-attr]
     assert "zqxsmallnote" in staged[1].made.entry.attachments  # type: ignore[union-attr]
