@@ -39,7 +39,7 @@ from ..extract import (
     extract,
 )
 from ..extract.process import Worker
-from ..message import parse_message
+from ..message import Attachment, ParsedMessage, parse_message
 from .conversations import backfill_threads
 from .holds import ActiveHolds
 from .service import INDEX_TEXT_VERSION, index_text
@@ -116,11 +116,37 @@ def entry_of(
     ``StoreError`` when the message cannot be read. ``fresh``: what this batch extracted so
     far (not stored yet), consulted and added to. ``worker``: the extraction process to use
     (a batch shares one: starting one costs tens of milliseconds); else one of its own."""
-    fresh = {} if fresh is None else fresh
     segments = archive.segments(sha)
     raw = archive.rebuild(sha, segments)
     parsed = parse_message(raw)
     body = index_text(parsed, archive.config.archive.index_limit)
+    return made_of(
+        archive,
+        sha,
+        parsed,
+        body,
+        lambda a: archive.attachment_bytes(sha, segments, raw, a),
+        extract_missing=extract_missing,
+        fresh=fresh,
+        worker=worker,
+    )
+
+
+def made_of(
+    archive: Archive,
+    sha: str,
+    parsed: ParsedMessage,
+    body: str,
+    payload: Callable[[Attachment], bytes],
+    *,
+    extract_missing: bool = True,
+    fresh: dict[str, tuple[ExtractRecord, Text]] | None = None,
+    worker: Worker | None = None,
+) -> Made | None:
+    """The entry of message ``sha`` from its parse and its index text (``body``): what
+    ``entry_of`` makes from the blobs, and the ingest from the parse it staged with (one
+    function, so the two cannot differ). ``payload``: an attachment's decoded bytes."""
+    fresh = {} if fresh is None else fresh
     limits = archive.extract_limits
     version = extract_version(limits)
     records = archive.catalog.extract_records([a.sha256 for a in parsed.attachments])
@@ -141,8 +167,7 @@ def entry_of(
             if a.size > limits.max_input:  # not even read
                 result = Extraction(TOO_BIG, detail=f"{a.size} bytes, over {limits.max_input}")
             else:
-                payload = archive.attachment_bytes(sha, segments, raw, a)
-                result = _extract(worker, payload, a.content_type, a.filename, limits)
+                result = _extract(worker, payload(a), a.content_type, a.filename, limits)
             record = ExtractRecord(
                 a.sha256, version, result.status, _clean(result.detail[:MAX_DETAIL])
             )

@@ -47,6 +47,7 @@ from .decide import Kept, complete_envelope, decide
 from .holds import ActiveHolds
 
 if TYPE_CHECKING:
+    from .indexer import Made
     from .service import Archive
 
 log = logging.getLogger("postfix_archiver.archive")
@@ -63,10 +64,13 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """An arrival ready for the catalog, and the blobs that must be durable before it."""
+    """An arrival ready for the catalog, and the blobs that must be durable before it;
+    ``made``: its index entry, made from the parse it was staged with (the importers':
+    ``ingest_index``), indexed right after its row commits if that adds the message."""
 
     arrival: NewArrival
     blobs: tuple[tuple[str, bytes], ...]
+    made: Made | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +285,8 @@ class IngestService:
     def _commit(self, ready: list[_Ready]) -> None:
         arrivals = [r.staged.arrival for r in ready if r.staged is not None]
         committed = commit_each(self._archive.catalog, arrivals, self._holds)
-        if any(isinstance(c, AddResult) and c.new_message for c in committed):
+        new = sum(1 for c in committed if isinstance(c, AddResult) and c.new_message)
+        if new > self._index_made(ready, committed):
             self._archive.wake_indexer()  # their entries are made after the answer
         outcomes = iter(committed)
         for r in ready:
@@ -299,6 +304,26 @@ class IngestService:
             r.job.future.set_result(
                 Outcome(r.envelope, r.verdict, result, arrival.retention, arrival.tags)
             )
+
+    def _index_made(self, ready: list[_Ready], committed: list[AddResult | Exception]) -> int:
+        """Indexes the entries made at staging of the messages this commit added (not of a
+        message that was there already: it has its entry, or is queued for it); returns
+        how many. A failure leaves them queued, for the indexer: the rows are committed."""
+        staged = [r.staged for r in ready if r.staged is not None]
+        made = [
+            (c.id, s.made)
+            for s, c in zip(staged, committed, strict=True)
+            if s.made is not None and isinstance(c, AddResult) and c.new_message
+        ]
+        if not made:
+            return 0
+        from .ingest_index import index_made
+
+        try:
+            return index_made(self._archive, made, self._holds)
+        except Exception as exc:
+            log.warning("%d imported messages left for the indexer (%s)", len(made), exc)
+            return 0
 
 
 def earliest(deadlines: Iterable[float | None]) -> float | None:

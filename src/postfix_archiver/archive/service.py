@@ -62,6 +62,7 @@ from .stored_text import index_text_stored
 
 if TYPE_CHECKING:
     from .indexer import Indexer
+    from .ingest_index import Parsed
 
 log = logging.getLogger("postfix_archiver.archive")
 T = TypeVar("T")
@@ -190,9 +191,14 @@ class Archive:
     def index_pending(self, progress: Callable[[int], None] | None = None) -> int:
         """Index everything queued now, on this thread (for ``index``, ``import``, tests and
         benchmarks); returns how many messages were indexed."""
-        from .indexer import drain
+        from .indexer import compact, drain
 
-        return drain(self, progress=progress)
+        done = drain(self, progress=progress)
+        if not done:
+            # an import indexes as it commits (``ingest_index``): its catch-up merges the
+            # index as the indexer's would
+            compact(self)
+        return done
 
     def store_texts(self, texts: Sequence[tuple[str, str, Sequence[str]]]) -> None:
         """Texts extracted from attachments (SHA-256, text, the names found inside), each as
@@ -271,6 +277,20 @@ class Archive:
         """Hash, parse, split and compress one arrival: the arrival for the catalog and the
         blobs it needs stored first, so a batch of arrivals can store its blobs in one go
         (``store_staged``). Safe to call from many threads."""
+        return self._stage(raw, envelope, parsed, retention, tags)[0]
+
+    def _stage(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        parsed: ParsedMessage | None = None,
+        retention: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> tuple[Staged, Parsed | None]:
+        """``stage``, and for new bytes the parse and split it staged with (None: bytes
+        already archived), for an entry made from them (``ingest_index``)."""
+        from .ingest_index import Parsed
+
         sha = sha256_hex(raw)
         # read first: a removal that deletes a blob after this is caught at the commit
         epoch = self.catalog.blob_epoch()
@@ -278,7 +298,7 @@ class Archive:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
             arrival = self._arrival(sha, raw, parsed, envelope, 0, [], retention, tags, epoch)
-            return Staged(arrival, ())
+            return Staged(arrival, ()), None
         if parsed is None:
             parsed = parse_message(raw)
         split = skeleton.split_message(raw, self._threshold, sha256_hex)
@@ -299,7 +319,7 @@ class Archive:
         arrival = self._arrival(
             sha, raw, parsed, envelope, len(manifest), parts, retention, tags, epoch
         )
-        return Staged(arrival, tuple(blobs))
+        return Staged(arrival, tuple(blobs)), Parsed(sha, raw, parsed, split, arrival.body_text)
 
     def store_staged(self, staged: Sequence[Staged]) -> None:
         """The blobs of ``staged`` arrivals, durable together, before any of their rows;
@@ -390,21 +410,32 @@ class Archive:
                 _chunks(items, 8), self.pool, self._prepare_many, window, max_bytes
             )
 
-    def _prepare_many(self, chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:
-        """Stage a chunk, then store all its blobs in one go (one fsync, not one a message)."""
-        staged = [self.stage(raw, envelope) for raw, envelope in chunk]
-        self.store_staged(staged)
-        return [s.arrival for s in staged]  # the blobs are durable: only the rows go on
+    def _prepare_many(self, chunk: list[tuple[bytes, Envelope]]) -> list[Staged]:
+        """Stage a chunk, then store all its blobs in one go (one fsync, not one a message),
+        with the index entries of its new messages made from the same parse and the text
+        extracted from their attachments durable too (``ingest_index``)."""
+        from .indexer import Made
+        from .ingest_index import made_at_ingest
+
+        staged = [self._stage(raw, envelope) for raw, envelope in chunk]
+        made = made_at_ingest(self, [p for _, p in staged])
+        self.store_staged([s for s, _ in staged])
+        self.store_texts([t for m in made if m is not None for t in m.texts])
+        # the blobs and texts are durable: only the rows and entries go on
+        return [
+            Staged(s.arrival, (), None if m is None else Made(m.entry, m.extracts, []))
+            for (s, _), m in zip(staged, made, strict=True)
+        ]
 
     def _pipeline(
         self,
         chunks: Iterable[list[tuple[bytes, Envelope]]],
         executor: Executor,
-        prepare_many: Callable[[list[tuple[bytes, Envelope]]], list[NewArrival]],
+        prepare_many: Callable[[list[tuple[bytes, Envelope]]], list[Staged]],
         window: int,
         max_bytes: int,
     ) -> Iterator[IngestResult]:
-        preparing: deque[tuple[int, int, Future[list[NewArrival]]]] = deque()
+        preparing: deque[tuple[int, int, Future[list[Staged]]]] = deque()
         committing: deque[Future[Outcome]] = deque()
         ingester = self.ingester
         in_flight = 0
@@ -415,8 +446,8 @@ class Archive:
             size, count, prepared = preparing.popleft()
             in_flight -= size
             queued -= count
-            for arrival in prepared.result():
-                committing.append(ingester.submit_staged(Staged(arrival, ())))
+            for staged in prepared.result():
+                committing.append(ingester.submit_staged(staged))
 
         def result() -> IngestResult:
             outcome = committing.popleft().result()
@@ -704,7 +735,7 @@ def _worker_open(config: Config) -> None:
     _worker_archive = Archive(config, workers=1)
 
 
-def _worker_prepare_many(chunk: list[tuple[bytes, Envelope]]) -> list[NewArrival]:
+def _worker_prepare_many(chunk: list[tuple[bytes, Envelope]]) -> list[Staged]:
     assert _worker_archive is not None
     return _worker_archive._prepare_many(chunk)
 

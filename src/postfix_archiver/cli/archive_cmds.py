@@ -144,12 +144,15 @@ def import_(
                 # what was committed before a failure is kept, and a re-run resumes after it
                 record()
         catalog.finish_import(run, datetime.now(UTC))
-        # what was imported is searchable when the command ends (a serve running beside
-        # it may index some of it first: each message is indexed once)
+        # what was imported is searchable when the command ends: indexed as it was
+        # committed, but for what that left queued (an entry that could not be made then; a
+        # serve running beside it may index some of it first: each message is indexed once)
         queued = catalog.index_status().queued
         if queued:
             with progress(queued, "messages", "indexing") as advance_index:
                 archive.index_pending(advance_index)
+        else:
+            archive.index_pending()  # merges the index the import filled as it went
     total = new + dup + retried
     err.print(
         f"{escape(src.description)}: {total} messages read, {new} new, "

@@ -121,3 +121,20 @@ def test_compacting_gives_way_to_new_mail_and_to_a_locked_catalog(
         monkeypatch.setattr(archive.catalog, "compact_index", locked)
         assert not indexer.compact(archive)  # an extra: logged, not raised
         assert "index not compacted now" in caplog.text
+
+
+def test_an_import_that_indexed_as_it_committed_is_compacted_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexer, "COMPACT_AFTER", 100)
+    home = tmp_path / "home"
+    with Archive(make_config(home)) as archive:
+        items = [
+            (_mail(n), Envelope(sender="a@example.com", recipients=("b@x",))) for n in range(600)
+        ]
+        assert sum(1 for _ in archive.ingest_many(items, window=8)) == 600
+        assert archive.catalog.index_status().queued == 0  # indexed with the import
+        assert _segments(home) > 1
+        assert archive.index_pending() == 0  # as `import` ends
+        assert _segments(home) == 1
+        assert archive.search("alpha3").total > 0
