@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -286,7 +287,43 @@ MIGRATIONS: list[str] = [
         cursor TEXT NOT NULL
     ) WITHOUT ROWID
     """,
+    # 10: size. A message's SHA-256 and an envelope's key are kept as their 32 bytes, not
+    # 64 hex digits: stored in the row and again in its UNIQUE index, the digits were 0.025
+    # of the raw mail's size (bench/catalog_size.py). Changed in place: a BLOB stays a BLOB
+    # in a column declared TEXT, so no table is made anew (``envelopes`` is referenced, and
+    # foreign keys are on). Only what reads back exactly is converted (``_hash_in``), and
+    # all is read back as the same hex (``_hash_out``): the chain hashes the same text,
+    # ``verify`` checks what it did. The chain's own hashes (``events``) stay hex: they are
+    # what an auditor reads and compares with a signed checkpoint, in any SQLite shell.
+    """
+    UPDATE messages SET sha256 = hash_in(sha256);
+    UPDATE envelopes SET env_key = hash_in(env_key)
+    """,
 ]
+
+# Columns holding a SHA-256 as its bytes (migration 10), per table: a copy to or from
+# another backend (``snapshot``, ``load_rows``) carries them as hex, as that backend keeps them.
+_HASH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "messages": ("sha256",),
+    "envelopes": ("env_key",),
+}
+_SqlValue = str | bytes | int | float | None
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # lowercase ASCII: what hexdigest() gives
+
+
+def _hash_in(value: _SqlValue) -> _SqlValue:
+    """A SHA-256 as the catalog keeps it: 64 lowercase hex digits as their 32 bytes; any
+    other value (a hand-edited or damaged row, a hostile lookup) as it is, so that what is
+    read back is exactly what was written and a mismatch still shows."""
+    if isinstance(value, str) and len(value) == 64 and _HEX64.fullmatch(value):
+        return bytes.fromhex(value)
+    return value
+
+
+def _hash_out(value: object) -> str:
+    """The hex text of a SHA-256 column, stored as bytes (since migration 10) or text."""
+    return value.hex() if isinstance(value, bytes) else str(value)
+
 
 log = logging.getLogger("postfix_archiver.catalog")
 
@@ -472,6 +509,7 @@ class SqliteCatalog:
         try:
             conn = connect_durable(self.path, timeout=30)
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.create_function("hash_in", 1, _hash_in, deterministic=True)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
         return conn
@@ -546,14 +584,16 @@ class SqliteCatalog:
             return results
 
     def _add(self, conn: sqlite3.Connection, a: NewArrival, seal: Sealer) -> AddResult:
-        row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (a.sha256,)).fetchone()
+        sha = _hash_in(a.sha256)
+        row = conn.execute("SELECT id FROM messages WHERE sha256 = ?", (sha,)).fetchone()
         new_message = row is None
         env = a.envelope
         if row is None:
             self._check_blobs(conn, a)
         message = self._insert_message(conn, a) if row is None else row[0]
         exists = conn.execute(
-            "SELECT id FROM envelopes WHERE message = ? AND env_key = ?", (message, env.key)
+            "SELECT id FROM envelopes WHERE message = ? AND env_key = ?",
+            (message, _hash_in(env.key)),
         ).fetchone()
         if exists is not None:
             return AddResult(message, new_message, False, None)
@@ -569,7 +609,7 @@ class SqliteCatalog:
             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message,
-                env.key,
+                _hash_in(env.key),
                 env.sender,
                 env.queue_id,
                 env.client_address,
@@ -642,7 +682,7 @@ class SqliteCatalog:
             f"indexed_with, thread) VALUES ({_NEXT_MESSAGE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "?, ?, ?)",
             (
-                a.sha256,
+                _hash_in(a.sha256),
                 a.size,
                 a.stored_size,
                 _ts(a.date),
@@ -755,7 +795,7 @@ class SqliteCatalog:
             # write lock, so no such change can slip in between the check and the delete
             result.retained.append(r.message)
             return False
-        sha, size = str(row[0]), int(row[1])
+        sha, size = _hash_out(row[0]), int(row[1])
         envelopes = [
             self._envelope_from(conn, e[0], e[1:])
             for e in conn.execute(
@@ -862,7 +902,7 @@ class SqliteCatalog:
             "WHERE q.queued_at <= ? ORDER BY q.queued_at, q.message LIMIT ?",
             (_INT_MAX if due is None else _ts(due), max(0, min(limit, 1 << 20))),
         )
-        return [(int(r[0]), str(r[1])) for r in rows]
+        return [(int(r[0]), _hash_out(r[1])) for r in rows]
 
     def index(
         self,
@@ -1085,7 +1125,8 @@ class SqliteCatalog:
             "part": _PART_USED,
             "text": _ATTACHMENT_USED,
         }[kind]
-        return conn.execute(sql, (sha,)).fetchone() is not None
+        key = _hash_in(sha) if kind == "message" else sha  # only messages keep the bytes
+        return conn.execute(sql, (key,)).fetchone() is not None
 
     # -- reading -----------------------------------------------------------------------
 
@@ -1100,7 +1141,7 @@ class SqliteCatalog:
     def _row(r: Sequence[Any]) -> MessageRow:
         return MessageRow(
             id=int(r[0]),
-            sha256=str(r[1]),
+            sha256=_hash_out(r[1]),
             size=int(r[2]),
             stored_size=int(r[3]),
             date=_dt(int(r[4])),
@@ -1116,7 +1157,7 @@ class SqliteCatalog:
         )
 
     def find_sha(self, sha256: str) -> int | None:
-        rows = self._query("SELECT id FROM messages WHERE sha256 = ?", (sha256,))
+        rows = self._query("SELECT id FROM messages WHERE sha256 = ?", (_hash_in(sha256),))
         return int(rows[0][0]) if rows else None
 
     def search(
@@ -1402,7 +1443,7 @@ class SqliteCatalog:
         rows = self._query(
             "SELECT id, sha256 FROM messages WHERE thread IS NULL ORDER BY id LIMIT ?", (limit,)
         )
-        return [(int(i), str(sha)) for i, sha in rows]
+        return [(int(i), _hash_out(sha)) for i, sha in rows]
 
     def set_threads(self, threads: Sequence[tuple[int, str, str]]) -> None:
         with self._write("record conversations") as conn:
@@ -1507,7 +1548,7 @@ class SqliteCatalog:
                     hash=str(r[2]),
                     message=int(r[3]),
                     envelope_id=int(r[4]),
-                    message_sha256=_opt(r[5]),
+                    message_sha256=None if r[5] is None else _hash_out(r[5]),
                     size=None if r[6] is None else int(r[6]),
                     envelope=env,
                     tombstone=None if r[15] is None else _tombstone(str(r[15])),
@@ -1802,9 +1843,23 @@ def _loaded(t: Table, row: Sequence[Any]) -> tuple[Any, ...]:
     """A copied row as it goes in: a message's index entry is not copied (``load_rows``)."""
     if len(row) != len(t.columns):
         raise CatalogError(f"a row of {len(row)} values for {t.name}'s {len(t.columns)} columns")
+    row = _converted(t, row, _hash_in)
     if t.name == "messages":
         return (*row[:14], None, row[15])
-    return tuple(row)
+    return row
+
+
+def _converted(t: Table, row: Sequence[Any], convert: Callable[[Any], object]) -> tuple[Any, ...]:
+    """``row`` of ``t`` with its SHA-256 columns through ``convert``."""
+    columns = _HASH_COLUMNS.get(t.name)
+    if not columns:
+        return tuple(row)
+    out = list(row)
+    for column in columns:
+        i = t.columns.index(column)
+        if out[i] is not None:
+            out[i] = convert(out[i])
+    return tuple(out)
 
 
 class _SqliteRows:
@@ -1817,7 +1872,8 @@ class _SqliteRows:
         try:
             cur = self._conn.execute(sql, () if start is None else (start,))
             while batch := cur.fetchmany(1000):
-                yield from batch
+                for row in batch:
+                    yield _converted(t, row, _hash_out)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot read catalog {self._path}: {exc}") from exc
 
