@@ -368,10 +368,15 @@ def pipe_and_classic(
 def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
     with Sink() as sink:
         plain = messages / smtp_source(sink.port, messages, size, sessions)
+    return plain, archiver_sink(messages, size, sessions)
+
+
+def archiver_sink(messages: int, size: int, sessions: int, processes: int = 1) -> float:
+    """``serve --sink`` with ``processes`` listening processes: messages/s."""
     base = Path(tempfile.mkdtemp(prefix="pa-bench-", dir=WORKDIR))
     try:
-        arch = Archiver(base, sink=True)
-        arch.start()
+        arch = Archiver(base, sink=True, processes=processes)
+        arch.start(timeout=120)
         try:
             elapsed = smtp_source(arch.listen_port, messages, size, sessions)
         finally:
@@ -379,7 +384,7 @@ def sink_alone(messages: int, size: int, sessions: int) -> tuple[float, float]:
         total = arch.search(limit=1)["total"]
         if total != messages:
             raise RuntimeError(f"sink archived {total} of {messages}")
-        return plain, messages / elapsed
+        return messages / elapsed
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -415,23 +420,29 @@ def pairs(count: int, messages: int, size: int, sessions: int) -> list[float]:
     return ratios
 
 
-def sink_rounds(count: int, messages: int, size: int, sessions: int) -> list[float]:
-    """``smtp-sink`` and ``serve --sink``, interleaved ``count`` times: one ratio a round."""
+def sink_rounds(
+    count: int, messages: int, size: int, sessions: int, processes: tuple[int, ...] = (1,)
+) -> list[float]:
+    """``smtp-sink`` and ``serve --sink`` (with each of ``processes``), interleaved
+    ``count`` times: one ratio a round and setting; the ratios of the last setting."""
     print(
-        f"Sink rounds: {count} x (smtp-sink, serve --sink), {messages} messages of {size} "
-        f"bytes, {sessions} sessions; load average before: {_load()}"
+        f"Sink rounds: {count} x (smtp-sink, serve --sink with processes "
+        f"{', '.join(map(str, processes))}), {messages} messages of {size} bytes, {sessions} "
+        f"sessions; load average before: {_load()}"
     )
-    ratios = []
+    ratios: dict[int, list[float]] = {p: [] for p in processes}
     for n in range(count):
-        plain, ours = sink_alone(messages, size, sessions)
-        ratios.append(ours / plain)
-        print(
-            f"  [{n + 1}] smtp-sink {plain:8.1f} msg/s, serve --sink {ours:8.1f} msg/s, "
-            f"ratio {ours / plain:.2f}  (load {_load()})",
-            flush=True,
-        )
-    _ratios("serve --sink / smtp-sink per round", ratios, 0.65, None)
-    return ratios
+        with Sink() as sink:
+            plain = messages / smtp_source(sink.port, messages, size, sessions)
+        line = f"  [{n + 1}] smtp-sink {plain:8.1f} msg/s"
+        for p in processes:
+            ours = archiver_sink(messages, size, sessions, p)
+            ratios[p].append(ours / plain)
+            line += f", processes={p} {ours:8.1f} msg/s ({ours / plain:.2f})"
+        print(f"{line}  (load {_load()})", flush=True)
+    for p in processes:
+        _ratios(f"serve --sink --processes {p} / smtp-sink per round", ratios[p], 0.65, None)
+    return ratios[processes[-1]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=10, help="parallel SMTP sessions")
     parser.add_argument("--sink-messages", type=int, default=2000)
     parser.add_argument("--sink-size", type=int, default=100_000)
+    parser.add_argument(
+        "--sink-processes",
+        default="1",
+        metavar="N[,N...]",
+        help="serve --sink --processes N each round, each N in turn (e.g. 1,2)",
+    )
     parser.add_argument("--skip-pipe", action="store_true")
     parser.add_argument(
         "--pairs", type=int, default=0, metavar="N", help="only N do-nothing/proxy pairs"
@@ -481,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.pairs:
             pairs(args.pairs, args.messages, args.size, args.sessions)
         if args.sink_rounds:
-            sink_rounds(args.sink_rounds, args.sink_messages, args.sink_size, args.sessions)
+            processes = tuple(int(p) for p in args.sink_processes.split(","))
+            sink_rounds(
+                args.sink_rounds, args.sink_messages, args.sink_size, args.sessions, processes
+            )
         return 0
     CLASSIC_PYTHON[0] = args.classic_python
     print(f"classic archiver.py runs with {args.classic_python}")

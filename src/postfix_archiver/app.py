@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .archive import Archive
     from .archive.checkpointer import Checkpointer
     from .capture.pipeline import CapturePipeline, Incoming
+    from .capture.processes import Worker
     from .capture.smtp import ProxyServer
     from .rules import Policy
     from .web.health import Health
@@ -136,17 +137,30 @@ class Application:
         self._pipelines.append(made)
         return made
 
-    def smtp_server(self, pipeline: CapturePipeline, listen: HostPort | None = None) -> ProxyServer:
-        """The proxy (or sink) on ``listen``, else [smtp] listen; it listens once started."""
+    def smtp_server(
+        self,
+        pipeline: CapturePipeline,
+        listen: HostPort | None = None,
+        worker: Worker | None = None,
+    ) -> ProxyServer:
+        """The proxy (or sink) on ``listen``, else [smtp] listen; it listens once started.
+        A ``worker`` accepts on the socket its supervisor bound instead."""
+        import socket
+
         from .capture.smtp import ProxyServer
 
         address = listen or self.config.smtp.listen
+        host, port, sock = address.host, address.port, None
+        if worker is not None:
+            sock = socket.socket(fileno=worker.listen_fd)
+            host, port = sock.getsockname()[:2]
         return ProxyServer(
             pipeline,
-            address.host,
-            address.port,
+            host,
+            port,
             max_size=self.config.smtp.max_message_size,
             timeout=self.config.smtp.timeout,
+            sock=sock,
         )
 
     def web_server(
@@ -175,33 +189,51 @@ class Application:
         reinject: str | None = None,
         web_listen: str | None = None,
         on_web: Callable[[str], None] | None = None,
+        worker: Worker | None = None,
     ) -> None:
         """The SMTP proxy, or the sink with ``sink`` or [smtp] sink, until SIGTERM/SIGINT
         (SIGHUP reloads the rules); with ``web_listen``, the web server beside it, stopped
-        with it, its URL given to ``on_web`` once it is bound."""
+        with it, its URL given to ``on_web`` once it is bound. A ``worker`` is one of
+        several processes under a supervisor (``serve_processes``): it tells its
+        supervisor, not systemd, when it accepts, and only the primary one indexes and
+        makes checkpoints."""
         import asyncio
 
         from . import sd_notify
         from .capture.smtp import run_proxy
 
         pipeline = self.pipeline(sink=sink or self.config.smtp.sink, reinject=reinject)
-        server = self.smtp_server(pipeline, listen)
-        # entries are made after the answer, from the queue, woken by each commit
-        self.archive.start_indexer()
-        checkpointer = self.checkpointer()
+        server = self.smtp_server(pipeline, listen, worker)
+        checkpointer = None
+        if worker is None or worker.primary:
+            # entries are made after the answer, from the queue, woken by each commit
+            self.archive.start_indexer()
+            checkpointer = self.checkpointer()
 
         # READY=1 once the proxy listens (a web socket beside it is bound and listening by
         # then too); STOPPING=1 when a signal stops it
         def ready() -> None:
+            if worker is not None:
+                import os
+
+                from .capture.processes import READY
+
+                os.write(worker.ready_fd, READY)
+                os.close(worker.ready_fd)
+                return
             sd_notify.ready(f"listening on {server.host}:{server.port}")
 
         def proxy_run() -> Coroutine[None, None, None]:
             return run_proxy(
-                server, on_reload=self.reload, ready=ready, stopping=sd_notify.stopping
+                server,
+                on_reload=self.reload,
+                ready=ready,
+                stopping=sd_notify.stopping,
+                parent_fd=None if worker is None else worker.parent_fd,
             )
 
         try:
-            metrics_listen = self.config.metrics.listen
+            metrics_listen = None if worker is not None else self.config.metrics.listen
             if web_listen is None and metrics_listen is None:
                 await proxy_run()
                 return
@@ -240,6 +272,36 @@ class Application:
         finally:
             if checkpointer is not None:
                 checkpointer.stop()
+
+    def serve_processes(
+        self, count: int, argv: Callable[[Worker], Sequence[str]], listen: HostPort | None = None
+    ) -> int:
+        """``serve`` as ``count`` processes on one socket (``capture.processes``): binds
+        ``listen`` (else [smtp] listen), supervises the children ``argv`` starts until
+        SIGTERM/SIGINT; the exit code."""
+        from .capture.processes import Supervisor, bind
+
+        if self.config.metrics.listen is not None:
+            raise ArchiverError(
+                f"[metrics] listen works with one serve process only (its counters are that "
+                f"process's), not with {count}: set [smtp] processes = 1, or remove [metrics] "
+                "listen"
+            )
+        # checked, and the catalog and pack created or upgraded, once, before the children
+        # open them all at once
+        self.policy  # noqa: B018
+        self.archive  # noqa: B018
+        self.close()
+        address = listen or self.config.smtp.listen
+        try:
+            sock = bind(address.host, address.port)
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot listen on {address.host}:{address.port}: {exc.strerror} (is another "
+                "archiver or Postfix service on that port?)"
+            ) from exc
+        with sock:
+            return Supervisor(sock, count, argv).run()
 
     def checkpointer(self) -> Checkpointer | None:
         """The started thread that makes ``serve``'s signed checkpoints, when [integrity]

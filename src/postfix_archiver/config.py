@@ -165,6 +165,13 @@ class SmtpSettings:
     timeout: float = 300.0
     # end of DATA to the answer: archiving that takes longer (a locked catalog) is a 451
     answer_timeout: float = 30.0
+    # listening processes of ``serve`` on the one socket, each with its own sessions and
+    # committer: one Python process uses one core (``capture.processes``)
+    processes: int = 1
+
+
+# more would only add processes contending for the one SQLite write lock
+MAX_PROCESSES = 64
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_message_size": int,
         "timeout": (int, float),
         "answer_timeout": object,  # a number or "30s": _period checks it
+        "processes": int,
     },
     "web": {
         "listen": str,
@@ -439,6 +447,12 @@ _PERIOD = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(s|m|h|d)?\s*", re.I | re.ASCII)
 _PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _processes(source: Source, value: int) -> int:
+    if not 1 <= value <= MAX_PROCESSES:
+        raise source.error(("smtp", "processes"), f"must be a count from 1 to {MAX_PROCESSES}")
+    return value
+
+
 def _period(
     source: Source, section: str, key: str, value: object, low: float, high: float
 ) -> float:
@@ -573,6 +587,7 @@ def _build(data: Mapping[str, Any], source: Source, home: Path) -> Config:
             1,
             600,
         ),
+        processes=_processes(source, s.get("processes", SmtpSettings.processes)),
     )
     zone = w.get("timezone", WebSettings.timezone)
     if time_zone(zone) is None:

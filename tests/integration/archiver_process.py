@@ -31,8 +31,11 @@ def archiver_cmd() -> str:
 class Archiver:
     """A config file, a data directory and (when started) a ``serve`` process."""
 
-    def __init__(self, base: Path, *, extra: str = "", sink: bool = False) -> None:
+    def __init__(
+        self, base: Path, *, extra: str = "", sink: bool = False, processes: int = 1
+    ) -> None:
         self.base = base
+        self.processes = processes
         self.home = base / "archive"
         self.listen_port = free_port()
         self.reinject_port = free_port()
@@ -87,11 +90,21 @@ class Archiver:
         args = [archiver_cmd(), "serve", "--config", str(self.config_path)]
         if self.sink:
             args.append("--sink")
+        if self.processes > 1:
+            args += ["--processes", str(self.processes)]
         self._log = self.log_path.open("ab")
+        skip = self.log_path.stat().st_size
         self.proc = subprocess.Popen(args, env=self.env, stdout=self._log, stderr=self._log)
+
+        def accepting() -> bool:
+            if self.processes == 1:
+                return is_listening(self.listen_port)
+            # the supervisor binds the port before its children accept on it
+            return "serve processes listening on" in self.log()[skip:]
+
         try:
             until(
-                lambda: is_listening(self.listen_port) or self.proc.poll() is not None,  # type: ignore[union-attr]
+                lambda: accepting() or self.proc.poll() is not None,  # type: ignore[union-attr]
                 timeout,
                 "the archiver to listen",
             )

@@ -245,3 +245,25 @@ def test_config_bad_listen_is_a_config_error(home: Path, value: str) -> None:
     assert result.returncode == 78
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"config error: {config}:4: web.listen: must be HOST:PORT")
+
+
+@pytest.mark.parametrize("value", ["0", "65", "²", "99999999999999999999"])
+def test_serve_bad_processes_is_a_usage_error(home: Path, value: str) -> None:
+    line = error_line(invoke(home, "serve", "--processes", value), 2)
+    assert line.startswith("Error: Invalid value for '--processes': ")
+
+
+@pytest.mark.parametrize("value", ["1,2", "3,4,5,2", "a,b,c,d", "3,4,5,-1", "3,4,5,１", "9" * 40])
+def test_serve_bad_worker_is_a_usage_error(home: Path, value: str) -> None:
+    line = error_line(invoke(home, "serve", "--worker", value), 2)
+    assert line.startswith("Error: Invalid value: --worker takes LISTEN,READY,PARENT,PRIMARY")
+
+
+def test_serve_processes_with_a_metrics_listener_refuses_in_one_line(home: Path) -> None:
+    config = home.parent / "metrics.toml"
+    config.write_text('[metrics]\nlisten = "127.0.0.1:1"\n')
+    result = run(home, "serve", "--config", str(config), "--processes", "2", timeout=30)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: [metrics] listen works with one serve process only")

@@ -372,3 +372,18 @@ def test_without_a_path_errors_say_config() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("[archive]\nbogus = 1\n")
     assert str(info.value).startswith("<config>:2: archive.bogus: ")
+
+
+# --- [smtp] processes ------------------------------------------------------------------------
+
+
+def test_smtp_processes_default_to_one_and_take_a_count() -> None:
+    assert parse_config("", "/etc/a.toml").smtp.processes == 1
+    assert parse_config("[smtp]\nprocesses = 2\n", "/etc/a.toml").smtp.processes == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65", "99999999999999999999", "true", '"2"', "2.0"])
+def test_smtp_processes_refuses_what_is_not_a_count_from_1_to_64(value: str) -> None:
+    message = str(error_of(f"[smtp]\nprocesses = {value}\n"))
+    assert "processes" in message
+    assert "\n" not in message

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
 import socket
@@ -399,8 +400,11 @@ class ProxyServer:
         max_size: int,
         timeout: float,
         hostname: str | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.pipeline = pipeline
+        # a socket bound already (by the supervisor of several processes): accept on it
+        self.sock = sock
         self.handler = ArchiverHandler(pipeline)
         self.host, self.port = host, port
         self.max_size = max_size
@@ -425,9 +429,12 @@ class ProxyServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._factory, self.host, self.port, reuse_address=True
-        )
+        if self.sock is not None:
+            self._server = await loop.create_server(self._factory, sock=self.sock)
+        else:
+            self._server = await loop.create_server(
+                self._factory, self.host, self.port, reuse_address=True
+            )
         sockets = self._server.sockets
         if sockets and self.port == 0:
             self.port = sockets[0].getsockname()[1]
@@ -456,13 +463,27 @@ async def run_proxy(
     on_reload: Callable[[], None] | None = None,
     ready: Callable[[], None] | None = None,
     stopping: Callable[[], None] | None = None,
+    parent_fd: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; SIGHUP calls ``on_reload``; ``ready`` once listening,
-    ``stopping`` when a signal asks it to stop (systemd's READY=1 and STOPPING=1)."""
+    ``stopping`` when a signal asks it to stop (systemd's READY=1 and STOPPING=1). With
+    ``parent_fd``, also stop when that pipe ends: the supervising process is gone."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if parent_fd is not None:
+        watched = parent_fd
+
+        def orphaned() -> None:
+            with contextlib.suppress(BlockingIOError):
+                if os.read(watched, 1) == b"":
+                    log.warning("the supervising serve process is gone: stopping")
+                    loop.remove_reader(watched)
+                    stop.set()
+
+        os.set_blocking(watched, False)
+        loop.add_reader(watched, orphaned)
     if on_reload is not None:
         loop.add_signal_handler(signal.SIGHUP, on_reload)
     await server.start()
@@ -484,3 +505,5 @@ async def run_proxy(
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        if parent_fd is not None:
+            loop.remove_reader(parent_fd)

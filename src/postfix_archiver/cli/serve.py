@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..app import Application, filter_main
+from ..config import MAX_PROCESSES
 from ..config import HostPort as Address
 from .common import NO_USERS, HostPort, config_option, err, load
 
@@ -31,20 +32,57 @@ def _setup_logging(verbose: bool = False, format: str = "text") -> None:
     metavar="HOST:PORT",
     help="Override [smtp] reinject.",
 )
+@click.option(
+    "--processes",
+    default=None,
+    type=click.IntRange(1, MAX_PROCESSES),
+    help="Override [smtp] processes: listening processes on the one port.",
+)
+# a child of a supervised serve (capture.processes): never typed by hand
+@click.option("--worker", default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True)
 def serve(
     config_path: str | None,
     sink: bool,
     listen: Address | None,
     reinject: Address | None,
+    processes: int | None,
+    worker: str | None,
     verbose: bool,
 ) -> None:
     """Run the after-queue SMTP proxy (default 127.0.0.1:10025 -> 127.0.0.1:10026)."""
     import asyncio
 
+    from ..capture.processes import Worker
+
+    child = None
+    if worker is not None:
+        try:
+            child = Worker.parse(worker)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     with Application.load(config_path) as app:
         _setup_logging(verbose, app.config.log.format)
-        asyncio.run(app.serve(sink=sink, listen=listen, reinject=reinject))
+        count = processes or app.config.smtp.processes
+        if child is None and count > 1:
+
+            def argv(w: Worker) -> list[str]:
+                args = [sys.executable, "-m", "postfix_archiver.cli", "serve", "--worker", w.spec()]
+                if config_path is not None:
+                    args += ["--config", config_path]
+                if sink:
+                    args.append("--sink")
+                if reinject is not None:
+                    args += ["--reinject", str(reinject)]
+                if verbose:
+                    args.append("--verbose")
+                return args
+
+            code = app.serve_processes(count, argv, listen)
+            if code:
+                sys.exit(code)
+            return
+        asyncio.run(app.serve(sink=sink, listen=listen, reinject=reinject, worker=child))
 
 
 @click.command(
