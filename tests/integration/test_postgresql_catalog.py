@@ -309,22 +309,22 @@ def test_entries_indexed_before_step_4_are_found_by_field_after_the_upgrade(
 ) -> None:
     # step 4 makes the field columns from the documents already there: nothing to reindex
     import postfix_archiver.catalog.postgresql as pg
+    from postfix_archiver.catalog.postgresql_schema import MIGRATIONS
 
     url = postgresql_url()
     config = make_config(tmp_path / "a", f"catalog = {url!r}")
-    steps = pg.MIGRATIONS
-    monkeypatch.setattr(pg, "MIGRATIONS", steps[:3])  # a program from before step 4
+    monkeypatch.setattr(pg, "MIGRATIONS", MIGRATIONS[:3])  # a program from before step 4
     with Archive(config) as archive:
         for n in range(6):
             subject = "ledger closing" if n % 2 else "weekly note"
             raw = f"Subject: {subject}\nMessage-ID: <{n}@x>\n\nledger {n}\n".encode()
             archive.ingest(raw, Envelope("a@example.com", ("b@example.org",), received=EPOCH))
         archive.index_pending()
-    monkeypatch.setattr(pg, "MIGRATIONS", steps)
+    monkeypatch.setattr(pg, "MIGRATIONS", MIGRATIONS)
     with Archive(config) as archive:
         assert archive.search("subject:ledger").total == 3
         assert archive.search('subject:"ledger closing" -subject:weekly').total == 3
         assert archive.search("ledger -subject:ledger").total == 3
         assert archive.search("subject:closing subject:weekly").total == 0
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (len(steps),)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (len(MIGRATIONS),)

@@ -13,14 +13,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from tests.conftest import make_config
-from tests.unit.archive.test_archive_crash import (
+from test_archive_crash import (
     CHILD_PRELUDE,
     TIMEOUT,
     child,
     write_config,
     write_messages,
 )
+from tests.conftest import make_config
 
 from postfix_archiver.archive import Archive
 from postfix_archiver.archive.indexer import Made, entry_of, signature_of
