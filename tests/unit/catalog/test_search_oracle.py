@@ -1039,16 +1039,7 @@ def test_a_walk_that_looks_each_message_up_finds_the_same_pages(
     import postfix_archiver.catalog.sqlite as sqlite_catalog
 
     monkeypatch.setattr(sqlite_catalog, "LOOKUP_COST", 0)  # always looked up
-    walked: list[str] = []
-    walk = sqlite_catalog.SqliteCatalog._newest_first
-
-    def spy(self: sqlite_catalog.SqliteCatalog, *args: object, **kwargs: object) -> object:
-        rows = walk(self, *args, **kwargs)  # type: ignore[arg-type]
-        if rows is not None:
-            walked.append(str(args[0]))
-        return rows
-
-    monkeypatch.setattr(sqlite_catalog.SqliteCatalog, "_newest_first", spy)
+    walked = _walks_recorded(monkeypatch)
     frequent = [w for w in WORDS if len(corpus.expected_ids(w)) >= 120]
     for word in frequent[:4]:
         _pages_match_oracle(corpus, word, 3)
@@ -1065,18 +1056,7 @@ def test_pages_of_rarer_words_are_walked_too(
     # a phrase in a few percent of the archive: its walk is many times longer than its list of
     # matches, yet checks each message's id alone where sorting reads every match's row (at
     # a million messages, 60 ms for a word in 1%): walked, with the oracle's pages and totals
-    import postfix_archiver.catalog.sqlite as sqlite_catalog
-
-    walked: list[str] = []
-    walk = sqlite_catalog.SqliteCatalog._newest_first
-
-    def spy(self: sqlite_catalog.SqliteCatalog, *args: object, **kwargs: object) -> object:
-        rows = walk(self, *args, **kwargs)  # type: ignore[arg-type]
-        if rows is not None:
-            walked.append(str(args[0]))
-        return rows
-
-    monkeypatch.setattr(sqlite_catalog.SqliteCatalog, "_newest_first", spy)
+    walked = _walks_recorded(monkeypatch)
     pairs = [f"{a} {b}" for a, b in itertools.pairwise(WORDS)]
     rarer = [q for q in [*(f'"{p}"' for p in PHRASES), *pairs] if corpus.expected_ids(q)]
     rarer = [q for q in rarer if 20 <= len(corpus.expected_ids(q)) <= 80]
@@ -1118,3 +1098,21 @@ def test_pages_and_totals_with_few_or_many_matches(
         want = [m.id for m in sorted(ordered, key=key)[3:8]]
         assert [r.id for r in page.results] == want, (query, order)
         assert page.total == len(ordered), (query, order)
+
+
+def _walks_recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The queries whose page the SQLite catalog found by walking the date index, as they
+    happen."""
+    import postfix_archiver.catalog.sqlite as sqlite_catalog
+
+    walked: list[str] = []
+    walk = sqlite_catalog.SqliteCatalog._newest_first
+
+    def spy(self: sqlite_catalog.SqliteCatalog, *args: object, **kwargs: object) -> object:
+        rows = walk(self, *args, **kwargs)  # type: ignore[arg-type]
+        if rows is not None:
+            walked.append(str(args[0]))
+        return rows
+
+    monkeypatch.setattr(sqlite_catalog.SqliteCatalog, "_newest_first", spy)
+    return walked
