@@ -163,20 +163,30 @@ def config_for(home: Path) -> Config:
     return parse_config(f'[archive]\nhome = "{home}"\n', str(home / "archiver.toml"))
 
 
-def prepare(count: int, regenerate: bool) -> Config:
+def prepare(count: int, regenerate: bool, processes: int = 1) -> Config:
     home = OUT / f"web-search-{count}"
     marker = home / f"complete-v{GENERATOR_VERSION}"
-    if regenerate or not marker.exists():
+    if regenerate:
         shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True)
+    if not marker.exists():
+        home.mkdir(parents=True, exist_ok=True)
         corpus = Corpus()
+        with Archive(config_for(home)) as archive:
+            # an interrupted build (hours at 1,000,000) goes on where it stopped: the corpus
+            # is one random sequence and the import commits in order, so the first `done`
+            # messages are there; the generator is replayed past them
+            done = archive.stats().messages
+        if done:
+            print(f"resuming the build after its first {done:,} messages", flush=True)
+            for n in range(done):
+                corpus.message(n)
         start = time.perf_counter()
         with Archive(config_for(home)) as archive:
-            messages = (corpus.message(n) for n in range(count))
-            for done, _ in enumerate(archive.ingest_many(messages), start=1):
-                if done % 10_000 == 0:
-                    rate = done / (time.perf_counter() - start)
-                    print(f"  generated {done:,} messages ({rate:,.0f}/s)", flush=True)
+            messages = (corpus.message(n) for n in range(done, count))
+            for added, _ in enumerate(archive.ingest_many(messages, processes=processes), 1):
+                if added % 10_000 == 0:
+                    rate = added / (time.perf_counter() - start)
+                    print(f"  generated {done + added:,} messages ({rate:,.0f}/s)", flush=True)
         print(f"archive of {count:,} messages built in {time.perf_counter() - start:.0f} s")
         marker.touch()
     else:
@@ -347,12 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="queries per kind and role")
     parser.add_argument("--regenerate", action="store_true", help="rebuild the cached archive")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes building the archive"
+    )
     args = parser.parse_args(argv)
     print(
         f"postfix-archiver web search benchmark; Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs"
     )
-    config = prepare(args.messages, args.regenerate)
+    config = prepare(args.messages, args.regenerate, args.processes)
     rng = random.Random(11)
     words = vocabulary(random.Random(7))
     kinds = query_kinds(rng, words)
