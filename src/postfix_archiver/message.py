@@ -302,15 +302,15 @@ _ASCII_SAFE = frozenset(
 )
 
 
-def _ascii_text(part: Message) -> str | None:
+def _ascii_text(part: Message, charset: str | None) -> str | None:
     """The text of a part whose body is plain ASCII, as ``decode_text(_payload(part))`` would
-    give it: the parser's own str, where going through bytes would copy a big body twice."""
+    give it: the parser's own str, where going through bytes would copy a big body twice.
+    ``charset``: ``part.get_content_charset()``."""
     text = getattr(part, "_payload", None)
     if not isinstance(text, str) or not text.isascii():
         return None
     if str(part.get("content-transfer-encoding", "")).lower() in _ENCODED:
         return None
-    charset = part.get_content_charset()
     return text if (charset.strip().strip('"') if charset else "") in _ASCII_SAFE else None
 
 
@@ -558,20 +558,67 @@ def text_tree(raw: bytes) -> Message:
 def text_parts(msg: Message) -> Iterator[tuple[Message, str]]:
     """The leaf parts of ``msg`` that are its text (``text/*``, not attachments), with their
     content types, in order."""
+    for part, ctype, _ in _text_parts(msg):
+        yield part, ctype
+
+
+def _text_parts(msg: Message) -> Iterator[tuple[Message, str, str | None]]:
+    """``text_parts`` with each part's ``get_content_charset()``."""
     for part in leaf_parts(msg):
         ctype = part.get_content_type()
-        if ctype.startswith("text/") and not _is_attachment(part, attachment_filename(part), ctype):
-            yield part, ctype
+        if ctype.startswith("text/"):
+            charset, attachment = _part_fields(part, ctype)
+            if not attachment:
+                yield part, ctype, charset
+
+
+# What a text part's reading depends on in its Content-Type and Content-Disposition fields,
+# by their raw values (the first of each, as ``Message.get`` takes them): its charset and
+# whether it is an attachment. Parsing the fields' parameters for these (three times a part)
+# was a fifth of a snippet's cost, and mail repeats a few such pairs (``text/plain;
+# charset=utf-8``) endlessly. Bounded: emptied when full, and long values are not kept.
+_PART_FIELDS: dict[tuple[str | None, str | None, str], tuple[str | None, bool]] = {}
+_PART_FIELDS_ENTRIES = 4096
+_PART_FIELD_CHARS = 1000
+
+
+def _part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
+    """``(part.get_content_charset(), _is_attachment(part, attachment_filename(part),
+    ctype))``, from the cache when its fields were seen before."""
+    ct: str | None = None
+    cd: str | None = None
+    for key, value in part.raw_items():
+        lower = key.lower()
+        if lower == "content-type" and ct is None:
+            ct = value
+        elif lower == "content-disposition" and cd is None:
+            cd = value
+    if not isinstance(ct, str | None) or not isinstance(cd, str | None):
+        return _read_part_fields(part, ctype)  # a Header object: not a key
+    if len(ct or "") + len(cd or "") > _PART_FIELD_CHARS:
+        return _read_part_fields(part, ctype)
+    cache_key = (ct, cd, ctype)
+    found = _PART_FIELDS.get(cache_key)
+    if found is None:
+        found = _read_part_fields(part, ctype)
+        if len(_PART_FIELDS) >= _PART_FIELDS_ENTRIES:
+            _PART_FIELDS.clear()
+        _PART_FIELDS[cache_key] = found
+    return found
+
+
+def _read_part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
+    return part.get_content_charset(), _is_attachment(part, attachment_filename(part), ctype)
 
 
 def text_of_tree(msg: Message) -> str:
     """The index text (``ParsedMessage.index_text``) of a parsed message."""
     plain: list[str] = []
     htmls: list[str] = []
-    for part, ctype in text_parts(msg):
-        text = _ascii_text(part)
+    for part, ctype, charset in _text_parts(msg):
+        text = _ascii_text(part, charset)
         if text is None:
-            text = decode_text(_payload(part, []), part.get_content_charset())
+            text = decode_text(_payload(part, []), charset)
         (htmls if ctype == "text/html" else plain).append(text)
     return ParsedMessage(
         size=0,
@@ -619,7 +666,11 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str], inline: bool)
         ctype = part.get_content_type()
         filename = attachment_filename(part)
         attachment = _is_attachment(part, filename, ctype)
-        text = None if attachment or not ctype.startswith("text/") else _ascii_text(part)
+        text = (
+            None
+            if attachment or not ctype.startswith("text/")
+            else _ascii_text(part, part.get_content_charset())
+        )
         if text is not None:
             (htmls if ctype == "text/html" else plain).append(text)
             continue
