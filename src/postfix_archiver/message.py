@@ -486,6 +486,7 @@ def _parse_hollow(raw: bytes, regions: list[tuple[int, int]]) -> Message | None:
 
 # the blank line that ends the header block
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+_BLANK_LINE_TEXT = re.compile("\n\r?\n")
 
 
 def _parse_single_part(raw: bytes) -> Message | None:
@@ -548,11 +549,83 @@ def text_tree(raw: bytes) -> Message:
             # what the parser stores (policy.compat32.header_source_parse): the value from
             # after the colon, its leading blanks and final line end dropped
             msg.set_raw(found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n"))
+        if msg.get_content_maintype() == "multipart" and _flat_multipart(msg, raw, m.end()):
+            return msg
         if msg.get_content_maintype() in ("multipart", "message"):
             return _parse_bytes(raw)  # _parse_single_part would say None too
         msg.set_payload(str(memoryview(raw)[m.end() :], "ascii", "surrogateescape"))
         return msg
     return _parse_single_part(raw) or _parse_bytes(raw)
+
+
+# the rest of a boundary line after ``--boundary``, as the feedparser's expression for it
+# takes it: ``--`` if it closes the multipart, blanks, the line end
+_BOUNDARY_REST = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
+
+
+def _flat_multipart(msg: Message, raw: bytes, at: int) -> bool:
+    """Give ``msg`` (a multipart's header fields, ``raw[at:]`` its body) its parts as the
+    feedparser would, for what ``text_of_tree`` reads of them (each part's text fields and
+    body), when the body is one level of parts with plain header blocks between a first
+    boundary and a closing one; False (``msg`` unchanged) for anything else, which is then
+    parsed whole: nested multiparts and ``message/*`` parts, a digest (whose parts default to
+    ``message/rfc822``), bare CRs (a line end to the feedparser), two boundaries in a row, no
+    closing boundary, a part without its blank line. Multipart mail (text and HTML, small
+    attachments) went through the feedparser line by line: a third of a snippet's cost."""
+    boundary = msg.get_boundary()
+    if not boundary or msg.get_content_type() == "multipart/digest":
+        return False
+    body = raw[at:]
+    if body.count(b"\r") != body.count(b"\r\n"):
+        return False
+    text = str(body, "ascii", "surrogateescape")
+    # boundary lines: (where the line starts, where the next starts, whether it closes)
+    lines: list[tuple[int, int, bool]] = []
+    sep = "--" + boundary
+    pos = 0
+    while (i := text.find(sep, pos)) >= 0:
+        pos = i + len(sep)
+        rest = _BOUNDARY_REST.match(text, pos) if i == 0 or text[i - 1] == "\n" else None
+        if rest is not None:
+            lines.append((i, rest.end(), rest.group(1) is not None))
+            if rest.group(1):
+                break
+    if len(lines) < 2 or lines[0][2] or not lines[-1][2]:
+        return False
+    parts: list[Message] = []
+    for (_, start, _), (end, _, _) in zip(lines, lines[1:], strict=False):
+        part = _flat_part(text[start:end])
+        if part is None:
+            return False
+        parts.append(part)
+    for part in parts:
+        msg.attach(part)
+    return True
+
+
+def _flat_part(text: str) -> Message | None:
+    """One part of ``_flat_multipart`` (its text between two boundary lines), or None."""
+    if not text:
+        return None  # boundaries in a row: the feedparser takes them as one
+    if text.startswith(("\n", "\r\n")):
+        head, payload = "", text[text.index("\n") + 1 :]
+    else:
+        blank = _BLANK_LINE_TEXT.search(text)
+        if blank is None:
+            return None
+        head, payload = text[: blank.start() + 1], text[blank.end() :]
+        if not head.isascii() or _PLAIN_HEAD.fullmatch(head) is None:
+            return None
+    part = Message()
+    for found in _TEXT_FIELDS.finditer(head):
+        part.set_raw(found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n"))
+    if part.get_content_maintype() in ("multipart", "message"):
+        return None
+    # the line end before a boundary belongs to the boundary (RFC 2046)
+    if payload.endswith("\n"):
+        payload = payload[: -2 if payload.endswith("\r\n") else -1]
+    part.set_payload(payload)
+    return part
 
 
 def text_parts(msg: Message) -> Iterator[tuple[Message, str]]:
