@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import html
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -593,7 +594,7 @@ def _flat_multipart(msg: Message, raw: bytes, at: int) -> bool:
     if len(lines) < 2 or lines[0][2] or not lines[-1][2]:
         return False
     parts: list[Message] = []
-    for (_, start, _), (end, _, _) in zip(lines, lines[1:], strict=False):
+    for (_, start, _), (end, _, _) in itertools.pairwise(lines):
         part = _flat_part(text[start:end])
         if part is None:
             return False
@@ -658,8 +659,9 @@ _PART_FIELD_CHARS = 1000
 def _part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
     """``(part.get_content_charset(), _is_attachment(part, attachment_filename(part),
     ctype))``, from the cache when its fields were seen before."""
-    ct: str | None = None
-    cd: str | None = None
+    # object: a field set by program (not the parser) may be a Header, which is no key
+    ct: object = None
+    cd: object = None
     for key, value in part.raw_items():
         lower = key.lower()
         if lower == "content-type" and ct is None:
@@ -667,7 +669,7 @@ def _part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
         elif lower == "content-disposition" and cd is None:
             cd = value
     if not isinstance(ct, str | None) or not isinstance(cd, str | None):
-        return _read_part_fields(part, ctype)  # a Header object: not a key
+        return _read_part_fields(part, ctype)
     if len(ct or "") + len(cd or "") > _PART_FIELD_CHARS:
         return _read_part_fields(part, ctype)
     cache_key = (ct, cd, ctype)

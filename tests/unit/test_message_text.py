@@ -7,6 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from postfix_archiver import message
 from postfix_archiver.message import index_text_of, parse_message, text_tree
 
 # fields as mail has them, and as it should not: what decides a part's text (type, charset,
@@ -186,3 +187,19 @@ def test_a_plain_multipart_is_split_without_the_parser() -> None:
     ]
     assert index_text_of(raw) == parse_message(raw).index_text()
     assert "café budget" in index_text_of(raw)
+
+
+def test_the_part_fields_kept_are_bounded_whatever_the_mail() -> None:
+    # hostile mail: every part's fields different, some very long; what is kept stays bounded
+    # and each text is still the whole parse's
+    for i in range(message._PART_FIELDS_ENTRIES + 50):
+        charset = "utf-8" if i % 2 else "iso-8859-1"
+        raw = f"Content-Type: text/plain; charset={charset}; x={i}\n\ncaf\xe9 {i}\n".encode(
+            "latin-1"
+        )
+        assert index_text_of(raw) == parse_message(raw).index_text()
+        assert len(message._PART_FIELDS) <= message._PART_FIELDS_ENTRIES
+    long = b"Content-Type: text/plain; x=" + b"y" * 2000 + b"\n\nbody\n"
+    before = len(message._PART_FIELDS)
+    assert index_text_of(long) == "body\n"
+    assert len(message._PART_FIELDS) == before
