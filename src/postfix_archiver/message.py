@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import html
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -302,15 +303,15 @@ _ASCII_SAFE = frozenset(
 )
 
 
-def _ascii_text(part: Message) -> str | None:
+def _ascii_text(part: Message, charset: str | None) -> str | None:
     """The text of a part whose body is plain ASCII, as ``decode_text(_payload(part))`` would
-    give it: the parser's own str, where going through bytes would copy a big body twice."""
+    give it: the parser's own str, where going through bytes would copy a big body twice.
+    ``charset``: ``part.get_content_charset()``."""
     text = getattr(part, "_payload", None)
     if not isinstance(text, str) or not text.isascii():
         return None
     if str(part.get("content-transfer-encoding", "")).lower() in _ENCODED:
         return None
-    charset = part.get_content_charset()
     return text if (charset.strip().strip('"') if charset else "") in _ASCII_SAFE else None
 
 
@@ -486,6 +487,7 @@ def _parse_hollow(raw: bytes, regions: list[tuple[int, int]]) -> Message | None:
 
 # the blank line that ends the header block
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+_BLANK_LINE_TEXT = re.compile("\n\r?\n")
 
 
 def _parse_single_part(raw: bytes) -> Message | None:
@@ -548,6 +550,8 @@ def text_tree(raw: bytes) -> Message:
             # what the parser stores (policy.compat32.header_source_parse): the value from
             # after the colon, its leading blanks and final line end dropped
             msg.set_raw(found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n"))
+        if msg.get_content_maintype() == "multipart" and _flat_multipart(msg, raw, m.end()):
+            return msg
         if msg.get_content_maintype() in ("multipart", "message"):
             return _parse_bytes(raw)  # _parse_single_part would say None too
         msg.set_payload(str(memoryview(raw)[m.end() :], "ascii", "surrogateescape"))
@@ -555,23 +559,141 @@ def text_tree(raw: bytes) -> Message:
     return _parse_single_part(raw) or _parse_bytes(raw)
 
 
+# the rest of a boundary line after ``--boundary``, as the feedparser's expression for it
+# takes it: ``--`` if it closes the multipart, blanks, the line end
+_BOUNDARY_REST = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
+
+
+def _flat_multipart(msg: Message, raw: bytes, at: int) -> bool:
+    """Give ``msg`` (a multipart's header fields, ``raw[at:]`` its body) its parts as the
+    feedparser would, for what ``text_of_tree`` reads of them (each part's text fields and
+    body), when the body is one level of parts with plain header blocks between a first
+    boundary and a closing one; False (``msg`` unchanged) for anything else, which is then
+    parsed whole: nested multiparts and ``message/*`` parts, a digest (whose parts default to
+    ``message/rfc822``), bare CRs (a line end to the feedparser), two boundaries in a row, no
+    closing boundary, a part without its blank line. Multipart mail (text and HTML, small
+    attachments) went through the feedparser line by line: a third of a snippet's cost."""
+    boundary = msg.get_boundary()
+    if not boundary or msg.get_content_type() == "multipart/digest":
+        return False
+    body = raw[at:]
+    if body.count(b"\r") != body.count(b"\r\n"):
+        return False
+    text = str(body, "ascii", "surrogateescape")
+    # boundary lines: (where the line starts, where the next starts, whether it closes)
+    lines: list[tuple[int, int, bool]] = []
+    sep = "--" + boundary
+    pos = 0
+    while (i := text.find(sep, pos)) >= 0:
+        pos = i + len(sep)
+        rest = _BOUNDARY_REST.match(text, pos) if i == 0 or text[i - 1] == "\n" else None
+        if rest is not None:
+            lines.append((i, rest.end(), rest.group(1) is not None))
+            if rest.group(1):
+                break
+    if len(lines) < 2 or lines[0][2] or not lines[-1][2]:
+        return False
+    parts: list[Message] = []
+    for (_, start, _), (end, _, _) in itertools.pairwise(lines):
+        part = _flat_part(text[start:end])
+        if part is None:
+            return False
+        parts.append(part)
+    for part in parts:
+        msg.attach(part)
+    return True
+
+
+def _flat_part(text: str) -> Message | None:
+    """One part of ``_flat_multipart`` (its text between two boundary lines), or None."""
+    if not text:
+        return None  # boundaries in a row: the feedparser takes them as one
+    if text.startswith(("\n", "\r\n")):
+        head, payload = "", text[text.index("\n") + 1 :]
+    else:
+        blank = _BLANK_LINE_TEXT.search(text)
+        if blank is None:
+            return None
+        head, payload = text[: blank.start() + 1], text[blank.end() :]
+        if not head.isascii() or _PLAIN_HEAD.fullmatch(head) is None:
+            return None
+    part = Message()
+    for found in _TEXT_FIELDS.finditer(head):
+        part.set_raw(found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n"))
+    if part.get_content_maintype() in ("multipart", "message"):
+        return None
+    # the line end before a boundary belongs to the boundary (RFC 2046)
+    if payload.endswith("\n"):
+        payload = payload[: -2 if payload.endswith("\r\n") else -1]
+    part.set_payload(payload)
+    return part
+
+
 def text_parts(msg: Message) -> Iterator[tuple[Message, str]]:
     """The leaf parts of ``msg`` that are its text (``text/*``, not attachments), with their
     content types, in order."""
+    for part, ctype, _ in _text_parts(msg):
+        yield part, ctype
+
+
+def _text_parts(msg: Message) -> Iterator[tuple[Message, str, str | None]]:
+    """``text_parts`` with each part's ``get_content_charset()``."""
     for part in leaf_parts(msg):
         ctype = part.get_content_type()
-        if ctype.startswith("text/") and not _is_attachment(part, attachment_filename(part), ctype):
-            yield part, ctype
+        if ctype.startswith("text/"):
+            charset, attachment = _part_fields(part, ctype)
+            if not attachment:
+                yield part, ctype, charset
+
+
+# What a text part's reading depends on in its Content-Type and Content-Disposition fields,
+# by their raw values (the first of each, as ``Message.get`` takes them): its charset and
+# whether it is an attachment. Parsing the fields' parameters for these (three times a part)
+# was a fifth of a snippet's cost, and mail repeats a few such pairs (``text/plain;
+# charset=utf-8``) endlessly. Bounded: emptied when full, and long values are not kept.
+_PART_FIELDS: dict[tuple[str | None, str | None, str], tuple[str | None, bool]] = {}
+_PART_FIELDS_ENTRIES = 4096
+_PART_FIELD_CHARS = 1000
+
+
+def _part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
+    """``(part.get_content_charset(), _is_attachment(part, attachment_filename(part),
+    ctype))``, from the cache when its fields were seen before."""
+    # object: a field set by program (not the parser) may be a Header, which is no key
+    ct: object = None
+    cd: object = None
+    for key, value in part.raw_items():
+        lower = key.lower()
+        if lower == "content-type" and ct is None:
+            ct = value
+        elif lower == "content-disposition" and cd is None:
+            cd = value
+    if not isinstance(ct, str | None) or not isinstance(cd, str | None):
+        return _read_part_fields(part, ctype)
+    if len(ct or "") + len(cd or "") > _PART_FIELD_CHARS:
+        return _read_part_fields(part, ctype)
+    cache_key = (ct, cd, ctype)
+    found = _PART_FIELDS.get(cache_key)
+    if found is None:
+        found = _read_part_fields(part, ctype)
+        if len(_PART_FIELDS) >= _PART_FIELDS_ENTRIES:
+            _PART_FIELDS.clear()
+        _PART_FIELDS[cache_key] = found
+    return found
+
+
+def _read_part_fields(part: Message, ctype: str) -> tuple[str | None, bool]:
+    return part.get_content_charset(), _is_attachment(part, attachment_filename(part), ctype)
 
 
 def text_of_tree(msg: Message) -> str:
     """The index text (``ParsedMessage.index_text``) of a parsed message."""
     plain: list[str] = []
     htmls: list[str] = []
-    for part, ctype in text_parts(msg):
-        text = _ascii_text(part)
+    for part, ctype, charset in _text_parts(msg):
+        text = _ascii_text(part, charset)
         if text is None:
-            text = decode_text(_payload(part, []), part.get_content_charset())
+            text = decode_text(_payload(part, []), charset)
         (htmls if ctype == "text/html" else plain).append(text)
     return ParsedMessage(
         size=0,
@@ -619,7 +741,11 @@ def _fill(parsed: ParsedMessage, msg: Message, defects: list[str], inline: bool)
         ctype = part.get_content_type()
         filename = attachment_filename(part)
         attachment = _is_attachment(part, filename, ctype)
-        text = None if attachment or not ctype.startswith("text/") else _ascii_text(part)
+        text = (
+            None
+            if attachment or not ctype.startswith("text/")
+            else _ascii_text(part, part.get_content_charset())
+        )
         if text is not None:
             (htmls if ctype == "text/html" else plain).append(text)
             continue
