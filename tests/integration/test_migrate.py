@@ -126,6 +126,8 @@ def test_a_copy_killed_mid_way_is_finished_by_the_next_run(tmp_path: Path, moto_
                 time.sleep(0.05)
             proc.send_signal(signal.SIGKILL)
         finally:
+            if proc.poll() is None:  # a failed wait: no copy left running
+                proc.kill()
             proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL  # killed, not finished
         # the killed copy's session, held mid-batch, goes on and finds its client gone: the
