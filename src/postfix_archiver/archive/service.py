@@ -9,6 +9,7 @@ answer, by the indexer (``archive.indexer``), from the durable queue.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -286,6 +287,8 @@ class Archive:
         parsed: ParsedMessage | None = None,
         retention: str | None = None,
         tags: tuple[str, ...] = (),
+        *,
+        epoch: int | None = None,
     ) -> tuple[Staged, Parsed | None]:
         """``stage``, and for new bytes the parse and split it staged with (None: bytes
         already archived), for an entry made from them (``ingest_index``)."""
@@ -293,7 +296,8 @@ class Archive:
 
         sha = sha256_hex(raw)
         # read first: a removal that deletes a blob after this is caught at the commit
-        epoch = self.catalog.blob_epoch()
+        if epoch is None:
+            epoch = self.catalog.blob_epoch()
         if self.catalog.find_sha(sha) is not None:
             # known bytes: nothing to store, only the envelope is new (or a retry)
             parsed = parsed or ParsedMessage(size=len(raw), headers=[])
@@ -403,7 +407,7 @@ class Archive:
                 # a chunk per task: one round trip and one store transaction for several
                 # messages
                 yield from self._pipeline(
-                    _chunks(items, 16), workers, _worker_prepare_many, window, max_bytes
+                    _chunks(items, 32), workers, _worker_prepare_many, window, max_bytes
                 )
         else:
             yield from self._pipeline(
@@ -417,13 +421,22 @@ class Archive:
         from .indexer import Made
         from .ingest_index import made_at_ingest
 
-        staged = [self._stage(raw, envelope) for raw, envelope in chunk]
+        # one epoch read for the chunk, before any of its lookups: an earlier epoch only
+        # widens the window the commit checks for removed blobs
+        epoch = self.catalog.blob_epoch()
+        staged = [self._stage(raw, envelope, epoch=epoch) for raw, envelope in chunk]
         made = made_at_ingest(self, [p for _, p in staged])
         self.store_staged([s for s, _ in staged])
         self.store_texts([t for m in made if m is not None for t in m.texts])
-        # the blobs and texts are durable: only the rows and entries go on
+        # the blobs and texts are durable: only the rows and entries go on. The body text
+        # stays here: the catalog does not store it (the entry carries what is indexed), and
+        # it was most of what a worker process sent back
         return [
-            Staged(s.arrival, (), None if m is None else Made(m.entry, m.extracts, []))
+            Staged(
+                dataclasses.replace(s.arrival, body_text=""),
+                (),
+                None if m is None else Made(m.entry, m.extracts, []),
+            )
             for (s, _), m in zip(staged, made, strict=True)
         ]
 
