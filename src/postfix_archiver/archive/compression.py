@@ -50,6 +50,9 @@ FIRST_TRAINING = 1000  # messages compressed before the first dictionary is trai
 SAMPLE_BYTES = 16 * 1024  # of each: their headers and first lines are what repeats
 RETRAIN_EVERY = 50_000  # messages between two trainings, at most
 REFRESH_SECONDS = 60.0
+# an import's worker processes but one do not train (training costs about as much CPU as
+# compressing a thousand messages); the others look for the dictionary it trains this often
+FOLLOWER_REFRESH_SECONDS = 1.0
 # ids below 32768 are reserved by zstd for registered dictionaries
 _ID_FLOOR = 32768
 _ID_SPAN = 2**31 - _ID_FLOOR
@@ -83,10 +86,18 @@ class Codec:
     """Compresses and decompresses the archive's blobs; dictionaries come from ``store``.
     Safe to use from many threads (zstd contexts are kept per thread)."""
 
-    def __init__(self, store: BlobStore, level: int, *, train: bool = True) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        level: int,
+        *,
+        train: bool = True,
+        refresh: float = REFRESH_SECONDS,
+    ) -> None:
         self._store = store
         self._level = level
         self._train = train
+        self._refresh = refresh
         self._local = threading.local()
         self._lock = threading.Lock()
         self._dicts: dict[int, zstandard.ZstdCompressionDict] = {}
@@ -153,7 +164,7 @@ class Codec:
     def current(self) -> int | None:
         """The id of the newest dictionary in the store (looked for again now and then, so
         one another process trained is used too); None before the first."""
-        if time.monotonic() - self._looked >= REFRESH_SECONDS:
+        if time.monotonic() - self._looked >= self._refresh:
             try:
                 self._list()
             except Exception as exc:  # archiving goes on with the dictionary it has, or none

@@ -591,9 +591,10 @@ class SqliteCatalog:
         if row is None:
             self._check_blobs(conn, a)
         message = self._insert_message(conn, a) if row is None else row[0]
+        env_key = _hash_in(env.key)  # a canonical JSON and a SHA-256: made once
         exists = conn.execute(
             "SELECT id FROM envelopes WHERE message = ? AND env_key = ?",
-            (message, _hash_in(env.key)),
+            (message, env_key),
         ).fetchone()
         if exists is not None:
             return AddResult(message, new_message, False, None)
@@ -609,7 +610,7 @@ class SqliteCatalog:
             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message,
-                _hash_in(env.key),
+                env_key,
                 env.sender,
                 env.queue_id,
                 env.client_address,
@@ -623,14 +624,16 @@ class SqliteCatalog:
         )
         envelope_id = cur.lastrowid
         assert envelope_id is not None
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT INTO envelope_recipients (envelope, position, address) VALUES (?, ?, ?)",
             [(envelope_id, i, r) for i, r in enumerate(env.recipients)],
         )
         addresses = [(message, "rcpt", r.lower(), "") for r in env.recipients]
         if env.sender:
             addresses.append((message, "sender", env.sender.lower(), ""))
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT OR IGNORE INTO addresses (message, kind, address, name) VALUES (?, ?, ?, ?)",
             addresses,
         )
@@ -707,11 +710,13 @@ class SqliteCatalog:
             for addr in addrs
             if addr.address
         ]
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT OR IGNORE INTO addresses (message, kind, address, name) VALUES (?, ?, ?, ?)",
             rows,
         )
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT INTO attachments (message, position, filename, content_type, size, sha256) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -719,11 +724,13 @@ class SqliteCatalog:
                 for x in a.attachments
             ],
         )
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT OR IGNORE INTO parts (sha256, stored_size) VALUES (?, ?)",
             [(p.sha256, p.stored_size) for p in a.parts],
         )
-        conn.executemany(
+        _insert_rows(
+            conn,
             "INSERT OR IGNORE INTO message_parts (message, sha256) VALUES (?, ?)",
             [(message, p.sha256) for p in a.parts],
         )
@@ -1814,6 +1821,13 @@ def _make_envelope(r: Sequence[Any], recipients: Sequence[Sequence[Any]]) -> Env
         received=_iso(r[5]),
         source=str(r[6]),
     )
+
+
+def _insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    """``executemany``, skipped for no rows: most mail has no attachment, no part stored
+    apart, and each call costs about what a row does (an import commits thousands a second)."""
+    if rows:
+        conn.executemany(sql, rows)
 
 
 def _index(conn: sqlite3.Connection, command: str, message: int, entry: IndexEntry) -> None:

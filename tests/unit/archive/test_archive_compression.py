@@ -4,6 +4,7 @@ written with, or none; a dictionary missing from the store is named by ``verify`
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import sqlite3
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import zstandard
 from tests.conftest import make_config
 
-from postfix_archiver.archive import Archive, compression, verify
+from postfix_archiver.archive import Archive, compression, service, verify
 from postfix_archiver.archive.encryption import rewrap_archive, stored_names
 from postfix_archiver.config import Config
 from postfix_archiver.envelope import Envelope
@@ -202,3 +203,31 @@ def test_an_unreadable_dictionary_never_stops_archiving(tmp_path: Path) -> None:
         ident = ingest(archive, 1)
         assert dict_id_of(archive, ident) == 0
         assert archive.raw(ident) == message(1)
+
+
+def test_an_imports_worker_processes_train_one_dictionary_and_share_it(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker process trained its own dictionary (about 1.3 s of CPU each); one trains
+    now, and the others compress with its dictionary once they look again."""
+    monkeypatch.setattr(compression, "FIRST_TRAINING", 200)
+    monkeypatch.setattr(service, "FOLLOWER_REFRESH_SECONDS", 0.0)
+    trainer = multiprocessing.get_context("spawn").Value("b", 0)
+    workers: list[Archive] = []
+    try:
+        for _ in range(2):  # as the process pool's initializer opens them
+            service._worker_open(config, trainer)
+            assert service._worker_archive is not None
+            workers.append(service._worker_archive)
+        for w in workers:
+            for n in range(1, 201):
+                w.codec.compress_message([message(n)])
+        for w in workers:
+            w.codec.close()  # waits for a training in flight
+        [key] = workers[0].store.keys(compression.PREFIX)
+        frame = workers[1].codec.compress_message([message(500)])
+        assert zstandard.get_frame_parameters(frame).dict_id == int(key.rsplit("-", 1)[1])
+    finally:
+        for w in workers:
+            w.close()
+        service._worker_archive = None
