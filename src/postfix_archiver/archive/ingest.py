@@ -48,6 +48,7 @@ from .holds import ActiveHolds
 
 if TYPE_CHECKING:
     from .indexer import Made
+    from .ingest_index import Parsed
     from .service import Archive
 
 log = logging.getLogger("postfix_archiver.archive")
@@ -112,6 +113,7 @@ class _Ready:
     envelope: Envelope
     kept: Kept | None
     staged: Staged | None  # None: nothing to archive
+    parsed: Parsed | None = None  # new bytes: the parse staged with, for the indexer
 
 
 class IngestService:
@@ -256,17 +258,17 @@ class IngestService:
         assert job.content is not None
         assert job.envelope is not None
         if job.policy is None:
-            staged = self._archive.stage(job.content, job.envelope)
-            return _Ready(job, None, job.envelope, None, staged)
+            staged, fresh = self._archive.stage_parsed(job.content, job.envelope)
+            return _Ready(job, None, job.envelope, None, staged, fresh)
         parsed = parse_message(job.content)
         envelope = complete_envelope(job.envelope, parsed)
         verdict, kept = decide(job.policy, parsed, envelope)
         if kept is None:
             return _Ready(job, verdict, envelope, None, None)
-        staged = self._archive.stage(
+        staged, fresh = self._archive.stage_parsed(
             job.content, kept.envelope, parsed, retention=kept.retention, tags=kept.tags
         )
-        return _Ready(job, verdict, envelope, kept, staged)
+        return _Ready(job, verdict, envelope, kept, staged, fresh)
 
     def _store(self, ready: list[_Ready]) -> list[_Ready]:
         """Store the batch's blobs; if that fails, every arrival that needed them fails."""
@@ -287,6 +289,7 @@ class IngestService:
         committed = commit_each(self._archive.catalog, arrivals, self._holds)
         new = sum(1 for c in committed if isinstance(c, AddResult) and c.new_message)
         if new > self._index_made(ready, committed):
+            self._keep_parses(ready, committed)
             self._archive.wake_indexer()  # their entries are made after the answer
         outcomes = iter(committed)
         for r in ready:
@@ -304,6 +307,18 @@ class IngestService:
             r.job.future.set_result(
                 Outcome(r.envelope, r.verdict, result, arrival.retention, arrival.tags)
             )
+
+    def _keep_parses(self, ready: list[_Ready], committed: list[AddResult | Exception]) -> None:
+        """The parses of the messages this commit queued for the indexer, so that it makes
+        their entries from them instead of reading and parsing each again (only with an
+        indexer in this process: the pipe filter and the other listening processes have
+        none, and what they keep nobody would take)."""
+        if not self._archive.indexing_here:
+            return
+        staged = [r for r in ready if r.staged is not None]
+        for r, c in zip(staged, committed, strict=True):
+            if r.parsed is not None and isinstance(c, AddResult) and c.new_message:
+                self._archive.staged_parses.keep(r.parsed)
 
     def _index_made(self, ready: list[_Ready], committed: list[AddResult | Exception]) -> int:
         """Indexes the entries made at staging of the messages this commit added (not of a
