@@ -40,3 +40,14 @@ def test_bytes_bound_and_a_big_message_is_never_kept() -> None:
     taken = [p for p in small if kept.take(p.sha) is not None]
     assert sum(len(p.raw) for p in taken) <= 4000
     assert len(kept) == 0
+
+
+def test_parses_nobody_took_give_way_when_full() -> None:
+    """Another process's indexer may index the message: its parse here is never taken."""
+    kept = StagedParses(entries=2, max_age=0.0)
+    first, second, third = parsed(1), parsed(2), parsed(3)
+    assert kept.keep(first)
+    assert kept.keep(second)
+    assert kept.keep(third)
+    assert kept.take(first.sha) is None
+    assert kept.take(third.sha) is third
