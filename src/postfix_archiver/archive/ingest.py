@@ -264,7 +264,9 @@ class IngestService:
                     self._ready_cond.wait()
                 if not self._ready:
                     return
-                ready, self._ready = self._ready, []
+                # no bigger a transaction than before the stager (it may run a batch ahead)
+                ready = self._ready[: self._max_batch]
+                del self._ready[: self._max_batch]
                 self._ready_cond.notify_all()
             with self._commit_lock:
                 self._finish(self._claim(ready))
