@@ -288,8 +288,14 @@ def _entry(
     unreadable: list[int],
 ) -> Made | None:
     """One queued message's entry, or None (added to ``unreadable``) if it cannot be made now."""
+    kept = archive.staged_parses.take(sha)
     try:
-        one = entry_of(archive, sha, fresh=fresh, worker=worker)
+        if kept is not None:  # staged in this process: its parse, not its blobs again
+            one = made_of(
+                archive, sha, kept.parsed, kept.body, kept.payload, fresh=fresh, worker=worker
+            )
+        else:
+            one = entry_of(archive, sha, fresh=fresh, worker=worker)
     except StoreError as exc:
         # verify reports the damage; the rest of the queue goes on meanwhile
         log.error("message %d cannot be indexed now (%s): tried again later", message, exc)

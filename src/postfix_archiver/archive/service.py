@@ -59,6 +59,7 @@ from .compression import FOLLOWER_REFRESH_SECONDS, REFRESH_SECONDS, Codec
 from .ingest import IngestResult, IngestService, Outcome, Staged
 from .reading import MessageRead, ParseCache, TextCache, stored_attachment
 from .snippets import SCAN_LIMIT, Highlighter, Snippet, message_sources
+from .staged_parses import StagedParses
 from .stored_text import index_text_stored
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ class Archive:
         self._parses = ParseCache()
         # the text snippets are cut from, for a page of results shown again
         self._texts = TextCache(SCAN_LIMIT)
+        # the parses new arrivals were staged with, for this process's indexer
+        self.staged_parses = StagedParses()
         # one indexing pass at a time in this process (the thread, or index_pending)
         self.index_lock = threading.Lock()
         # messages this process indexed since it last compacted the index (indexer.compact)
@@ -192,6 +195,11 @@ class Archive:
             if self._indexer is None and not getattr(self.catalog, "readonly", False):
                 self._indexer = Indexer(self)
                 self._indexer.start()
+
+    @property
+    def indexing_here(self) -> bool:
+        """Whether this process runs the background indexer (``start_indexer``)."""
+        return self._indexer is not None
 
     def wake_indexer(self) -> None:
         """Called after a commit queued new messages."""
@@ -288,6 +296,19 @@ class Archive:
         blobs it needs stored first, so a batch of arrivals can store its blobs in one go
         (``store_staged``). Safe to call from many threads."""
         return self._stage(raw, envelope, parsed, retention, tags)[0]
+
+    def stage_parsed(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        parsed: ParsedMessage | None = None,
+        *,
+        retention: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> tuple[Staged, Parsed | None]:
+        """``stage``, and for new bytes the parse and split it staged with, for the
+        background indexer (``staged_parses``) once its row commits."""
+        return self._stage(raw, envelope, parsed, retention, tags)
 
     def _stage(
         self,

@@ -277,3 +277,59 @@ def test_rules_decide_and_their_retention_and_tags_are_stored(
     assert (row.retention, row.tags) == ("10y", ("finance", "sox", "all"))
     assert skip.result is None
     assert skip.status == "Skipped; rule=nobody"
+
+
+class Recording:
+    """Rules that skip everything and say when they were asked."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+
+    def decide(self, parsed: object, envelope: Envelope) -> Verdict:
+        self.asked.set()
+        return Verdict(())
+
+
+def test_the_next_batch_is_staged_while_the_one_before_commits(
+    archive: Archive, catalog: GatedCatalog
+) -> None:
+    """Parsing, deciding, hashing and compressing the arrivals that came meanwhile overlap
+    the commit (and fsyncs) of the batch before; they commit only after it."""
+    service = IngestService(archive)
+    rules = Recording()
+    try:
+        first = service.submit_staged(staged(0))
+        assert catalog.entered.wait(WAIT)  # the first batch's commit is held
+        second = skipped(service, rules)
+        assert rules.asked.wait(WAIT), "nothing was staged while a batch committed"
+        assert not first.done()
+        assert not second.done()
+        catalog.gate.set()
+        archived_as(first)
+        assert second.result(WAIT).status == "Skipped; rule=default"
+    finally:
+        service.close()
+
+
+def test_a_staged_arrival_cancelled_before_its_commit_is_dropped(
+    archive: Archive, catalog: GatedCatalog
+) -> None:
+    """Staged ahead is not taken on: the caller may still stop waiting, and then the arrival
+    is not archived."""
+    service = IngestService(archive)
+    rules = Recording()
+    try:
+        first = service.submit_staged(staged(0))
+        assert catalog.entered.wait(WAIT)
+        dropped = service.submit(
+            b"Subject: staged\n\nbody\n", Envelope("a@example.com", ("b@example.com",))
+        )
+        later = skipped(service, rules)
+        assert rules.asked.wait(WAIT)  # staged in order: the one before is staged too
+        assert dropped.cancel()
+        catalog.gate.set()
+        archived_as(first)
+        later.result(WAIT)
+    finally:
+        service.close()
+    assert archive.stats().messages == 1

@@ -348,3 +348,32 @@ def test_a_count_the_index_gets_wrong_is_made_again(config: Config) -> None:
             )
         page = archive.search("zqxplanning")
         assert ([r.id for r in page.results], page.total) == ([kept], 1)
+
+
+def test_the_indexer_makes_the_entry_from_the_parse_the_message_was_staged_with(
+    archive: Archive,
+) -> None:
+    """Mail archived in this process is indexed from the parse it was staged with, not read
+    back from its blobs and parsed again: with its manifest gone, it is still indexed (with
+    its attachment text), as the blobs would have indexed it."""
+    archive.start_indexer()
+    with archive.index_lock:  # the indexer waits until the blobs are gone
+        outcome = archive.ingester.submit(mail(3), env(3)).result(timeout=20)
+        assert outcome.result is not None
+        sha = outcome.result.sha256
+        made_from_blobs = entry_of(archive, sha)
+        archive.store.delete_many([f"m/{sha}"])
+    deadline = time.monotonic() + 20
+    while archive.catalog.index_status().queued:
+        assert time.monotonic() < deadline, "the background indexer never indexed the message"
+        time.sleep(0.05)
+    assert [r.id for r in archive.search("zqxplanning memo").results] == [outcome.archive_id]
+    assert made_from_blobs is not None
+    assert archive.catalog.index_check() == ([], [])
+    assert len(archive.staged_parses) == 0  # taken, not held on to
+
+
+def test_without_an_indexer_here_no_parse_is_kept(archive: Archive) -> None:
+    """The pipe filter and the other listening processes run no indexer: they keep nothing."""
+    archive.ingester.submit(mail(4), env(4)).result(timeout=20)
+    assert len(archive.staged_parses) == 0
