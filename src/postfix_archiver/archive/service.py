@@ -295,7 +295,7 @@ class Archive:
         """Hash, parse, split and compress one arrival: the arrival for the catalog and the
         blobs it needs stored first, so a batch of arrivals can store its blobs in one go
         (``store_staged``). Safe to call from many threads."""
-        return self._stage(raw, envelope, parsed, retention, tags)[0]
+        return self.stage_parsed(raw, envelope, parsed, retention=retention, tags=tags)[0]
 
     def stage_parsed(
         self,
@@ -305,23 +305,11 @@ class Archive:
         *,
         retention: str | None = None,
         tags: tuple[str, ...] = (),
-    ) -> tuple[Staged, Parsed | None]:
-        """``stage``, and for new bytes the parse and split it staged with, for the
-        background indexer (``staged_parses``) once its row commits."""
-        return self._stage(raw, envelope, parsed, retention, tags)
-
-    def _stage(
-        self,
-        raw: bytes,
-        envelope: Envelope,
-        parsed: ParsedMessage | None = None,
-        retention: str | None = None,
-        tags: tuple[str, ...] = (),
-        *,
         epoch: int | None = None,
     ) -> tuple[Staged, Parsed | None]:
         """``stage``, and for new bytes the parse and split it staged with (None: bytes
-        already archived), for an entry made from them (``ingest_index``)."""
+        already archived), for an entry made from them (``ingest_index``, the background
+        indexer's ``staged_parses``)."""
         from .ingest_index import Parsed
 
         sha = sha256_hex(raw)
@@ -458,7 +446,7 @@ class Archive:
         # one epoch read for the chunk, before any of its lookups: an earlier epoch only
         # widens the window the commit checks for removed blobs
         epoch = self.catalog.blob_epoch()
-        staged = [self._stage(raw, envelope, epoch=epoch) for raw, envelope in chunk]
+        staged = [self.stage_parsed(raw, envelope, epoch=epoch) for raw, envelope in chunk]
         made = made_at_ingest(self, [p for _, p in staged])
         self.store_staged([s for s, _ in staged])
         self.store_texts([t for m in made if m is not None for t in m.texts])
